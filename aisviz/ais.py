@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from .engine import make_engine
+from .engine import condense, make_engine
 from .features import extract_activations, resolve_device
 from .models import OFFLINE_MODEL, load_network
 
@@ -31,26 +31,49 @@ def _rank(x: np.ndarray) -> np.ndarray:
     return stats.rankdata(x, axis=-1)
 
 
-def alignment(rsms, human: np.ndarray, images=None, measure: str = "pearson") -> np.ndarray:
-    """Alignment of each (n, n) similarity matrix in rsms (M, n, n) with human (n, n), over the pairs of
-    `images` (default all): r^2 of the upper triangles. Returns (M,) float64."""
-    _check_measure(measure)
-    rsms = torch.as_tensor(rsms)
-    squeeze = rsms.dim() == 2
-    rsms = rsms[None] if squeeze else rsms
-    idx = np.arange(human.shape[0]) if images is None else np.asarray(images)
-    iu = np.triu_indices(len(idx), 1)
-    rows, cols = torch.as_tensor(idx[iu[0]], device=rsms.device), torch.as_tensor(idx[iu[1]], device=rsms.device)
-    a = rsms[:, rows, cols].double()
-    h = torch.as_tensor(human[idx[iu[0]], idx[iu[1]]], dtype=torch.float64, device=rsms.device)
-    if measure == "spearman":
-        a = torch.as_tensor(_rank(a.cpu().numpy()), device=rsms.device)
-        h = torch.as_tensor(_rank(h.cpu().numpy()), device=rsms.device)
-    a = a - a.mean(-1, keepdim=True)
-    h = h - h.mean()
-    r = (a @ h) / (a.norm(dim=-1) * h.norm())
-    out = (r ** 2).cpu().numpy()
-    return out[0] if squeeze else out
+def pair_positions(n: int, images=None) -> np.ndarray:
+    """Positions, in the condensed upper triangle of an n x n matrix, of the pairs among `images`."""
+    idx = np.arange(n) if images is None else np.sort(np.asarray(images))
+    a, b = np.triu_indices(len(idx), 1)
+    a, b = idx[a], idx[b]
+    return a * (2 * n - a - 1) // 2 + (b - a - 1)
+
+
+class AlignmentTarget:
+    """The human side of the alignment over the pairs among `images`, prepared once and applied to
+    many network similarity vectors: r^2 (Pearson, or Spearman rho^2) between upper triangles."""
+
+    def __init__(self, human: np.ndarray, images=None, measure: str = "pearson"):
+        _check_measure(measure)
+        n = human.shape[0]
+        self.measure, self.n = measure, n
+        self.positions = torch.as_tensor(pair_positions(n, images))
+        rows, cols = np.triu_indices(n, 1)
+        h = human[rows[self.positions.numpy()], cols[self.positions.numpy()]].astype(np.float64)
+        if measure == "spearman":
+            h = _rank(h)
+        h = torch.as_tensor(h - h.mean())
+        self.h = h / h.norm()
+
+    def __call__(self, pairs) -> np.ndarray:
+        """pairs: condensed upper triangles (M, P) or (P,) over all n images -> (M,) or scalar r^2;
+        NaN where a network similarity is undefined (a read-out without variance)."""
+        pairs = torch.as_tensor(pairs)
+        squeeze = pairs.dim() == 1
+        pairs = pairs[None] if squeeze else pairs
+        a = pairs.index_select(1, self.positions.to(pairs.device)).double()
+        if self.measure == "spearman":
+            a = torch.as_tensor(_rank(a.cpu().numpy()), device=pairs.device)
+        a = a - a.mean(-1, keepdim=True)
+        r = (a @ self.h.to(a.device)) / a.norm(dim=-1)
+        out = (r ** 2).cpu().numpy()
+        return out[0] if squeeze else out
+
+
+def alignment(pairs, human: np.ndarray, images=None, measure: str = "pearson") -> np.ndarray:
+    """Alignment of network similarities (condensed pairs over all n images, (M, P) or (P,)) with the
+    human matrix over the pairs among `images` (default: all). See AlignmentTarget."""
+    return AlignmentTarget(human, images, measure)(pairs)
 
 
 def row_correlations(sim_rows: torch.Tensor, human: np.ndarray, measure: str = "pearson") -> np.ndarray:
@@ -71,7 +94,8 @@ class AlignmentImportance:
     """Leave-one-map-out AIS of every feature map of a layer, for the data set and for each image.
 
     After fit(dataset): r2_all_ (alignment with all maps), ais_ (n_maps,), image_ais_ (n_images, n_maps),
-    r_orig_ (n_images,), map_names_, image_names_, loo_rsms_ (n_maps, n, n), activations_, engine_.
+    r_orig_ (n_images,), map_names_, image_names_, full_rsm_ (n, n), full_pairs_ and loo_pairs_ (n_maps, P)
+    (condensed upper triangles), activations_, engine_.
     """
 
     def __init__(self, model: str = OFFLINE_MODEL, layer: str | None = None, readout: str | None = None,
@@ -101,18 +125,19 @@ class AlignmentImportance:
         self.image_names_ = tuple(dataset.image_names)
         self.map_names_ = tuple(f"{self.layer_}:{j}" for j in range(n_maps))
         self.full_rsm_ = self.engine_.full_rsm()
-        self.r2_all_ = float(alignment(self.full_rsm_, human, measure=self.measure))
+        self.full_pairs_ = condense(self.full_rsm_)
+        self.r2_all_ = float(alignment(self.full_pairs_, human, measure=self.measure))
         self.r_orig_ = row_correlations(self.full_rsm_[None], human, self.measure)[0]
         loo, image_ais = [], []
         from tqdm.auto import tqdm
 
-        chunks = self.engine_._chunks(list(range(n_maps)), dataset.n_images ** 2 * 8 * 4)
+        chunks = self.engine_._chunks(list(range(n_maps)), dataset.n_images ** 2 * 8 * 6)
         for js in tqdm(chunks, desc="leave-one-map-out", disable=not self.progress, unit="chunk"):
-            rsms, cross = self.engine_.loo(js)
-            loo.append(rsms.cpu())
+            pairs, cross = self.engine_.loo(js)
+            loo.append(pairs.cpu())
             image_ais.append(self.r_orig_[None] - row_correlations(cross, human, self.measure))
-        self.loo_rsms_ = torch.cat(loo)
-        self.r2_without_ = alignment(self.loo_rsms_, human, measure=self.measure)
+        self.loo_pairs_ = torch.cat(loo)
+        self.r2_without_ = alignment(self.loo_pairs_, human, measure=self.measure)
         self.ais_ = self.r2_all_ - self.r2_without_
         self.image_ais_ = np.concatenate(image_ais).T            # (n_images, n_maps)
         return self
@@ -179,11 +204,11 @@ class TopKValidation:
         self.n_folds, self.seeds, self.k_step = n_folds, tuple(seeds), k_step
         self.n_random, self.random_seed, self.progress = n_random, random_seed, progress
 
-    def _curves(self, engine, order, human, train, test, measure):
+    def _curves(self, engine, order, train_target, test_target):
         tr, te = [], []
-        for _, rsms in engine.prefix_rsms(order, self.k_values_):
-            tr.append(alignment(rsms, human, train, measure))
-            te.append(alignment(rsms, human, test, measure))
+        for _, pairs in engine.prefix_pairs(order, self.k_values_):
+            tr.append(train_target(pairs))
+            te.append(test_target(pairs))
         return np.concatenate(tr), np.concatenate(te)
 
     def fit(self, scorer: AlignmentImportance):
@@ -196,16 +221,18 @@ class TopKValidation:
         from tqdm.auto import tqdm
 
         for seed, fold, train, test in tqdm(splits, desc="validation splits", disable=not self.progress):
-            r2_train_all = float(alignment(scorer.full_rsm_, human, train, measure))
-            r2_test_all = float(alignment(scorer.full_rsm_, human, test, measure))
-            ais_train = r2_train_all - alignment(scorer.loo_rsms_, human, train, measure)
+            train_target, test_target = AlignmentTarget(human, train, measure), AlignmentTarget(human, test, measure)
+            r2_train_all, r2_test_all = float(train_target(scorer.full_pairs_)), float(test_target(scorer.full_pairs_))
+            ais_train = r2_train_all - train_target(scorer.loo_pairs_)
             order = np.argsort(-ais_train, kind="stable")
-            tr, te = self._curves(engine, order, human, train, test, measure)
+            tr, te = self._curves(engine, order, train_target, test_target)
             rng = np.random.default_rng([self.random_seed, seed, fold])
-            rand = [self._curves(engine, rng.permutation(n_maps), human, train, test, measure)
+            rand = [self._curves(engine, rng.permutation(n_maps), train_target, test_target)
                     for _ in range(self.n_random)]
             tr_rand, te_rand = np.mean([r[0] for r in rand], 0), np.mean([r[1] for r in rand], 0)
-            best = int(np.argmax(tr))
+            if np.all(np.isnan(tr)):
+                raise ValueError(f"training alignment is undefined for every k in split seed={seed} fold={fold}")
+            best = int(np.nanargmax(tr))  # k with undefined alignment (a silent read-out) cannot be chosen
             for key, val in zip(curves, (tr, te, tr_rand, te_rand)):
                 curves[key].append(val)
             self.splits_.append({
@@ -220,8 +247,8 @@ class TopKValidation:
     def _summarize(self):
         col = {k: np.array([s[k] for s in self.splits_]) for k in
                ("k_star", "r2_test_all", "r2_test_topk", "r2_test_random", "r2_train_all", "r2_train_topk")}
-        summary = {f"mean_{k}": float(v.mean()) for k, v in col.items()}
-        summary.update({f"sd_{k}": float(v.std(ddof=1)) if len(v) > 1 else 0.0 for k, v in col.items()})
+        summary = {f"mean_{k}": float(np.nanmean(v)) for k, v in col.items()}
+        summary.update({f"sd_{k}": float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in col.items()})
         summary["n_splits"] = len(self.splits_)
         summary["p_value"] = _paired_greater(col["r2_test_topk"], col["r2_test_all"])
         summary["p_value_vs_random"] = _paired_greater(col["r2_test_topk"], col["r2_test_random"])
@@ -230,6 +257,8 @@ class TopKValidation:
 
 
 def _paired_greater(a, b) -> float | None:
+    ok = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[ok], b[ok]
     if len(a) < 2 or np.allclose(a, b):
         return None  # undefined: a single split, or no difference at all
     return float(stats.ttest_rel(a, b, alternative="greater").pvalue)

@@ -12,7 +12,10 @@ Three engines give the same numbers (tests check the fast ones against the brute
   dimension block belongs to one channel. Every masked similarity matrix is then a linear function of
   per-channel Gram matrices: thousands of masks cost one matrix product, nested masks a cumulative sum.
 
-Read-outs are computed in the engine's dtype (float32 by default); similarity matrices are float64.
+Read-outs are computed in the engine's dtype (float32 by default); similarities are float64 and kept
+condensed: the upper triangle without the diagonal, in np.triu_indices(n, 1) order ("pairs"). A read-out
+with zero variance (e.g. every kept map is silent for that image) has no defined Pearson similarity: its
+pairs are NaN, as with np.corrcoef.
 """
 from __future__ import annotations
 
@@ -34,22 +37,29 @@ def _check_similarity(similarity):
         raise ValueError(f"similarity must be one of {SIMILARITIES}, not {similarity!r}.")
 
 
-def similarity_matrices(readouts: torch.Tensor, similarity: str = "pearson") -> torch.Tensor:
-    """(M, n, D) read-outs -> (M, n, n) float64 similarity matrices (np.corrcoef rows, or cosine)."""
-    r = readouts.double()
+def _unit(r, similarity):
+    r = r.double()
     if similarity == "pearson":
         r = r - r.mean(-1, keepdim=True)
-    r = r / r.norm(dim=-1, keepdim=True)
+    norm = r.norm(dim=-1, keepdim=True)
+    return r / torch.where(norm > 0, norm, torch.nan)
+
+
+def similarity_matrices(readouts: torch.Tensor, similarity: str = "pearson") -> torch.Tensor:
+    """(M, n, D) read-outs -> (M, n, n) float64 similarity matrices (np.corrcoef rows, or cosine)."""
+    r = _unit(readouts, similarity)
     return r @ r.transpose(-1, -2)
+
+
+def condense(matrices: torch.Tensor) -> torch.Tensor:
+    """(M, n, n) -> (M, P): the upper triangles without diagonal, np.triu_indices(n, 1) order."""
+    rows, cols = np.triu_indices(matrices.shape[-1], 1)
+    return matrices[..., torch.as_tensor(rows), torch.as_tensor(cols)]
 
 
 def cross_similarity(modified: torch.Tensor, original: torch.Tensor, similarity: str = "pearson"):
     """Entry [m, i, k] = similarity of modified[m, i] with original[k]: (M, n, D), (n, D) -> (M, n, n)."""
-    a, b = modified.double(), original.double()
-    if similarity == "pearson":
-        a, b = a - a.mean(-1, keepdim=True), b - b.mean(-1, keepdim=True)
-    a, b = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
-    return a @ b.T
+    return _unit(modified, similarity) @ _unit(original, similarity).T
 
 
 class TailEngine:
@@ -100,27 +110,28 @@ class TailEngine:
 
     # --- the two mask families the method needs -------------------------------------------------------
     def full_rsm(self) -> torch.Tensor:
+        """(n, n) similarity matrix with every map kept."""
         return similarity_matrices(self.full_readouts[None], self.similarity)[0]
 
     def loo(self, js) -> tuple[torch.Tensor, torch.Tensor]:
-        """Leave-one-map-out for maps js: (similarity matrices with map j zeroed in every image,
-        cross[j, i, k] = similarity of image i with map j zeroed to the unmodified image k)."""
+        """Leave-one-map-out for maps js: (pairs (J, P) with map j zeroed in every image,
+        cross (J, n, n): cross[j, i, k] = similarity of image i with map j zeroed to the unmodified image k)."""
         r = self._loo_readouts(torch.as_tensor(js))
-        return similarity_matrices(r, self.similarity), cross_similarity(r, self.full_readouts, self.similarity)
+        return condense(similarity_matrices(r, self.similarity)), cross_similarity(r, self.full_readouts, self.similarity)
 
     def _loo_readouts(self, js):
         masks = torch.ones(len(js), self.n_maps)
         masks[torch.arange(len(js)), js] = 0
         return self.readouts(masks)
 
-    def prefix_rsms(self, order, ks):
-        """Yield (ks_chunk, rsms) where rsms[t] keeps only the maps order[:ks_chunk[t]]; ks ascending."""
+    def prefix_pairs(self, order, ks):
+        """Yield (ks_chunk, pairs (len(ks_chunk), P)) keeping only the maps order[:k] for each k; ks ascending."""
         order = torch.as_tensor(np.ascontiguousarray(order))
         for chunk in self._chunks(list(ks)):
             masks = torch.zeros(len(chunk), self.n_maps)
             for t, k in enumerate(chunk):
                 masks[t, order[:k]] = 1
-            yield chunk, similarity_matrices(self.readouts(masks), self.similarity)
+            yield chunk, condense(similarity_matrices(self.readouts(masks), self.similarity))
 
     def _chunks(self, items, per_item_bytes=None):
         per = per_item_bytes or max(1, self.n * self.full_readouts.shape[-1] * 8 * 4)
@@ -169,7 +180,7 @@ class LinearHeadEngine(TailEngine):
     def _loo_readouts(self, js):
         return self._head(self.z_full[None] - self.contributions(js))
 
-    def prefix_rsms(self, order, ks):
+    def prefix_pairs(self, order, ks):
         order = np.ascontiguousarray(order)
         ks = list(ks)
         per = self.n * self.weight.shape[0] * self.dtype.itemsize * 4
@@ -187,77 +198,95 @@ class LinearHeadEngine(TailEngine):
                         z[want[s + t + 1]] = csum[t]
                 carry = csum[-1]
             done = stop
-            yield chunk, similarity_matrices(self._head(z), self.similarity)
+            yield chunk, condense(similarity_matrices(self._head(z), self.similarity))
 
 
 class PooledEngine(TailEngine):
-    """Tail = channel-wise stages only; similarity matrices from per-channel sufficient statistics."""
+    """Tail = channel-wise stages only; similarities from per-map sufficient statistics.
+
+    With x_i the read-out of image i (one block per map) and z the block a zeroed map becomes, a mask m
+    gives x'_i = m*x_i + (1-m)*z blockwise, so dot products, squared norms and element sums of the
+    masked read-outs are sums over maps of per-map terms: stats(m) = base + m @ (per_map - zeroed_map).
+    """
 
     kind = "per-map sufficient statistics"
 
     def __init__(self, activations, **kw):
         super().__init__(**kw, activations=activations)
-        C = self.n_maps
-        x = self.full_readouts.double().view(self.n, C, -1)             # (n, C, s): read-out block per map
+        n, C = self.n, self.n_maps
+        x = self.full_readouts.double().view(n, C, -1)                  # (n, C, s): read-out block per map
         with torch.no_grad():
             zero = self._run_tail(torch.zeros_like(self.groups[0][1][:1]))[0].double().view(C, -1)
-        self.dim = x.shape[1] * x.shape[2]
-        self.gram = torch.einsum("ics,kcs->ikc", x, x)                   # (n, n, C) per-map Gram matrices
-        self.gram0 = (zero * zero).sum(-1)                               # (C,) zeroed map with itself
-        self.cross0 = torch.einsum("cs,kcs->kc", zero, x)                # (n, C) zeroed map with image k's map
-        self.sums = x.sum(-1)                                            # (n, C)
-        self.sums0 = zero.sum(-1)                                        # (C,)
+        self.x, self.zero, self.dim = x, zero, C * x.shape[2]
+        rows, cols = np.triu_indices(n, 1)
+        self.rows, self.cols = torch.as_tensor(rows, device=self.device), torch.as_tensor(cols, device=self.device)
+        pair_dots = torch.cat([(x[self.rows, c0:c0 + 64] * x[self.cols, c0:c0 + 64]).sum(-1).T
+                               for c0 in range(0, C, 64)])              # (C, P), built in slices of maps
+        # per map: [pair dot products | squared norms | element sums], and the same for a zeroed map
+        self.per_map = torch.cat([pair_dots, (x * x).sum(-1).T, x.sum(-1).T], 1)
+        self.zeroed = torch.cat([(zero * zero).sum(-1)[:, None].expand(C, len(rows) + n), zero.sum(-1)[:, None].expand(C, n)], 1)
+        self.delta = self.per_map - self.zeroed                          # (C, P + 2n): effect of keeping map j
+        self.base = self.zeroed.sum(0)                                   # stats with every map zeroed
+        self.full = self.base + self.delta.sum(0)
 
-    def _rsm_from(self, S, s):
-        """Similarity from dot products S (..., n, n) and element sums s (..., n)."""
+    def _pairs_from(self, stats):
+        """stats (M, P + 2n) -> similarities of the pairs (M, P); NaN where a read-out has no variance."""
+        P, n, D = len(self.rows), self.n, self.dim
+        dots, sq, sums = stats[:, :P], stats[:, P:P + n], stats[:, P + n:]
         if self.similarity == "pearson":
-            S = S / self.dim - s[..., :, None] * s[..., None, :] / self.dim ** 2
-        d = torch.diagonal(S, dim1=-2, dim2=-1).clamp_min(0).sqrt()
-        return S / (d[..., :, None] * d[..., None, :])
-
-    def _masked_stats(self, masks):
-        """masks (M, C) float64 -> dot products (M, n, n) and sums (M, n)."""
-        S = self.gram0.sum() + torch.einsum("ikc,mc->mik", self.gram - self.gram0, masks)
-        s = self.sums0.sum() + masks @ (self.sums - self.sums0).T
-        return S, s
+            mu = sums / D
+            var = sq / D - mu * mu
+            out = torch.sub(dots, mu.index_select(1, self.rows).mul_(mu.index_select(1, self.cols)), alpha=D)
+        else:
+            var, out = sq, dots.clone()
+        sd = var.clamp_min(0).sqrt()
+        sd = torch.where(sd > 1e-12 * (1 + var.abs()), sd, torch.nan)
+        if self.similarity == "pearson":
+            sd = sd * D ** 0.5  # out holds D * covariance
+        return out.div_(sd.index_select(1, self.rows).mul_(sd.index_select(1, self.cols)))
 
     def full_rsm(self):
-        return self._rsm_from(*self._masked_stats(torch.ones(1, self.n_maps, dtype=torch.float64,
-                                                             device=self.device)))[0]
+        full = torch.ones(self.n, self.n, dtype=torch.float64, device=self.device)
+        pairs = self._pairs_from(self.full[None])[0]
+        full[self.rows, self.cols] = pairs
+        full[self.cols, self.rows] = pairs
+        return full
 
     def loo(self, js):
         js = torch.as_tensor(js, device=self.device)
-        S_full, s_full = self.gram.sum(-1), self.sums.sum(-1)
-        dG = (self.gram[..., js] - self.gram0[js]).permute(2, 0, 1)      # (J, n, n)
-        ds = (self.sums[:, js] - self.sums0[js]).T                       # (J, n)
-        rsm = self._rsm_from(S_full[None] - dG, s_full[None] - ds)
-        # image-specific: only image i loses map j; k keeps its full read-out
-        S_mod = S_full[None] - self.gram[..., js].permute(2, 0, 1) + self.cross0[:, js].T[:, None, :]  # [j,i,k]
-        s_mod = s_full[None] - ds                                        # (J, n) for the modified image i
-        q_mod = torch.diagonal(S_full)[None] - torch.diagonal(self.gram[..., js], dim1=0, dim2=1) + self.gram0[js, None]
-        q_k = torch.diagonal(S_full)
+        pairs = self._pairs_from(self.full[None] - self.delta[js])
+        # image-specific: only image i loses map j (its block becomes the zeroed block); k keeps its read-out
+        n, P, D = self.n, len(self.rows), self.dim
+        xj = self.x[:, js]                                                # (n, J, s)
+        full_dots = self.full_rsm_dots()
+        dots = (full_dots[None] - torch.einsum("ijs,kjs->jik", xj, xj)
+                + torch.einsum("js,kjs->jk", self.zero[js], xj)[:, None, :])      # [j, i, k]
+        sums_i = self.full[None, P + n:] - self.delta[js, P + n:]           # (J, n) modified image i
+        sq_i = self.full[None, P:P + n] - self.delta[js, P:P + n]
+        sums_k, sq_k = self.full[P + n:], self.full[P:P + n]
         if self.similarity == "pearson":
-            D = self.dim
-            cov = S_mod / D - s_mod[:, :, None] * s_full[None, None, :] / D ** 2
-            var_i = q_mod / D - s_mod ** 2 / D ** 2
-            var_k = q_k / D - s_full ** 2 / D ** 2
-        else:
-            cov, var_i, var_k = S_mod, q_mod, q_k
-        cross = cov / (var_i.clamp_min(0).sqrt()[:, :, None] * var_k.clamp_min(0).sqrt()[None, None, :])
-        return rsm, cross
+            dots = dots / D - sums_i[:, :, None] * sums_k[None, None, :] / D ** 2
+            sq_i = sq_i / D - sums_i ** 2 / D ** 2
+            sq_k = sq_k / D - sums_k ** 2 / D ** 2
+        cross = dots / (sq_i.clamp_min(0).sqrt()[:, :, None] * sq_k.clamp_min(0).sqrt()[None, None, :])
+        return pairs, cross
 
-    def prefix_rsms(self, order, ks):
+    def full_rsm_dots(self):
+        """(n, n) dot products of the unmodified read-outs."""
+        flat = self.x.flatten(1)
+        return flat @ flat.T
+
+    def prefix_pairs(self, order, ks):
+        # Small chunks keep the temporaries in cache: ~3x faster than one big block on 2 cores.
         order = torch.as_tensor(np.ascontiguousarray(order), device=self.device)
         ks = list(ks)
-        dG = (self.gram - self.gram0)[..., order]                        # (n, n, C) in ranked order
-        ds = (self.sums - self.sums0)[:, order]
-        cumG = torch.cumsum(dG, -1)
-        cums = torch.cumsum(ds, -1)
-        for chunk in self._chunks(ks, self.n * self.n * 8 * 2):
-            idx = torch.as_tensor(chunk, device=self.device) - 1
-            S = self.gram0.sum() + cumG[..., idx].permute(2, 0, 1)
-            s = self.sums0.sum() + cums[:, idx].T
-            yield chunk, self._rsm_from(S, s)
+        running, done = self.base.clone(), 0
+        for chunk in [ks[s:s + 64] for s in range(0, len(ks), 64)]:
+            stop = chunk[-1]
+            cumulative = running + torch.cumsum(self.delta[order[done:stop]], 0)   # stats for k = done+1..stop
+            running, done = cumulative[-1], stop
+            rows = torch.as_tensor(chunk, device=self.device) - (stop - len(cumulative)) - 1
+            yield chunk, self._pairs_from(cumulative[rows])
 
 
 def make_engine(net, layer_index: int, readout_index: int, activations, similarity="pearson", device="cpu",
