@@ -154,6 +154,16 @@ class AlignmentImportance:
                  "rank": int(rank[j])} for j, name in enumerate(self.map_names_)]
 
 
+def top_k_mask(ais: np.ndarray, k: int) -> np.ndarray:
+    """Boolean mask of the k maps with the highest AIS (ties broken by channel order)."""
+    n_maps = len(ais)
+    if not 1 <= k <= n_maps:
+        raise ValueError(f"k = {k} is out of range: this layer has {n_maps} maps, so k must be 1 to {n_maps}.")
+    keep = np.zeros(n_maps, bool)
+    keep[np.argsort(-np.asarray(ais), kind="stable")[:k]] = True
+    return keep
+
+
 def kfold_splits(n: int, n_folds: int = 5, seeds=PAPER_SEEDS):
     """(seed, fold, train, test) for each seed and fold; the same partitions as scikit-learn's
     KFold(n_folds, shuffle=True, random_state=seed)."""

@@ -19,6 +19,8 @@ pairs are NaN, as with np.corrcoef.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from torch import nn
@@ -30,6 +32,16 @@ SIMILARITIES = ("pearson", "cosine")
 _CHANNELWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.SiLU, nn.Hardswish, nn.GELU, nn.Sigmoid, nn.Tanh,
                 nn.Hardsigmoid, nn.ELU, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
                 nn.AdaptiveMaxPool2d, nn.Dropout, nn.Identity)
+
+
+def _prepared(stages, device, dtype) -> nn.Sequential:
+    """The stages as one module on device/dtype; copied first if that needs a conversion, so the
+    network itself is never changed (its modules are shared with the caller)."""
+    seq = nn.Sequential(*[m for _, m in stages]).eval()
+    tensors = list(seq.parameters()) + list(seq.buffers())
+    if any(t.device != device or (t.is_floating_point() and t.dtype != dtype) for t in tensors):
+        seq = copy.deepcopy(seq).to(device, dtype)
+    return seq
 
 
 def _check_similarity(similarity):
@@ -70,8 +82,8 @@ class TailEngine:
     def __init__(self, tail_stages, activations, similarity="pearson", device="cpu", dtype=torch.float32,
                  chunk_bytes: int = 2 ** 28):
         _check_similarity(similarity)
-        self.tail = nn.Sequential(*[m for _, m in tail_stages]).eval()
         self.similarity, self.device, self.dtype, self.chunk_bytes = similarity, torch.device(device), dtype, chunk_bytes
+        self.tail = _prepared(tail_stages, self.device, dtype)
         shapes = {tuple(a.shape) for a in activations}
         if len({s[0] for s in shapes}) != 1:
             raise ValueError("activations have different channel counts")
@@ -85,7 +97,7 @@ class TailEngine:
 
     def _run_tail(self, x):
         with torch.no_grad():
-            return self.tail.to(self.device, self.dtype)(x).flatten(1)
+            return self.tail(x).flatten(1)
 
     def readouts(self, masks: torch.Tensor) -> torch.Tensor:
         """(M, C) 0/1 masks -> (M, n, D) read-outs with the masked-out channels zeroed."""
@@ -146,8 +158,8 @@ class LinearHeadEngine(TailEngine):
 
     def __init__(self, tail_stages, pre_stages, linear, head_stages, activations, **kw):
         super().__init__(tail_stages, activations, **kw)
-        self.pre = nn.Sequential(*[m for _, m in pre_stages]).eval().to(self.device, self.dtype)
-        self.head = nn.Sequential(*[m for _, m in head_stages]).eval().to(self.device, self.dtype)
+        self.pre = _prepared(pre_stages, self.device, self.dtype)
+        self.head = _prepared(head_stages, self.device, self.dtype)
         with torch.no_grad():
             pooled = torch.empty(0)
             for idx, acts in self.groups:
@@ -166,9 +178,10 @@ class LinearHeadEngine(TailEngine):
         self.z_empty = bias + torch.einsum("ocs,cs->o", self.weight, zero.reshape(C, -1))  # all maps zeroed
         self.z_full = self.z_empty + torch.einsum("ocs,ics->io", self.weight, self.delta)
         # read-outs from the decomposition itself, so that every mask (all maps included) is computed one way
-        self.full_readouts = self._head(self.z_full[None])[0]
+        self.full_readouts = self._head(self.z_full[None].clone())[0]
 
     def _head(self, z):
+        """Run the stages after the Linear layer; they may work in place (ReLU(inplace=True)) on z."""
         with torch.no_grad():
             m, n, d = z.shape
             return self.head(z.reshape(m * n, d)).reshape(m, n, -1)

@@ -87,8 +87,9 @@ def extract_activations(dataset, net: Network, layer: str, device="auto", batch_
             return cached
     dev = resolve_device(device)
     net.to(dev)
-    tensors = [preprocess(net, dataset.load_image(i)) for i in range(dataset.n_images)]
-    _check_size(net, tensors, dataset)
+    images = [dataset.load_image(i) for i in range(dataset.n_images)]
+    _check_sizes(dataset, images)
+    tensors = [preprocess(net, img) for img in images]
     acts: list = [None] * len(tensors)
     order = sorted(range(len(tensors)), key=lambda i: tuple(tensors[i].shape))  # batch equal shapes together
     batches = []
@@ -112,11 +113,14 @@ def extract_activations(dataset, net: Network, layer: str, device="auto", batch_
     return acts
 
 
-def _check_size(net, tensors, dataset):
-    """Images are resized so the short side is net.image_size; the long side must not shrink below 32 px."""
-    for i, t in enumerate(tensors):
-        if min(t.shape[-2:]) < 32:
+MIN_IMAGE_SIDE = 32
+
+
+def _check_sizes(dataset, images):
+    """Tiny images are upscaled to the network's input size, but carry too little detail to mean anything."""
+    for name, img in zip(dataset.image_names, images):
+        if min(img.size) < MIN_IMAGE_SIDE:
             raise ValueError(
-                f"image {dataset.image_names[i]!r} becomes {tuple(t.shape[-2:])} px after resizing its short side "
-                f"to {net.image_size}; it is too elongated for {net.name}. Crop or pad it to a less extreme aspect "
-                f"ratio.")
+                f"image {name!r} is {img.size[0]}x{img.size[1]} px: too small for the network (aisviz needs at least "
+                f"{MIN_IMAGE_SIDE} px on the short side; the network sees it resized to a short side of 224). "
+                f"Use the original, larger image.")

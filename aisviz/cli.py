@@ -1,0 +1,290 @@
+"""Command line: `aisviz COMMAND ...` (see `aisviz --help`)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_DATASET = "synthetic"
+
+
+def paper_seeds(n: int) -> list[int]:
+    """The paper's seeds 111, 222, ..., 888, continued the same way past 8."""
+    if n < 1:
+        raise ValueError(f"--seeds must be at least 1, not {n}.")
+    return [111 * (i + 1) for i in range(n)]
+
+
+def _add_model_args(p, heavy=True):
+    p.add_argument("--dataset", default=DEFAULT_DATASET,
+                   help="catalog name (see `aisviz datasets`) or a folder path (default: %(default)s, generated)")
+    p.add_argument("--model", default="efficientnet_lite0",
+                   help="network name (see `aisviz models`; default: %(default)s, works offline)")
+    p.add_argument("--layer", help="perturbed layer (default: the network's last convolutional layer)")
+    p.add_argument("--readout", help="read-out layer (default: the penultimate representation)")
+    p.add_argument("--weights", choices=("pretrained", "none"), default="pretrained",
+                   help="'none' = random weights, for timing and tests")
+    p.add_argument("--similarity", choices=("pearson", "cosine"), default="pearson",
+                   help="network similarity between read-outs (paper: pearson)")
+    p.add_argument("--measure", choices=("pearson", "spearman"), default="pearson",
+                   help="alignment = squared correlation of the upper triangles (paper: pearson)")
+    p.add_argument("--device", default="auto", help="'auto' (GPU when present), 'cpu', 'cuda', ...")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="precision of the network tail (similarities are always float64)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _scorer(args):
+    from .ais import AlignmentImportance
+    from .catalog import load_dataset
+
+    dataset = load_dataset(args.dataset)
+    scorer = AlignmentImportance(model=args.model, layer=args.layer, readout=args.readout, weights=args.weights,
+                                 similarity=args.similarity, measure=args.measure, device=args.device,
+                                 dtype=args.dtype, use_cache=not args.no_cache, progress=not args.quiet)
+    return scorer.fit(dataset)
+
+
+def _context(scorer) -> dict:
+    ds = scorer.dataset_
+    return {"dataset": ds.name, "observer": ds.observer, "n_images": ds.n_images, "model": scorer.network_.name,
+            "weights": scorer.network_.weights, "layer": scorer.layer_, "readout": scorer.readout_,
+            "n_maps": len(scorer.ais_), "similarity": scorer.similarity, "measure": scorer.measure,
+            "engine": scorer.engine_.kind}
+
+
+def _print_json(obj):
+    json.dump(obj, sys.stdout, indent=1, allow_nan=True)
+    sys.stdout.write("\n")
+
+
+def cmd_datasets(args):
+    from .catalog import list_datasets
+
+    rows = list_datasets()
+    if args.json:
+        return _print_json(rows)
+    for r in rows:
+        state = f"available at {r['location']}" if r["available"] else "not found on the data search path"
+        if r["name"] == DEFAULT_DATASET:
+            state = "generated (offline default)"
+        print(f"{r['name']:22s} {state}\n{'':22s} {r['description']}")
+
+
+def cmd_models(args):
+    from .models import list_models
+
+    rows = list_models()
+    if args.json:
+        return _print_json(rows)
+    for r in rows:
+        print(f"{r['name']:22s} {r['source']}")
+
+
+def cmd_layers(args):
+    from .models import list_layers, load_network
+
+    net = load_network(args.model, weights="none")  # shapes do not depend on the weights
+    rows = list_layers(net)
+    if args.json:
+        return _print_json(rows)
+    for r in rows:
+        mark = " <- default perturbed layer" if r["default_layer"] else (
+            " <- default read-out" if r["default_readout"] else "")
+        print(f"{r['index']:3d} {r['name']:24s} {r['type']:24s} {'x'.join(map(str, r['shape'])):>12s}{mark}")
+
+
+def cmd_download(args):
+    from .catalog import download
+
+    path = download(args.name, dest_root=args.dest)
+    print(f"{args.name} is in {path}")
+
+
+def cmd_score(args):
+    scorer = _scorer(args)
+    if args.json:
+        return _print_json({**_context(scorer), "r2_all": scorer.r2_all_, "ais": scorer.ais_.tolist(),
+                            "map_names": list(scorer.map_names_), "image_names": list(scorer.image_names_)})
+    c = _context(scorer)
+    print(f"{c['dataset']} ({c['n_images']} images, {c['observer']} judgments) | {c['model']} "
+          f"{c['layer']} -> {c['readout']} | {c['n_maps']} maps")
+    print(f"alignment with all maps (R^2 = squared {c['measure']} r of the upper triangles): {scorer.r2_all_:.4f}")
+    print("top 10 maps by AIS (= R^2 all maps - R^2 without the map):")
+    for row in sorted(scorer.table(), key=lambda r: r["rank"])[:10]:
+        print(f"  {row['map']:24s} AIS {row['ais']:+.5f}")
+
+
+def _validate(args, scorer):
+    from .ais import TopKValidation
+
+    v = TopKValidation(n_folds=args.folds, seeds=paper_seeds(args.seeds), k_step=args.k_step,
+                       n_random=args.n_random, progress=not args.quiet)
+    return v.fit(scorer)
+
+
+def _validation_dict(v) -> dict:
+    return {"splits": v.splits_, "summary": v.summary_, "k_values": v.k_values_.tolist(),
+            "curves_mean": {k: np.nanmean(c, 0).tolist() for k, c in v.curves_.items()}}
+
+
+def _print_validation(scorer, v):
+    s = v.summary_
+    c = _context(scorer)
+    print(f"{c['dataset']} ({c['n_images']} images, {c['observer']} judgments) | {c['model']} {c['layer']} -> "
+          f"{c['readout']} | {s['n_splits']} splits")
+    print("held-out alignment (test R^2, mean ± SD over splits):")
+    print(f"  all {c['n_maps']} maps        {s['mean_r2_test_all']:.4f} ± {s['sd_r2_test_all']:.4f}")
+    print(f"  top-k* maps by AIS  {s['mean_r2_test_topk']:.4f} ± {s['sd_r2_test_topk']:.4f}   "
+          f"(k* = {s['mean_k_star']:.0f} ± {s['sd_k_star']:.0f}, chosen on training images)")
+    print(f"  random k* maps      {s['mean_r2_test_random']:.4f} ± {s['sd_r2_test_random']:.4f}")
+    fmt = lambda p: "n/a" if p is None else f"{p:.3g}"
+    print(f"  one-sided paired t-test: top-k* > all maps p = {fmt(s['p_value'])}; "
+          f"top-k* > random p = {fmt(s['p_value_vs_random'])}")
+
+
+def cmd_validate(args):
+    scorer = _scorer(args)
+    v = _validate(args, scorer)
+    if args.json:
+        return _print_json({**_context(scorer), **_validation_dict(v)})
+    _print_validation(scorer, v)
+
+
+def write_heatmaps(scorer, out_dir: Path, keep=None) -> list[Path]:
+    """One PNG overlay per image (paper display) plus heatmaps.npz with the raw maps; atomic writes."""
+    from .heatmaps import ais_heatmap, overlay
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ds, written, raw = scorer.dataset_, [], {}
+    for i, name in enumerate(ds.image_names):
+        heat = ais_heatmap(scorer.activations_[i], scorer.image_ais_[i], keep=keep)
+        raw[name] = heat
+        target = out_dir / f"{Path(name).stem}_ais.png"
+        _atomic(target, lambda f: overlay(ds.load_image(i), heat).save(f, format="PNG"))
+        written.append(target)
+    _atomic(out_dir / "heatmaps.npz", lambda f: np.savez(f, **{Path(k).stem: v for k, v in raw.items()}))
+    return written
+
+
+def _atomic(target: Path, write):
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def cmd_heatmaps(args):
+    from .ais import top_k_mask
+
+    scorer = _scorer(args)
+    keep = None if args.top_k is None else top_k_mask(scorer.ais_, args.top_k)
+    written = write_heatmaps(scorer, Path(args.out), keep=keep)
+    maps = "all maps" if keep is None else f"the top {args.top_k} maps by data-set AIS"
+    print(f"wrote {len(written)} heatmap overlays ({maps}) and heatmaps.npz to {args.out}")
+
+
+def cmd_demo(args):
+    """The main job on the embedded default: AIS, held-out validation, heatmaps, ground-truth check."""
+    t0 = time.perf_counter()
+    scorer = _scorer(args)
+    v = _validate(args, scorer)
+    _print_validation(scorer, v)
+    out = Path(args.out)
+    written = write_heatmaps(scorer, out)
+    ds = scorer.dataset_
+    if ds.relevant_masks is not None:
+        from .heatmaps import ais_heatmap, mass_inside
+
+        share = [mass_inside(ais_heatmap(scorer.activations_[i], scorer.image_ais_[i]), ds.relevant_masks[i])
+                 for i in range(ds.n_images)]
+        area = [float(m.mean()) for m in ds.relevant_masks]
+        print(f"ground truth: AIS heatmaps put {np.nanmean(share):.1%} of their mass on the planted relevant "
+              f"region, which covers {np.mean(area):.1%} of each image (a uniform map would put that much)")
+    print(f"wrote {len(written)} heatmap overlays to {out}/ in {time.perf_counter() - t0:.1f} s")
+
+
+def cmd_cache(args):
+    from .features import cache_dir, clear_cache
+
+    if args.action == "clear":
+        print(f"removed {clear_cache()} cached feature files from {cache_dir()}")
+    else:
+        print(cache_dir())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aisviz", description=(
+        "Alignment Importance Scores: which feature maps of a CNN layer make its image similarities match "
+        "human similarity judgments (Truong, Pesenti & Hasson)."))
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("datasets", help="known data sets and where they are")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_datasets)
+    p = sub.add_parser("models", help="networks aisviz can load")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+    p = sub.add_parser("layers", help="a network's layers with output shapes")
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_layers)
+    p = sub.add_parser("download", help="fetch a catalog data set (needs internet)")
+    p.add_argument("name")
+    p.add_argument("--dest", help="root folder (default: the user data folder on the search path)")
+    p.set_defaults(func=cmd_download)
+    for name, func, help_ in (("score", cmd_score, "data-set-level AIS of every map"),
+                              ("validate", cmd_validate, "held-out top-k validation (the paper's protocol)"),
+                              ("heatmaps", cmd_heatmaps, "image-specific AIS heatmaps as PNG overlays"),
+                              ("demo", cmd_demo, "everything on the embedded default: validation + heatmaps")):
+        p = sub.add_parser(name, help=help_)
+        _add_model_args(p)
+        if name in ("score", "validate"):
+            p.add_argument("--json", action="store_true")
+        if name in ("validate", "demo"):
+            p.add_argument("--folds", type=int, default=5)
+            p.add_argument("--seeds", type=int, default=8, help="number of seeds: 111, 222, ... (paper: 8)")
+            p.add_argument("--k-step", type=int, default=1,
+                           help="evaluate k = 1, 1+step, ..., all maps (paper: every k, step 1)")
+            p.add_argument("--n-random", type=int, default=1,
+                           help="random map orderings per split for the random-subset baseline")
+        if name == "heatmaps":
+            p.add_argument("--top-k", type=int, help="weight only the top-k maps by data-set AIS (default: all)")
+        if name in ("heatmaps", "demo"):
+            p.add_argument("--out", required=name == "heatmaps", default="aisviz-demo",
+                           help="folder for the PNG overlays")
+        p.set_defaults(func=func)
+    p = sub.add_parser("cache", help="show or clear the feature cache")
+    p.add_argument("action", choices=("show", "clear"))
+    p.set_defaults(func=cmd_cache)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .catalog import DataError
+    from .models import ModelError
+
+    try:
+        args.func(args)
+    except (DataError, ModelError, ValueError, FileNotFoundError) as exc:
+        print(f"aisviz: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("aisviz: interrupted (nothing half-written: caches and outputs are written atomically)",
+              file=sys.stderr)
+        return 130
+    return 0
+
+if __name__ == "__main__":
+    sys.exit(main())
