@@ -80,14 +80,20 @@ def row_correlations(sim_rows: torch.Tensor, human: np.ndarray, measure: str = "
     """sim_rows (..., n, n): entry [.., i, k] = network similarity of image i to image k. Returns the
     correlation r (not squared) over k != i of row i with human row i, shape (..., n)."""
     n = human.shape[0]
-    off = ~np.eye(n, dtype=bool)
-    a = sim_rows.double().cpu().numpy()[..., off].reshape(sim_rows.shape[:-2] + (n, n - 1))
-    h = human[off].reshape(n, n - 1)
     if measure == "spearman":
-        a, h = _rank(a), _rank(h)
-    a = a - a.mean(-1, keepdims=True)
-    h = h - h.mean(-1, keepdims=True)
-    return (a * h).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(h, axis=-1))
+        off = ~np.eye(n, dtype=bool)
+        a = sim_rows.double().cpu().numpy()[..., off].reshape(sim_rows.shape[:-2] + (n, n - 1))
+        a, h = torch.as_tensor(_rank(a)), torch.as_tensor(_rank(human[off].reshape(n, n - 1)))
+    else:  # the diagonal is replaced by the row mean, so it drops out of the centred sums
+        eye = torch.eye(n, dtype=torch.bool, device=sim_rows.device)
+        a = torch.where(eye, 0.0, sim_rows.double())
+        a = torch.where(eye, a.sum(-1, keepdim=True) / (n - 1), a)
+        h = torch.tensor(human, dtype=torch.float64, device=a.device)
+        h = torch.where(eye, 0.0, h)
+        h = torch.where(eye, h.sum(-1, keepdim=True) / (n - 1), h)
+    a = a - a.mean(-1, keepdim=True)
+    h = h - h.mean(-1, keepdim=True)
+    return ((a * h).sum(-1) / (a.norm(dim=-1) * h.norm(dim=-1))).cpu().numpy()
 
 
 class AlignmentImportance:
