@@ -21,9 +21,13 @@ def paper_seeds(n: int) -> list[int]:
     return [111 * (i + 1) for i in range(n)]
 
 
-def _add_model_args(p, heavy=True):
-    p.add_argument("--dataset", default=DEFAULT_DATASET,
-                   help="catalog name (see `aisviz datasets`) or a folder path (default: %(default)s, generated)")
+def _add_model_args(p, several_datasets=False):
+    if several_datasets:
+        p.add_argument("--dataset", nargs="+", default=[DEFAULT_DATASET],
+                       help="one or more catalog names or folders (default: synthetic); several are also pooled")
+    else:
+        p.add_argument("--dataset", default=DEFAULT_DATASET,
+                       help="catalog name (see `aisviz datasets`) or a folder path (default: %(default)s, generated)")
     p.add_argument("--model", default="efficientnet_lite0",
                    help="network name (see `aisviz models`; default: %(default)s, works offline)")
     p.add_argument("--layer", help="perturbed layer (default: the network's last convolutional layer)")
@@ -215,6 +219,40 @@ def cmd_demo(args):
     print(f"wrote {len(written)} heatmap overlays to {out}/ in {time.perf_counter() - t0:.1f} s")
 
 
+def cmd_saliency(args):
+    """AIS heatmaps vs a saliency provider on one or more data sets: per image, per set and pooled."""
+    from .catalog import load_dataset
+    from .compare import ais_heatmaps, compare_dataset, export_panels, jsonable, pool_results
+    from .saliency import get_provider, saliency_maps
+
+    provider = get_provider(args.saliency)
+    results = []
+    for name in list(args.dataset):
+        scorer = _scorer(argparse.Namespace(**{**vars(args), "dataset": name}))
+        result = compare_dataset(scorer.dataset_, provider, scorer=scorer, use_cache=not args.no_cache)
+        results.append(result)
+        if args.out:
+            out = Path(args.out) / scorer.dataset_.name
+            sal = saliency_maps(scorer.dataset_, provider, use_cache=not args.no_cache)
+            export_panels(scorer.dataset_, ais_heatmaps(scorer), sal, out)
+    pooled = pool_results(results) if len(results) > 1 else None
+    if args.json:
+        return _print_json(jsonable({"provider": provider.describe(), "datasets": results, "pooled": pooled}))
+    print(f"saliency: {provider.label}")
+    keys = ["rr_5", "rr_10", "rr_15", "auc_10", "cc", "sim", "kl", "ais_mass_inside", "saliency_mass_inside"]
+    summaries = [(r["dataset"], r["summary"]) for r in results] + ([("pooled", pooled["pooled"])] if pooled else [])
+    print(f"{'metric':22s}" + "".join(f"{name[:18]:>20s}" for name, _ in summaries))
+    for key in keys:
+        if any(key in summ for _, summ in summaries):
+            cells = [summ.get(key) for _, summ in summaries]
+            print(f"{key:22s}" + "".join(f"{c['mean']:>11.3f} ± {c['sd']:<6.3f}" if c else f"{'':>20s}"
+                                         for c in cells))
+    print("rr_q: relative risk, AIS top q% predicting the saliency top q% (1 = chance); mean ± SD over images "
+          "(infinite values excluded and counted in --json).")
+    if args.out:
+        print(f"wrote image | AIS overlay | saliency overlay panels under {args.out}/")
+
+
 def cmd_cache(args):
     from .features import cache_dir, clear_cache
 
@@ -264,6 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", required=name == "heatmaps", default="aisviz-demo",
                            help="folder for the PNG overlays")
         p.set_defaults(func=func)
+    p = sub.add_parser("saliency", help="AIS heatmaps vs saliency maps: relative risk, CC, SIM, KL, AUC")
+    _add_model_args(p, several_datasets=True)
+    p.add_argument("--saliency", default="spectral_residual",
+                   help="spectral_residual, fine_grained, center_bias (classic baselines, offline), deepgaze_iie "
+                        "(needs internet), or a folder of per-image maps (PNG/NPY named like the images)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", help="also write image | AIS | saliency panels as PNGs here")
+    p.set_defaults(func=cmd_saliency)
     p = sub.add_parser("cache", help="show or clear the feature cache")
     p.add_argument("action", choices=("show", "clear"))
     p.set_defaults(func=cmd_cache)

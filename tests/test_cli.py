@@ -88,3 +88,16 @@ def test_console_script_runs(folder_set):
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "alignment with all maps" in res.stdout
+
+
+def test_saliency_command_json_and_panels(capsys, folder_set, tmp_path):
+    out = _json(capsys, ["saliency", "--dataset", str(folder_set), "--json", "--quiet", "--out", str(tmp_path / "p")])
+    summary = out["datasets"][0]["summary"]
+    assert {"rr_5", "rr_10", "rr_15", "cc", "sim", "kl", "auc_10"} <= set(summary)
+    assert len(out["datasets"][0]["images"]) == 12 and out["provider"]["kind"] == "classic baseline"
+    assert len(list((tmp_path / "p" / "myset").glob("*.png"))) == 12
+
+
+def test_unknown_saliency_name(capsys, folder_set):
+    assert main(["saliency", "--dataset", str(folder_set), "--saliency", "spectral_residul", "--quiet"]) == 2
+    assert "spectral_residual" in capsys.readouterr().err
