@@ -137,7 +137,7 @@ class AlignmentImportance:
         loo, image_ais = [], []
         from tqdm.auto import tqdm
 
-        chunks = self.engine_._chunks(list(range(n_maps)), dataset.n_images ** 2 * 8 * 6)
+        chunks = self.engine_._chunks(list(range(n_maps)))
         for js in tqdm(chunks, desc="leave-one-map-out", disable=not self.progress, unit="chunk"):
             pairs, cross = self.engine_.loo(js)
             loo.append(pairs.cpu())

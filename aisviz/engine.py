@@ -80,7 +80,7 @@ class TailEngine:
     kind = "brute-force re-run"
 
     def __init__(self, tail_stages, activations, similarity="pearson", device="cpu", dtype=torch.float32,
-                 chunk_bytes: int = 2 ** 28):
+                 chunk_bytes: int = 2 ** 27):
         _check_similarity(similarity)
         self.similarity, self.device, self.dtype, self.chunk_bytes = similarity, torch.device(device), dtype, chunk_bytes
         self.tail = _prepared(tail_stages, self.device, dtype)
@@ -145,9 +145,14 @@ class TailEngine:
                 masks[t, order[:k]] = 1
             yield chunk, condense(similarity_matrices(self.readouts(masks), self.similarity))
 
-    def _chunks(self, items, per_item_bytes=None):
-        per = per_item_bytes or max(1, self.n * self.full_readouts.shape[-1] * 8 * 4)
-        step = max(1, self.chunk_bytes // per)
+    def _bytes_per_mask(self) -> int:
+        """Working memory of one mask: masked activations and tail outputs for every image."""
+        per_image = max(self.groups[0][1][0].numel(), self.full_readouts.shape[-1])
+        return self.n * per_image * self.dtype.itemsize * 4 + self.n * self.n * 8 * 3
+
+    def _chunks(self, items):
+        """Split masks (or k values) into batches that fit the engine's working-memory budget."""
+        step = max(1, self.chunk_bytes // self._bytes_per_mask())
         return [items[s:s + step] for s in range(0, len(items), step)]
 
 
@@ -190,15 +195,18 @@ class LinearHeadEngine(TailEngine):
         """(J, n, out): how much keeping map j adds to the Linear pre-activation of each image."""
         return torch.einsum("ojs,ijs->jio", self.weight[:, js], self.delta[:, js])
 
+    def _bytes_per_mask(self) -> int:
+        return self.n * max(self.weight.shape[0], self.full_readouts.shape[-1]) * self.dtype.itemsize * 4 \
+            + self.n * self.n * 8 * 3
+
     def _loo_readouts(self, js):
         return self._head(self.z_full[None] - self.contributions(js))
 
     def prefix_pairs(self, order, ks):
         order = np.ascontiguousarray(order)
         ks = list(ks)
-        per = self.n * self.weight.shape[0] * self.dtype.itemsize * 4
         carry, done = self.z_empty.expand(self.n, -1).clone(), 0
-        for chunk in self._chunks(ks, per):
+        for chunk in self._chunks(ks):
             stop = chunk[-1]
             # running sum of contributions up to each k of the chunk, built in slices to bound memory
             z = torch.empty(len(chunk), self.n, carry.shape[-1], device=self.device, dtype=self.dtype)
@@ -243,7 +251,7 @@ class PooledEngine(TailEngine):
         self.full = self.base + self.delta.sum(0)
         self.dots = x.flatten(1) @ x.flatten(1).T                         # (n, n) unmodified dot products
 
-    def _chunks(self, items, per_item_bytes=None):
+    def _chunks(self, items):
         # Small chunks keep the temporaries in cache: ~3x faster than one big block on 2 cores.
         step = max(1, min(64, 2 ** 22 // (self.n * self.n * 8)))
         return [items[s:s + step] for s in range(0, len(items), step)]
