@@ -37,7 +37,7 @@ BASE_SIZE = 224
 SIGMA = 1.0 / 3.0             # width of the observer's Gaussian similarity over v
 GRATING_RADIUS = 36.0         # relevant disc radius
 GRATING_EDGE = 16.0           # width of the soft (linear ramp) edge inside the disc
-GRATING_CONTRAST = 40.0       # grey-level amplitude of the grating (background 128)
+GRATING_CONTRAST = 50.0       # grey-level amplitude of the grating (background 128)
 PERIOD_AT_0 = 12.0            # grating period at v = 0 (px)
 PERIOD_AT_1 = 3.0             # grating period at v = 1 (px)
 FLOWER_RADIUS = (30.0, 50.0)  # range of the distractor's outer radius (petal tips)

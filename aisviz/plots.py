@@ -1,0 +1,280 @@
+"""Plotly figure builders for the dashboard and notebooks: pure functions, no widgets.
+
+Every builder takes arrays that the core (aisviz.ais, aisviz.compare) already computed and returns a
+plotly ``go.Figure`` (wrap it in ``go.FigureWidget`` to make it live). The small helpers that turn
+results into what is shown (curve means, the read-out at one k, MDS coordinates, a contact sheet of
+thumbnails) are here too, so that the notebooks, the app and the tests read the same numbers.
+
+plotly is an optional dependency (``pip install 'aisviz[app]'``); it is imported when a builder runs.
+"""
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+
+TOPK_COLOUR = "#d62728"
+OTHER_COLOUR = "#9aa5b1"
+TRAIN_COLOUR = "#1f77b4"
+TEST_COLOUR = "#d62728"
+RANDOM_COLOUR = "#7f7f7f"
+
+
+def _go():
+    try:
+        import plotly.graph_objects as go
+    except ImportError:
+        raise ImportError("aisviz's figures need plotly: pip install 'plotly>=6' "
+                          "(or pip install 'aisviz[app]' for the whole dashboard).") from None
+    return go
+
+
+# ---------------------------------------------------------------------------------------------
+# Held-out alignment curve
+
+
+def curve_stats(curves: dict) -> dict:
+    """Mean and SD (ddof=1; 0 for one split) over splits of each (n_splits, n_k) curve array, NaN-aware.
+    Returns {name: {"mean": (n_k,), "sd": (n_k,), "n": (n_k,) defined splits}}."""
+    out = {}
+    for name, arr in curves.items():
+        a = np.asarray(arr, dtype=np.float64)
+        n = np.sum(~np.isnan(a), axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n > 0, np.nansum(a, 0) / np.maximum(n, 1), np.nan)
+            dev = np.where(np.isnan(a), 0.0, a - mean) ** 2
+            sd = np.where(n > 1, np.sqrt(dev.sum(0) / np.maximum(n - 1, 1)), 0.0)
+        out[name] = {"mean": mean, "sd": sd, "n": n}
+    return out
+
+
+def nearest_k_index(k_values, k: int) -> int:
+    """Index of the evaluated k closest to k (ties: the smaller k)."""
+    kv = np.asarray(k_values)
+    return int(np.argmin(np.abs(kv - int(k))))
+
+
+def readout_at(validation, k: int) -> dict:
+    """What the held-out alignment view reports at k, from a fitted TopKValidation (no recomputation):
+    the evaluated k nearest to k, mean and SD over splits of test (and train) R² with the top-k maps,
+    with k random maps, and with all maps (the same at every k)."""
+    i = nearest_k_index(validation.k_values_, k)
+    stats = curve_stats(validation.curves_)
+    s = validation.summary_
+    return {
+        "k": int(validation.k_values_[i]), "index": i, "n_maps": int(validation.k_values_[-1]),
+        "test_topk": float(stats["test_topk"]["mean"][i]), "test_topk_sd": float(stats["test_topk"]["sd"][i]),
+        "train_topk": float(stats["train_topk"]["mean"][i]), "train_topk_sd": float(stats["train_topk"]["sd"][i]),
+        "test_random": float(stats["test_random"]["mean"][i]),
+        "test_random_sd": float(stats["test_random"]["sd"][i]),
+        "test_all": float(s["mean_r2_test_all"]), "test_all_sd": float(s["sd_r2_test_all"]),
+        "train_all": float(s["mean_r2_train_all"]),
+        "k_star": float(s["mean_k_star"]), "n_splits": int(s["n_splits"]),
+    }
+
+
+def _band(go, x, mean, sd, colour, name, group, opacity=0.18):
+    upper, lower = mean + sd, mean - sd
+    return [
+        go.Scatter(x=x, y=upper, mode="lines", line={"width": 0}, hoverinfo="skip", showlegend=False,
+                   legendgroup=group, name=f"{name} +SD"),
+        go.Scatter(x=x, y=lower, mode="lines", line={"width": 0}, fill="tonexty", fillcolor=_rgba(colour, opacity),
+                   hoverinfo="skip", showlegend=False, legendgroup=group, name=f"{name} -SD"),
+    ]
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+MARKER_TEST = "current k (test)"
+MARKER_TRAIN = "current k (train)"
+
+
+def alignment_curve(k_values, curves: dict, summary: dict, k: int | None = None, title: str = "",
+                    height: int = 420):
+    """Train and test R² against k (top-k maps by training AIS): mean line and ±1 SD band over splits;
+    the random-k-maps baseline (test) as a band; the all-maps level (mean test and train R²) as dotted
+    lines; mean k* as a dashed vertical line; markers at the current k (traces named MARKER_TEST and
+    MARKER_TRAIN, so a live figure can move them)."""
+    go = _go()
+    x = np.asarray(k_values)
+    st = curve_stats(curves)
+    traces = []
+    traces += _band(go, x, st["test_random"]["mean"], st["test_random"]["sd"], RANDOM_COLOUR, "random", "random",
+                    opacity=0.22)
+    traces.append(go.Scatter(x=x, y=st["test_random"]["mean"], mode="lines", legendgroup="random",
+                             line={"color": RANDOM_COLOUR, "width": 1.5, "dash": "dot"},
+                             name="test, k random maps",
+                             hovertemplate="k=%{x}<br>test R² random maps %{y:.4f}<extra></extra>"))
+    for key, colour, label in (("train_topk", TRAIN_COLOUR, "train"), ("test_topk", TEST_COLOUR, "test")):
+        traces += _band(go, x, st[key]["mean"], st[key]["sd"], colour, label, label)
+        traces.append(go.Scatter(x=x, y=st[key]["mean"], mode="lines", legendgroup=label,
+                                 line={"color": colour, "width": 2}, name=f"{label}, top-k maps by AIS",
+                                 hovertemplate=f"k=%{{x}}<br>{label} R² top-k %{{y:.4f}}<extra></extra>"))
+    i = nearest_k_index(x, x[-1] if k is None else k)
+    for key, colour, name in (("train_topk", TRAIN_COLOUR, MARKER_TRAIN), ("test_topk", TEST_COLOUR, MARKER_TEST)):
+        traces.append(go.Scatter(x=[x[i]], y=[st[key]["mean"][i]], mode="markers", name=name,
+                                 marker={"color": colour, "size": 13, "symbol": "diamond",
+                                         "line": {"color": "black", "width": 1.5}},
+                                 hovertemplate=f"{name}: k=%{{x}}, R² %{{y:.4f}}<extra></extra>"))
+    shapes = [
+        {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": summary["mean_r2_test_all"],
+         "y1": summary["mean_r2_test_all"], "line": {"color": TEST_COLOUR, "dash": "dot", "width": 1.5}},
+        {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": summary["mean_r2_train_all"],
+         "y1": summary["mean_r2_train_all"], "line": {"color": TRAIN_COLOUR, "dash": "dot", "width": 1.5}},
+        {"type": "line", "yref": "paper", "y0": 0, "y1": 1, "x0": summary["mean_k_star"],
+         "x1": summary["mean_k_star"], "line": {"color": "black", "dash": "dash", "width": 1}},
+    ]
+    annotations = [
+        {"x": summary["mean_k_star"], "y": 1, "yref": "paper", "text": f"mean k* = {summary['mean_k_star']:.0f}",
+         "showarrow": False, "yanchor": "bottom", "font": {"size": 11}},
+        {"x": 1, "xref": "paper", "y": summary["mean_r2_test_all"], "text": "test, all maps", "showarrow": False,
+         "xanchor": "right", "yanchor": "top", "font": {"size": 10, "color": TEST_COLOUR}},
+        {"x": 1, "xref": "paper", "y": summary["mean_r2_train_all"], "text": "train, all maps", "showarrow": False,
+         "xanchor": "right", "yanchor": "bottom", "font": {"size": 10, "color": TRAIN_COLOUR}},
+    ]
+    layout = dict(title=title or None, height=height, margin={"l": 60, "r": 20, "t": 50 if title else 30, "b": 50},
+                  xaxis={"title": "k (maps kept, ranked by training AIS)"},
+                  yaxis={"title": "alignment R² (mean ± SD over splits)"},
+                  shapes=shapes, annotations=annotations, hovermode="closest", template="plotly_white",
+                  legend={"orientation": "h", "y": -0.2})
+    return go.Figure(data=traces, layout=layout)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-map AIS
+
+
+def ais_bars(ais, k: int | None = None, map_names=None, title: str = "", height: int = 360):
+    """Data-set AIS of every map, sorted from the highest (rank 1); the top-k maps in red, the rest grey.
+    One bar trace; its marker.color (see topk_colours) is what a live figure changes as k moves."""
+    go = _go()
+    ais = np.asarray(ais, dtype=np.float64)
+    order = np.argsort(-ais, kind="stable")
+    names = list(map_names) if map_names is not None else [f"map {j}" for j in range(len(ais))]
+    k = len(ais) if k is None else k
+    bar = go.Bar(x=np.arange(1, len(ais) + 1), y=ais[order], marker={"color": topk_colours(len(ais), k),
+                                                                      "line": {"width": 0}},
+                 customdata=[names[j] for j in order], name="AIS",
+                 hovertemplate="rank %{x}: %{customdata}<br>AIS %{y:.3g}<extra></extra>")
+    layout = dict(title=title or None, height=height, bargap=0, template="plotly_white",
+                  margin={"l": 60, "r": 20, "t": 40 if title else 20, "b": 50},
+                  xaxis={"title": "rank by data-set AIS (1 = largest drop in alignment when removed)"},
+                  yaxis={"title": "AIS = R²(all) − R²(without the map)"}, showlegend=False)
+    return go.Figure(data=[bar], layout=layout)
+
+
+def topk_colours(n_maps: int, k: int) -> list[str]:
+    """Bar colours in rank order: the first k red, the others grey."""
+    k = int(min(max(k, 0), n_maps))
+    return [TOPK_COLOUR] * k + [OTHER_COLOUR] * (n_maps - k)
+
+
+# ---------------------------------------------------------------------------------------------
+# Images: classical MDS of the human similarities, and thumbnails
+
+
+def mds_coordinates(similarity, n_components: int = 2) -> np.ndarray:
+    """Classical (Torgerson) MDS of a similarity matrix: dissimilarity d = max(s) - s off the diagonal
+    (0 on it), B = -1/2 J d² J, coordinates = top eigenvectors × sqrt(eigenvalue). Signs are fixed so
+    that the largest |coordinate| of each axis is positive (deterministic plots)."""
+    s = np.asarray(similarity, dtype=np.float64)
+    n = len(s)
+    off = ~np.eye(n, dtype=bool)
+    d = np.where(off, s[off].max() - s, 0.0)
+    j = np.eye(n) - 1.0 / n
+    b = -0.5 * j @ (d ** 2) @ j
+    vals, vecs = np.linalg.eigh((b + b.T) / 2)
+    idx = np.argsort(vals)[::-1][:n_components]
+    coords = vecs[:, idx] * np.sqrt(np.clip(vals[idx], 0, None))
+    flip = np.sign(coords[np.abs(coords).argmax(0), np.arange(coords.shape[1])])
+    return coords * np.where(flip == 0, 1, flip)
+
+
+def png_bytes(image, size: int | None = None) -> bytes:
+    """PNG bytes of a PIL image, optionally resized (aspect kept) so that its longer side is `size`."""
+    im = image.convert("RGB")
+    if size is not None:
+        im = im.copy()
+        im.thumbnail((size, size))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def mds_scatter(coords, image_names, thumbnails=None, hover_text=None, title: str = "", height: int = 520,
+                thumb_fraction: float = 0.07):
+    """Images placed by MDS of the human similarities (near = judged similar). thumbnails: optional PNG
+    bytes per image, drawn centred on each point as layout images; the markers stay on top, nearly
+    transparent, so that hover and click work on the whole thumbnail. customdata = image index."""
+    go = _go()
+    xy = np.asarray(coords, dtype=np.float64)
+    names = list(image_names)
+    span = float(max(np.ptp(xy[:, 0]), np.ptp(xy[:, 1]), 1e-9))
+    size = thumb_fraction * span
+    text = hover_text if hover_text is not None else names
+    scatter = go.Scatter(
+        x=xy[:, 0], y=xy[:, 1], mode="markers", customdata=np.arange(len(names)), text=text, name="images",
+        marker={"size": 26 if thumbnails is not None else 10, "color": "rgba(31,119,180,0.05)" if thumbnails
+                is not None else TRAIN_COLOUR, "line": {"width": 1, "color": "rgba(31,119,180,0.5)"}},
+        hovertemplate="%{text}<extra></extra>")
+    images = []
+    if thumbnails is not None:
+        images = [dict(source=data_uri(t), x=x, y=y, xref="x", yref="y", sizex=size, sizey=size,
+                       xanchor="center", yanchor="middle", layer="below", sizing="contain")
+                  for t, (x, y) in zip(thumbnails, xy)]
+    pad = 0.6 * size
+    layout = dict(title=title or None, height=height, template="plotly_white", images=images, showlegend=False,
+                  margin={"l": 40, "r": 20, "t": 40 if title else 20, "b": 40}, hovermode="closest",
+                  xaxis={"title": "MDS 1 of the human similarities", "zeroline": False,
+                         "range": [xy[:, 0].min() - pad, xy[:, 0].max() + pad]},
+                  yaxis={"title": "MDS 2", "zeroline": False, "scaleanchor": "x",
+                         "range": [xy[:, 1].min() - pad, xy[:, 1].max() + pad]})
+    return go.Figure(data=[scatter], layout=layout)
+
+
+def contact_sheet(images, cell: int = 64, columns: int | None = None, gap: int = 2, labels=None):
+    """A grid of thumbnails (one PIL image): cell x cell px each, `columns` per row (default: about
+    square), `gap` px apart on white. Returns (sheet, layout) with layout = {"cell", "gap", "columns",
+    "rows", "n"}; cell_at(layout, x, y) maps a pixel of the sheet back to an image index."""
+    from PIL import Image
+
+    n = len(images)
+    columns = columns or max(1, int(np.ceil(np.sqrt(n * 1.6))))
+    rows = int(np.ceil(n / columns))
+    pitch = cell + gap
+    sheet = Image.new("RGB", (columns * pitch - gap, rows * pitch - gap), "white")
+    for i, im in enumerate(images):
+        t = im.convert("RGB").copy()
+        t.thumbnail((cell, cell))
+        r, c = divmod(i, columns)
+        sheet.paste(t, (c * pitch + (cell - t.width) // 2, r * pitch + (cell - t.height) // 2))
+    return sheet, {"cell": cell, "gap": gap, "columns": columns, "rows": rows, "n": n}
+
+
+def cell_at(layout: dict, x: float, y: float) -> int | None:
+    """Image index under pixel (x, y) of a contact sheet (natural pixels; a gap counts with the cell to
+    its left and above), or None outside the cells."""
+    pitch = layout["cell"] + layout["gap"]
+    if x < 0 or y < 0:
+        return None
+    c, r = int(x // pitch), int(y // pitch)
+    if c >= layout["columns"] or r >= layout["rows"]:
+        return None
+    i = r * layout["columns"] + c
+    return i if i < layout["n"] else None
+
+
+def cell_centre(layout: dict, i: int) -> tuple[float, float]:
+    """Centre (x, y) in natural pixels of image i's cell in a contact sheet."""
+    r, c = divmod(i, layout["columns"])
+    pitch = layout["cell"] + layout["gap"]
+    return c * pitch + layout["cell"] / 2, r * pitch + layout["cell"] / 2
