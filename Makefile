@@ -2,8 +2,8 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 EXTRAS ?= offline,saliency,test
-STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma  := ,
+STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: setup demo test bench clean-cache
 

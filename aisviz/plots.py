@@ -55,12 +55,13 @@ def nearest_k_index(k_values, k: int) -> int:
     return int(np.argmin(np.abs(kv - int(k))))
 
 
-def readout_at(validation, k: int) -> dict:
+def readout_at(validation, k: int, stats: dict | None = None) -> dict:
     """What the held-out alignment view reports at k, from a fitted TopKValidation (no recomputation):
     the evaluated k nearest to k, mean and SD over splits of test (and train) R² with the top-k maps,
-    with k random maps, and with all maps (the same at every k)."""
+    with k random maps, and with all maps (the same at every k). stats: curve_stats(validation.curves_),
+    when already computed."""
     i = nearest_k_index(validation.k_values_, k)
-    stats = curve_stats(validation.curves_)
+    stats = stats if stats is not None else curve_stats(validation.curves_)
     s = validation.summary_
     return {
         "k": int(validation.k_values_[i]), "index": i, "n_maps": int(validation.k_values_[-1]),
