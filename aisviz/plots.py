@@ -224,7 +224,7 @@ def mds_scatter(coords, image_names, thumbnails=None, hover_text=None, title: st
     text = hover_text if hover_text is not None else names
     scatter = go.Scatter(
         x=xy[:, 0], y=xy[:, 1], mode="markers", customdata=np.arange(len(names)), text=text, name="images",
-        marker={"size": 26 if thumbnails is not None else 10, "color": "rgba(31,119,180,0.05)" if thumbnails
+        marker={"size": 14 if thumbnails is not None else 10, "color": "rgba(31,119,180,0.05)" if thumbnails
                 is not None else TRAIN_COLOUR, "line": {"width": 1, "color": "rgba(31,119,180,0.5)"}},
         hovertemplate="%{text}<extra></extra>")
     images = []
