@@ -1,11 +1,12 @@
-# The README's two commands: `make demo` (set up + run the main job) and `make test` (set up + all tests).
+# The README's two commands: `make dashboard` (set up + serve the dashboard) and `make test` (set up + all tests).
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-EXTRAS ?= offline,saliency,test
+EXTRAS ?= offline,saliency,app,test
+PORT   ?= 8866
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: setup demo test bench clean-cache
+.PHONY: setup chromium dashboard demo test bench clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,10 +16,19 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Browser tests drive Debian's Chromium (installed here as root; never `playwright install`).
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-liberation >/dev/null; \
+	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium fonts-liberation"; fi; }
+
+dashboard: setup
+	$(VENV)/bin/aisviz serve --port $(PORT)
+
 demo: setup
 	$(VENV)/bin/aisviz demo --out aisviz-demo
 
-test: setup
+test: setup chromium
 	$(PY) -m pytest -q
 
 bench: setup

@@ -65,10 +65,17 @@ def _setup_logging():
     log.setLevel(logging.INFO)
 
 
-def auto_k_step(n_maps: int) -> int:
-    """k step used when the k-step field is 0 (auto): 1 (every k, the paper) up to 2 x AUTO_K_POINTS maps,
-    else ceil(n_maps / AUTO_K_POINTS) (e.g. 10 for EfficientNet-Lite0's 1280 maps, 4 for VGG-16's 512)."""
-    return 1 if n_maps <= 2 * AUTO_K_POINTS else int(np.ceil(n_maps / AUTO_K_POINTS))
+AUTO_K_POINTS_SLOW = 32      # ... and for engines that re-run part of the network per mask
+
+
+def auto_k_step(n_maps: int, engine_kind: str = "per-map sufficient statistics") -> int:
+    """k step used when the k-step field is 0 (auto). Pooled read-outs (every masked similarity from
+    per-map statistics, e.g. EfficientNet-Lite0 _head_act -> flatten): every k up to 256 maps, else about
+    AUTO_K_POINTS values (step 10 for 1280 maps). Engines that re-run a layer per mask (VGG-16 conv5_3 ->
+    fc7): about AUTO_K_POINTS_SLOW values (step 16 for 512 maps). 1 = every k, as in the paper."""
+    if "sufficient statistics" in engine_kind:
+        return 1 if n_maps <= 2 * AUTO_K_POINTS else int(np.ceil(n_maps / AUTO_K_POINTS))
+    return max(1, int(np.ceil(n_maps / AUTO_K_POINTS_SLOW)))
 
 
 GRID_WIDTH = 430             # px available to the thumbnail grid
@@ -295,9 +302,11 @@ class Dashboard:
             extra.append((f"folder: {dataset}", dataset))
         self._extra_sets = extra
         desc = {"description_width": "110px"}
-        wide = W.Layout(width="330px")
+        def wide():
+            return W.Layout(width="330px")
+
         self.w_dataset = W.Dropdown(options=self._dataset_options(extra), description="data set", style=desc,
-                                    layout=wide)
+                                    layout=wide())
         values = [v for _, v in self.w_dataset.options]
         if dataset in values:
             self.w_dataset.value = dataset
@@ -307,17 +316,17 @@ class Dashboard:
         models = [r["name"] for r in list_models()]
         if model not in models:
             models.insert(0, model)
-        self.w_model = W.Dropdown(options=models, value=model, description="network", style=desc, layout=wide)
+        self.w_model = W.Dropdown(options=models, value=model, description="network", style=desc, layout=wide())
         self.w_layer = W.Dropdown(options=[("(network default)", None)], value=None, description="perturbed layer",
-                                  style=desc, layout=wide)
+                                  style=desc, layout=wide())
         self.w_readout = W.Dropdown(options=[("(network default)", None)], value=None, description="read-out layer",
-                                    style=desc, layout=wide)
+                                    style=desc, layout=wide())
         labels = {"spectral_residual": "spectral residual (classic baseline)",
                   "fine_grained": "fine-grained contrast (classic baseline)",
                   "center_bias": "centre bias (position only)",
                   "deepgaze_iie": "DeepGaze IIE (needs internet once)"}
         self.w_provider = W.Dropdown(options=[(labels.get(p, p), p) for p in PROVIDERS], value=provider,
-                                     description="saliency", style=desc, layout=wide)
+                                     description="saliency", style=desc, layout=wide())
         self.w_k = W.IntSlider(value=1, min=1, max=1, description="top k maps", style=desc, continuous_update=True,
                                layout=W.Layout(width="330px"), disabled=True)
         self.w_follow = W.Checkbox(value=follow_slider, description="heatmap follows the slider (top-k maps)",
@@ -340,8 +349,10 @@ class Dashboard:
         self.w_apply = W.Button(description="Apply", button_style="primary", icon="play")
         adv_help = W.HTML(
             "<small>Held-out validation (the paper): folds × seeds splits; in each, maps are ranked by "
-            "training AIS and the top-k kept. k step 0 = auto: every k up to 256 maps, else about 128 "
-            "values of k (step 10 for 1280 maps, 4 for 512); 1 = every k, as in the paper.</small>",
+            "training AIS and the top-k kept. k step 0 = auto: for pooled read-outs every k up to 256 maps, "
+            "else about 128 values of k (step 10 for EfficientNet-Lite0's 1280 maps); for read-outs that "
+            "re-run a layer per mask (VGG-16 conv5_3 → fc7) about 32 values (step 16 for 512 maps). "
+            "1 = every k, as in the paper (slow on a CPU for VGG-16).</small>",
             layout=W.Layout(width="320px"))
         self.w_advanced = W.Accordion(children=[W.VBox([self.w_folds, self.w_seeds, self.w_kstep, self.w_random,
                                                         self.w_measure, self.w_similarity, self.w_weights,
@@ -425,7 +436,10 @@ class Dashboard:
                                    "Unpin to follow the mouse). MDS map: images placed by classical MDS of the "
                                    "human similarities (near = judged similar).</small>")
         size = f"{self.panel_size}px"
-        box = lambda: W.Layout(width=size, height=size, min_width=size, object_fit="contain", flex="0 0 auto")  # noqa: E731
+
+        def box():
+            return W.Layout(width=size, height=size, min_width=size, object_fit="contain", flex="0 0 auto")
+
         self.p_image = W.Image(format="png", layout=box())
         self.p_ais = W.Image(format="png", layout=box())
         self.p_sal = W.Image(format="png", layout=box())
@@ -582,6 +596,8 @@ class Dashboard:
             raise _Stale()
 
     def _job(self, gen: int, s: Settings):
+        if gen != self._gen:
+            return
         t0 = time.perf_counter()
         self._busy_since = t0
         threading.Thread(target=self._ticker, args=(gen,), daemon=True).start() if self.run_async else None
@@ -600,19 +616,28 @@ class Dashboard:
                 log.warning("dashboard: an abandoned job failed: %s", exc)
             return
         finally:
-            if gen == self._gen:
+            if gen == self._gen or self._pending is None:
                 self._busy_since = None
         if gen == self._gen:
-            self._show(res)
+            try:
+                self._show(res)
+            except Exception as exc:  # noqa: BLE001 - never lose an error in the worker thread
+                self.show_error("show the results", exc)
+                self._set_status("failed to show the results", None, "danger")
+                return
             self._set_status(f"ready: computed in {res.seconds:.1f} s", 1.0, "success")
 
     def _compute(self, gen: int, s: Settings, t0: float) -> Results:
         from .ais import AlignmentImportance, TopKValidation
 
-        self._set_status("loading the data set", 0.02, "info")
+        def step(text, fraction):  # a stale job stops here, before it can touch the status line
+            self._check(gen)
+            self._set_status(text, fraction, "info")
+
+        step("loading the data set", 0.02)
         dataset = self._get_dataset(s.dataset)
         self._check(gen)
-        self._set_status(f"loading {s.model}", 0.05)
+        step(f"loading {s.model}", 0.05)
         net = self._get_network(s.model, s.weights)
         li, ri = net.resolve_layers(s.layer, s.readout)
         resolved = replace(s, layer=net.stage_names[li], readout=net.stage_names[ri])
@@ -620,8 +645,8 @@ class Dashboard:
         self._check(gen)
         scorer = self._scorers.get_(resolved.scorer_key())
         if scorer is None:
-            self._set_status(f"features and leave-one-map-out AIS: {dataset.n_images} images, "
-                             f"{resolved.layer} → {resolved.readout}", 0.1)
+            step(f"features and leave-one-map-out AIS: {dataset.n_images} images, "
+                 f"{resolved.layer} → {resolved.readout}", 0.1)
             t = time.perf_counter()
             scorer = AlignmentImportance(model=s.model, layer=resolved.layer, readout=resolved.readout,
                                          similarity=s.similarity, measure=s.measure, weights=s.weights,
@@ -632,15 +657,15 @@ class Dashboard:
                 self._scorers.put(resolved.scorer_key(), scorer)
         self._check(gen)
         n_maps = len(scorer.ais_)
-        k_step = s.k_step or auto_k_step(n_maps)
+        k_step = s.k_step or auto_k_step(n_maps, scorer.engine_.kind)
         vkey = resolved.validation_key(k_step)
         validation = self._validations.get_(vkey)
         if validation is None:
             seeds = paper_seeds(s.n_seeds)
             parts = []
             for j, seed in enumerate(seeds):
-                self._set_status(f"held-out validation: seed {seed} ({j + 1} of {len(seeds)}), {s.n_folds} folds, "
-                                 f"k step {k_step}", 0.45 + 0.45 * j / len(seeds))
+                step(f"held-out validation: seed {seed} ({j + 1} of {len(seeds)}), {s.n_folds} folds, "
+                     f"k step {k_step}", 0.45 + 0.45 * j / len(seeds))
                 t = time.perf_counter()
                 parts.append(TopKValidation(n_folds=s.n_folds, seeds=(seed,), k_step=k_step, n_random=s.n_random,
                                             progress=False).fit(scorer))
@@ -651,7 +676,7 @@ class Dashboard:
                      k_step, sum(p_.fit_seconds_ for p_ in parts))
             with self._lock:
                 self._validations.put(vkey, validation)
-        self._set_status(f"saliency maps ({s.provider})", 0.92)
+        step(f"saliency maps ({s.provider})", 0.92)
         saliency, sal_error = self._get_saliency(s.dataset, dataset, s.provider)
         self._check(gen)
         from .plots import curve_stats
@@ -776,6 +801,18 @@ class Dashboard:
     def _on_settings(self, change):
         self.run()
 
+    def refresh_datasets(self):
+        """Re-read the catalog and the data search path (e.g. after `aisviz download` or a new AISVIZ_DATA)."""
+        current = self.w_dataset.value
+        opts = self._dataset_options(self._extra_sets)
+        self._quiet += 1
+        try:
+            self.w_dataset.options = opts
+            if current in [v for _, v in opts]:
+                self.w_dataset.value = current
+        finally:
+            self._quiet -= 1
+
     def use_folder(self, path: str):
         """Add a data-set folder to the data-set menu and select it, or add a data root (a folder holding
         catalog sets such as peterson2018/animals) to the search path (AISVIZ_DATA) and list its sets."""
@@ -830,7 +867,6 @@ class Dashboard:
 
         from .plots import ais_bars, alignment_curve
 
-        W = self.W
         prev = self.current
         self.current = res
         s, v, scorer, ds = res.settings, res.validation, res.scorer, res.dataset
@@ -1076,14 +1112,15 @@ class Dashboard:
             self.p_sal.value = view["saliency_png"]
         maps = "all maps" if view["k"] is None else f"top {view['k']} maps"
         cap = "<div style='line-height:1.25'>{}<br><small>{}</small></div>"
-        self.p_ais_caption.value = cap.format("AIS heatmap", f"{maps}, weighted by image AIS")
+        self.p_ais_caption.value = cap.format("AIS heatmap", f"{maps} · image-AIS weights")
         self.p_sal_caption.value = cap.format("saliency", _esc(res.settings.provider))
         state = "pinned" if self.pinned == i else "hover"
-        self.detail_title.value = (f"<div class='aisviz-detail-inner' data-index='{i}' data-name='{_esc(view['name'])}' "
+        self.detail_title.value = (f"<div class='aisviz-detail-inner' data-index='{i}' "
+                                   f"data-name='{_esc(view['name'])}' "
                                    f"data-state='{state}' data-k='{view['k'] or 'all'}' "
                                    f"data-n='{res.dataset.n_images}'><b>{_esc(view['name'])}</b> "
                                    f"(image {i + 1} of {res.dataset.n_images}) · "
-                                   f"{'📌 pinned' if state == 'pinned' else 'follows the mouse'}</div>")
+                                   f"{'<b>pinned</b>' if state == 'pinned' else 'follows the mouse'}</div>")
         self.metrics.value = self._metrics_html(res, view)
 
     def _metrics_html(self, res: Results, view: dict) -> str:

@@ -253,6 +253,14 @@ def cmd_saliency(args):
         print(f"wrote image | AIS overlay | saliency overlay panels under {args.out}/")
 
 
+def cmd_serve(args):
+    from .serve import serve
+
+    code = serve(port=args.port, pool_size=args.pool_size, open_browser=args.open, cull_idle_timeout=args.cull_idle)
+    if code:
+        raise SystemExit(code)
+
+
 def cmd_cache(args):
     from .features import cache_dir, clear_cache
 
@@ -310,6 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", help="also write image | AIS | saliency panels as PNGs here")
     p.set_defaults(func=cmd_saliency)
+    p = sub.add_parser("serve", help="the dashboard in a browser (Voila, bound to 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8866)
+    p.add_argument("--pool-size", type=int, default=0, help="preheated kernels (each ~1.1-1.4 GB)")
+    p.add_argument("--open", action="store_true", help="open a browser tab")
+    p.add_argument("--cull-idle", type=int, default=1800,
+                   help="seconds before idle kernels (no tab open) are shut down")
+    p.set_defaults(func=cmd_serve)
     p = sub.add_parser("cache", help="show or clear the feature cache")
     p.add_argument("action", choices=("show", "clear"))
     p.set_defaults(func=cmd_cache)
@@ -323,7 +338,7 @@ def main(argv=None) -> int:
 
     try:
         args.func(args)
-    except (DataError, ModelError, ValueError, FileNotFoundError) as exc:
+    except (DataError, ModelError, ValueError, FileNotFoundError, ImportError) as exc:
         print(f"aisviz: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

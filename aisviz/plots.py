@@ -180,13 +180,14 @@ def topk_colours(n_maps: int, k: int) -> list[str]:
 
 
 def mds_coordinates(similarity, n_components: int = 2) -> np.ndarray:
-    """Classical (Torgerson) MDS of a similarity matrix: dissimilarity d = max(s) - s off the diagonal
-    (0 on it), B = -1/2 J d² J, coordinates = top eigenvectors × sqrt(eigenvalue). Signs are fixed so
-    that the largest |coordinate| of each axis is positive (deterministic plots)."""
+    """Classical (Torgerson) MDS of a similarity matrix: dissimilarity d = max(s) - s off the diagonal (max
+    over the whole matrix, diagonal included; 0 on the diagonal), B = -1/2 J d² J, coordinates = top
+    eigenvectors × sqrt(eigenvalue). Signs are fixed so that the largest |coordinate| of each axis is
+    positive (deterministic plots)."""
     s = np.asarray(similarity, dtype=np.float64)
     n = len(s)
     off = ~np.eye(n, dtype=bool)
-    d = np.where(off, s[off].max() - s, 0.0)
+    d = np.where(off, s.max() - s, 0.0)
     j = np.eye(n) - 1.0 / n
     b = -0.5 * j @ (d ** 2) @ j
     vals, vecs = np.linalg.eigh((b + b.T) / 2)
@@ -231,7 +232,7 @@ def mds_scatter(coords, image_names, thumbnails=None, hover_text=None, title: st
     if thumbnails is not None:
         images = [dict(source=data_uri(t), x=x, y=y, xref="x", yref="y", sizex=size, sizey=size,
                        xanchor="center", yanchor="middle", layer="below", sizing="contain")
-                  for t, (x, y) in zip(thumbnails, xy)]
+                  for t, (x, y) in zip(thumbnails, xy, strict=True)]
     pad = 0.6 * size
     layout = dict(title=title or None, height=height, template="plotly_white", images=images, showlegend=False,
                   margin={"l": 40, "r": 20, "t": 40 if title else 20, "b": 40}, hovermode="closest",

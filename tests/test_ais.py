@@ -93,10 +93,11 @@ def test_validation_protocol(tiny_set, lite):
                                       v.curves_["test_random"]):
         test = [tiny_set.image_names.index(n) for n in split["test_images"]]
         assert split["r2_test_all"] == pytest.approx(alignment(s.full_pairs_, tiny_set.similarity, test))
-        assert te[-1] == pytest.approx(split["r2_test_all"])      # k = all maps: nothing removed
-        assert te_rand[-1] == pytest.approx(split["r2_test_all"])
+        # k = all maps: nothing removed (curves run in float32: 1e-5 relative)
+        assert te[-1] == pytest.approx(split["r2_test_all"], rel=1e-5)
+        assert te_rand[-1] == pytest.approx(split["r2_test_all"], rel=1e-5)
         assert split["k_star"] == ks[np.nanargmax(tr)]
-        assert split["r2_test_topk"] == pytest.approx(te[list(ks).index(split["k_star"])])
+        assert split["r2_test_topk"] == pytest.approx(te[list(ks).index(split["k_star"])], rel=1e-5)
     summ = v.summary_
     assert summ["n_splits"] == 6 and 1 <= summ["mean_k_star"] <= 1280
 

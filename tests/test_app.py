@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+
 import numpy as np
 import pytest
-
 from conftest import make_tiny_set
 
 pytestmark = pytest.mark.skipif(
@@ -208,7 +208,7 @@ def test_a_data_set_folder_can_be_added(dash, tmp_path):
     tiny = make_tiny_set(n=15, size=48, seed=4)
     root = tmp_path / "myset"
     (root / "images").mkdir(parents=True)
-    for name, img in zip(tiny.image_names, tiny.images):
+    for name, img in zip(tiny.image_names, tiny.images, strict=True):
         img.save(root / "images" / name)
     np.save(root / "similarity.npy", tiny.similarity)
     dash.w_folds.value = 3
@@ -223,6 +223,22 @@ def test_a_data_set_folder_can_be_added(dash, tmp_path):
     (bare / "image_list.txt").write_text("\n".join(tiny.image_names) + "\n")
     with pytest.raises(Exception, match="images"):
         dash.use_folder(str(bare))
+
+
+def test_a_data_root_adds_its_catalog_sets(dash, tmp_path, monkeypatch):
+    tiny = make_tiny_set(n=15, size=48, seed=5)
+    folder = tmp_path / "root" / "peterson2018" / "fruits"
+    (folder / "images").mkdir(parents=True)
+    for name, img in zip(tiny.image_names, tiny.images, strict=True):
+        img.save(folder / "images" / name)
+    np.save(folder / "similarity_normalized.npy", tiny.similarity)
+    (folder / "image_list.txt").write_text("\n".join(tiny.image_names) + "\n")
+    monkeypatch.setenv("AISVIZ_DATA", "")  # restored after the test; the dashboard prepends the root
+    dash.refresh_datasets()
+    dash.w_folds.value = 3
+    dash.use_folder(str(tmp_path / "root"))
+    assert dash.w_dataset.value == "peterson_fruits" and dash.state()["n_maps"] == 1280
+    assert dash.current.dataset.n_images == 15
 
 
 def test_unavailable_network_weights_are_an_in_app_message(dash):
@@ -271,6 +287,7 @@ def test_auto_k_step():
     from aisviz.app import auto_k_step
 
     assert auto_k_step(256) == 1 and auto_k_step(512) == 4 and auto_k_step(1280) == 10
+    assert auto_k_step(512, "linear head") == 16 and auto_k_step(20, "re-run") == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,3 +360,21 @@ def test_notebook_written_when_not_in_a_checkout(tmp_path, monkeypatch):
     path = serve.dashboard_notebook()
     assert path.parent == tmp_path / "home" / "app"
     assert "Dashboard()" in nbformat.read(path, as_version=4).cells[0].source
+
+
+def test_a_newer_request_replaces_a_running_job(home):
+    """Asynchronous mode: ask for new settings, then at once go back to cached ones. The cached result is
+    shown immediately and the abandoned job neither replaces it nor leaves the status busy."""
+    from aisviz.app import Dashboard
+
+    d = Dashboard(dataset=make_tiny_set(n=20, size=64, seed=1), n_folds=4, n_seeds=2)
+    assert d.wait(timeout=600) and d.current is not None
+    first = d.current
+    d.w_seeds.value = 5
+    d.w_apply.click()                  # a validation job starts in the background
+    d.w_seeds.value = 2
+    d.w_apply.click()                  # back to the cached result: shown at once
+    assert d.current is first and "from memory" in d.status.value
+    assert d.wait(timeout=600)
+    assert d.current is first and not d.busy and "from memory" in d.status.value
+    assert d.messages == []

@@ -369,7 +369,7 @@ def folder_set(tmp_path_factory):
     tiny = make_tiny_set(n=20, size=72, seed=3)
     root = tmp_path_factory.mktemp("data") / "myset"
     (root / "images").mkdir(parents=True)
-    for name, img in zip(tiny.image_names, tiny.images):
+    for name, img in zip(tiny.image_names, tiny.images, strict=True):
         img.save(root / "images" / name)
     np.save(root / "similarity.npy", tiny.similarity)
     return root
