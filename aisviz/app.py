@@ -953,8 +953,6 @@ class Dashboard:
         with fig.batch_update():
             fig.data[it].x, fig.data[it].y = [r["k"]], [r["train_topk"]]
             fig.data[ie].x, fig.data[ie].y = [r["k"]], [r["test_topk"]]
-        n_maps = len(res.scorer.ais_)
-        res.views["bars"].data[0].marker.color = topk_colours(n_maps, int(self.w_k.value))
         step = "" if res.k_step == 1 else f" (nearest evaluated k; step {res.k_step})"
         self.readout.value = (
             f"<div class='aisviz-readout-inner' data-k='{r['k']}' data-slider='{int(self.w_k.value)}' "
@@ -966,6 +964,10 @@ class Dashboard:
             f"{_fmt(r['test_random_sd'])} with k random maps <small>(mean ± SD over {r['n_splits']} splits; "
             f"train R² {_fmt(r['train_topk'])})</small></div>")
         self.last_readout = r
+        # Marker and read-out are sent first (what the eye follows); the 1280-bar highlight and the
+        # heatmap re-render come after them.
+        n_maps = len(res.scorer.ais_)
+        res.views["bars"].data[0].marker.color = topk_colours(n_maps, int(self.w_k.value))
         if self.w_follow.value:
             self._render_detail()
         self.timings["slider_ms"].append(1000 * (time.perf_counter() - t0))
