@@ -27,14 +27,14 @@ import numpy as np
 from PIL import Image
 
 from .datasets import IMAGE_EXTENSIONS, MATRIX_FILES, ComparisonSet, DataError, load_folder
+from .storage import aisviz_home
 
 REPO_DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def user_data_dir() -> Path:
     """AISVIZ_HOME/data, or ~/.cache/aisviz/data: where downloads go."""
-    home = os.environ.get("AISVIZ_HOME") or Path.home() / ".cache" / "aisviz"
-    return Path(home).expanduser() / "data"
+    return aisviz_home() / "data"
 
 
 def data_search_path() -> list[Path]:

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -149,9 +147,8 @@ def _print_validation(scorer, v):
     print(f"  top-k* maps by AIS  {s['mean_r2_test_topk']:.4f} ± {s['sd_r2_test_topk']:.4f}   "
           f"(k* = {s['mean_k_star']:.0f} ± {s['sd_k_star']:.0f}, chosen on training images)")
     print(f"  random k* maps      {s['mean_r2_test_random']:.4f} ± {s['sd_r2_test_random']:.4f}")
-    fmt = lambda p: "n/a" if p is None else f"{p:.3g}"
-    print(f"  one-sided paired t-test: top-k* > all maps p = {fmt(s['p_value'])}; "
-          f"top-k* > random p = {fmt(s['p_value_vs_random'])}")
+    p_all, p_random = (("n/a" if p is None else f"{p:.3g}") for p in (s["p_value"], s["p_value_vs_random"]))
+    print(f"  one-sided paired t-test: top-k* > all maps p = {p_all}; top-k* > random p = {p_random}")
 
 
 def cmd_validate(args):
@@ -165,28 +162,17 @@ def cmd_validate(args):
 def write_heatmaps(scorer, out_dir: Path, keep=None) -> list[Path]:
     """One PNG overlay per image (paper display) plus heatmaps.npz with the raw maps; atomic writes."""
     from .heatmaps import ais_heatmap, overlay
+    from .storage import atomic_write
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     ds, written, raw = scorer.dataset_, [], {}
     for i, name in enumerate(ds.image_names):
         heat = ais_heatmap(scorer.activations_[i], scorer.image_ais_[i], keep=keep)
         raw[name] = heat
-        target = out_dir / f"{Path(name).stem}_ais.png"
-        _atomic(target, lambda f: overlay(ds.load_image(i), heat).save(f, format="PNG"))
-        written.append(target)
-    _atomic(out_dir / "heatmaps.npz", lambda f: np.savez(f, **{Path(k).stem: v for k, v in raw.items()}))
+        image = ds.load_image(i)
+        written.append(atomic_write(out_dir / f"{Path(name).stem}_ais.png",
+                                    lambda f: overlay(image, heat).save(f, format="PNG")))
+    atomic_write(out_dir / "heatmaps.npz", lambda f: np.savez(f, **{Path(k).stem: v for k, v in raw.items()}))
     return written
-
-
-def _atomic(target: Path, write):
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def cmd_heatmaps(args):
@@ -221,7 +207,6 @@ def cmd_demo(args):
 
 def cmd_saliency(args):
     """AIS heatmaps vs a saliency provider on one or more data sets: per image, per set and pooled."""
-    from .catalog import load_dataset
     from .compare import ais_heatmaps, compare_dataset, export_panels, jsonable, pool_results
     from .saliency import get_provider, saliency_maps
 

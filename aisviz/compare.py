@@ -18,8 +18,6 @@ count such images apart. Values are never NaN without a reason.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +25,7 @@ from PIL import Image
 from scipy import stats
 
 from .heatmaps import ais_heatmap, display_map, overlay
+from .storage import atomic_write
 
 QS = (0.05, 0.10, 0.15)
 KL_EPS = np.finfo(np.float64).eps  # 2.2204e-16, MATLAB's eps as in the MIT saliency benchmark's KLdiv
@@ -420,14 +419,5 @@ def export_panels(dataset, ais_maps, sal_maps, out_dir) -> list[Path]:
     paths = []
     for i, stem in enumerate(stems):
         panel = side_by_side(dataset.load_image(i), ais_maps[i], sal_maps[i])
-        path = out / f"{stem}.png"
-        fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                panel.save(f, format="PNG")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        paths.append(path)
+        paths.append(atomic_write(out / f"{stem}.png", lambda f: panel.save(f, format="PNG")))
     return paths

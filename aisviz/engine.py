@@ -82,7 +82,8 @@ class TailEngine:
     def __init__(self, tail_stages, activations, similarity="pearson", device="cpu", dtype=torch.float32,
                  chunk_bytes: int = 2 ** 27):
         _check_similarity(similarity)
-        self.similarity, self.device, self.dtype, self.chunk_bytes = similarity, torch.device(device), dtype, chunk_bytes
+        self.similarity, self.device, self.dtype = similarity, torch.device(device), dtype
+        self.chunk_bytes = chunk_bytes
         self.tail = _prepared(tail_stages, self.device, dtype)
         shapes = {tuple(a.shape) for a in activations}
         if len({s[0] for s in shapes}) != 1:
@@ -129,7 +130,8 @@ class TailEngine:
         """Leave-one-map-out for maps js: (pairs (J, P) with map j zeroed in every image,
         cross (J, n, n): cross[j, i, k] = similarity of image i with map j zeroed to the unmodified image k)."""
         r = self._loo_readouts(torch.as_tensor(js))
-        return condense(similarity_matrices(r, self.similarity)), cross_similarity(r, self.full_readouts, self.similarity)
+        pairs = condense(similarity_matrices(r, self.similarity))
+        return pairs, cross_similarity(r, self.full_readouts, self.similarity)
 
     def _loo_readouts(self, js):
         masks = torch.ones(len(js), self.n_maps)
@@ -245,7 +247,8 @@ class PooledEngine(TailEngine):
                                for c0 in range(0, C, 64)])              # (C, P), built in slices of maps
         # per map: [pair dot products | squared norms | element sums], and the same for a zeroed map
         self.per_map = torch.cat([pair_dots, (x * x).sum(-1).T, x.sum(-1).T], 1)
-        self.zeroed = torch.cat([(zero * zero).sum(-1)[:, None].expand(C, len(rows) + n), zero.sum(-1)[:, None].expand(C, n)], 1)
+        self.zeroed = torch.cat([(zero * zero).sum(-1)[:, None].expand(C, len(rows) + n),
+                                 zero.sum(-1)[:, None].expand(C, n)], 1)
         self.delta = self.per_map - self.zeroed                          # (C, P + 2n): effect of keeping map j
         self.base = self.zeroed.sum(0)                                   # stats with every map zeroed
         self.full = self.base + self.delta.sum(0)

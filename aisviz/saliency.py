@@ -15,7 +15,6 @@ import difflib
 import hashlib
 import os
 import socket
-import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from .datasets import IMAGE_EXTENSIONS
-from .features import cache_dir as _features_cache_dir
+from .storage import aisviz_home, atomic_write, clear_files
 
 CACHE_VERSION = "1"
 CENTERBIAS_ENV = "AISVIZ_DEEPGAZE_CENTERBIAS"
@@ -384,16 +383,12 @@ def get_provider(name_or_dir, **options) -> SaliencyProvider:
 
 
 def cache_dir() -> Path:
-    return _features_cache_dir().parent / "saliency"
+    return aisviz_home() / "saliency"
 
 
 def clear_cache() -> int:
     """Delete every cached saliency file; returns how many were removed."""
-    removed = 0
-    for f in cache_dir().glob("*.npz"):
-        f.unlink(missing_ok=True)
-        removed += 1
-    return removed
+    return clear_files(cache_dir())
 
 
 def _cache_path(dataset, provider_id: str) -> Path:
@@ -419,15 +414,8 @@ def _read_cache(path: Path, dataset) -> list | None:
 
 
 def _write_cache(path: Path, dataset, maps: list) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, names=np.asarray(dataset.image_names), **{f"m{i}": m for i, m in enumerate(maps)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda f: np.savez(f, names=np.asarray(dataset.image_names),
+                                          **{f"m{i}": m for i, m in enumerate(maps)}))
 
 
 def saliency_maps(dataset, provider="spectral_residual", use_cache: bool = True,

@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .storage import aisviz_home
+
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "dashboard.ipynb"
 NOTEBOOK_SOURCE = (
     "# The aisviz dashboard (served by `aisviz serve`, i.e. Voila). Keep this notebook thin: the app is\n"
@@ -30,10 +32,6 @@ NOTEBOOK_SOURCE = (
 )
 
 
-def _home() -> Path:
-    return Path(os.environ.get("AISVIZ_HOME") or Path.home() / ".cache" / "aisviz").expanduser()
-
-
 def dashboard_notebook() -> Path:
     """The notebook Voila serves: notebooks/dashboard.ipynb of a source checkout, else a copy written to
     <AISVIZ_HOME>/app/dashboard.ipynb (an installed wheel has no notebooks/ folder)."""
@@ -41,7 +39,7 @@ def dashboard_notebook() -> Path:
         return NOTEBOOK
     import nbformat
 
-    target = _home() / "app" / "dashboard.ipynb"
+    target = aisviz_home() / "app" / "dashboard.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(NOTEBOOK_SOURCE)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -96,7 +94,7 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False, cull
     (with no tab open) are shut down."""
     check_installed()
     env = dict(os.environ)
-    log_file = env.get("AISVIZ_APP_LOG") or str(_home() / "logs" / "dashboard.log")
+    log_file = env.get("AISVIZ_APP_LOG") or str(aisviz_home() / "logs" / "dashboard.log")
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     env["AISVIZ_APP_LOG"] = log_file
     cmd = voila_command(port=port, pool_size=pool_size, open_browser=open_browser,
