@@ -23,7 +23,7 @@ chromium:
 	  else echo "browser tests need Debian's chromium: sudo apt-get install chromium fonts-liberation"; fi; }
 
 dashboard: setup
-	$(VENV)/bin/aisviz serve --port $(PORT)
+	$(VENV)/bin/aisviz serve --port $(PORT) --pool-size 1
 
 demo: setup
 	$(VENV)/bin/aisviz demo --out aisviz-demo
