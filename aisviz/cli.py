@@ -241,7 +241,8 @@ def cmd_saliency(args):
 def cmd_serve(args):
     from .serve import serve
 
-    code = serve(port=args.port, pool_size=args.pool_size, open_browser=args.open, cull_idle_timeout=args.cull_idle)
+    code = serve(port=args.port, pool_size=args.pool_size, open_browser=args.open, cull_idle_timeout=args.cull_idle,
+                 base_url=args.base_url)
     if code:
         raise SystemExit(code)
 
@@ -309,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--open", action="store_true", help="open a browser tab")
     p.add_argument("--cull-idle", type=int, default=1800,
                    help="seconds before idle kernels (no tab open) are shut down")
+    p.add_argument("--base-url", help="URL prefix when served behind a reverse proxy, e.g. /aisviz/")
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("cache", help="show or clear the feature cache")
     p.add_argument("action", choices=("show", "clear"))
