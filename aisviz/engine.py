@@ -246,11 +246,11 @@ class PooledEngine(TailEngine):
         pair_dots = torch.cat([(x[self.rows, c0:c0 + 64] * x[self.cols, c0:c0 + 64]).sum(-1).T
                                for c0 in range(0, C, 64)])              # (C, P), built in slices of maps
         # per map: [pair dot products | squared norms | element sums], and the same for a zeroed map
-        self.per_map = torch.cat([pair_dots, (x * x).sum(-1).T, x.sum(-1).T], 1)
-        self.zeroed = torch.cat([(zero * zero).sum(-1)[:, None].expand(C, len(rows) + n),
-                                 zero.sum(-1)[:, None].expand(C, n)], 1)
-        self.delta = self.per_map - self.zeroed                          # (C, P + 2n): effect of keeping map j
-        self.base = self.zeroed.sum(0)                                   # stats with every map zeroed
+        per_map = torch.cat([pair_dots, (x * x).sum(-1).T, x.sum(-1).T], 1)
+        zeroed = torch.cat([(zero * zero).sum(-1)[:, None].expand(C, len(rows) + n),
+                            zero.sum(-1)[:, None].expand(C, n)], 1)
+        self.delta = per_map - zeroed                                    # (C, P + 2n): effect of keeping map j
+        self.base = zeroed.sum(0)                                        # stats with every map zeroed
         self.full = self.base + self.delta.sum(0)
         self.dots = x.flatten(1) @ x.flatten(1).T                         # (n, n) unmodified dot products
         self.delta_curves = self.delta.to(self.dtype)                    # see prefix_pairs
