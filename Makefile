@@ -1,7 +1,7 @@
 # The README's two commands: `make dashboard` (set up + serve the dashboard) and `make test` (set up + all tests).
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-EXTRAS ?= offline,saliency,app,test
+EXTRAS ?= offline,saliency,app,test,rsa,sweep
 PORT   ?= 8866
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
@@ -29,6 +29,7 @@ demo: setup
 	$(VENV)/bin/aisviz demo --out aisviz-demo
 
 test: setup chromium
+	$(VENV)/bin/ruff check aisviz tests benchmarks
 	$(PY) -m pytest -q
 
 bench: setup

@@ -10,6 +10,8 @@ Definitions (PAPER.md):
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from scipy import stats
@@ -20,6 +22,23 @@ from .models import OFFLINE_MODEL, load_network
 
 MEASURES = ("pearson", "spearman")
 PAPER_SEEDS = (111, 222, 333, 444, 555, 666, 777, 888)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a fit passes to its callback after each unit of work.
+
+    stage: "leave-one-map-out" (units: chunks of maps) or "validation" (units: splits, with fractions
+    for the chunks of k values inside a split); done/total: units finished so far and in all;
+    partial: set when a whole validation split has finished: the TopKValidation itself, whose splits_,
+    curves_ and summary_ then describe the splits so far. A callback that raises stops the fit there
+    (the dashboard cancels superseded work this way); the object is then left unfinished.
+    """
+
+    stage: str
+    done: float
+    total: int
+    partial: object = None
 
 
 def _check_measure(measure):
@@ -113,7 +132,8 @@ class AlignmentImportance:
         self.device, self.dtype, self.method = device, dtype, method
         self.use_cache, self.progress, self.batch_size = use_cache, progress, batch_size
 
-    def fit(self, dataset, network=None):
+    def fit(self, dataset, network=None, callback=None):
+        """Score every map of the layer on `dataset`. callback(Progress) is called after each chunk of maps."""
         _check_measure(self.measure)
         net = network or load_network(self.model, weights=self.weights)
         li, ri = net.resolve_layers(self.layer, self.readout)
@@ -137,11 +157,13 @@ class AlignmentImportance:
         loo, image_ais = [], []
         from tqdm.auto import tqdm
 
-        chunks = self.engine_._chunks(list(range(n_maps)))
-        for js in tqdm(chunks, desc="leave-one-map-out", disable=not self.progress, unit="chunk"):
+        chunks = self.engine_.chunks(list(range(n_maps)))
+        for done, js in enumerate(tqdm(chunks, desc="leave-one-map-out", disable=not self.progress, unit="chunk")):
             pairs, cross = self.engine_.loo(js)
             loo.append(pairs.cpu())
             image_ais.append(self.r_orig_[None] - row_correlations(cross, human, self.measure))
+            if callback is not None:
+                callback(Progress("leave-one-map-out", done + 1, len(chunks)))
         self.loo_pairs_ = torch.cat(loo)
         self.r2_without_ = alignment(self.loo_pairs_, human, measure=self.measure)
         self.ais_ = self.r2_all_ - self.r2_without_
@@ -158,6 +180,20 @@ class AlignmentImportance:
         rank[self.ranking()] = np.arange(1, len(self.ais_) + 1)
         return [{"map": name, "channel": j, "ais": float(self.ais_[j]), "r2_without": float(self.r2_without_[j]),
                  "rank": int(rank[j])} for j, name in enumerate(self.map_names_)]
+
+    def to_dataframe(self, kind: str = "maps"):
+        """pandas DataFrame of the results. kind="maps": one row per map (table()); kind="images": one row
+        per (image, map) with its image AIS, plus each image's r_orig (its row correlation with all maps)."""
+        import pandas as pd
+
+        if kind == "maps":
+            return pd.DataFrame(self.table())
+        if kind == "images":
+            n, c = self.image_ais_.shape
+            return pd.DataFrame({"image": np.repeat(self.image_names_, c), "map": np.tile(self.map_names_, n),
+                                 "channel": np.tile(np.arange(c), n), "image_ais": self.image_ais_.ravel(),
+                                 "r_orig": np.repeat(self.r_orig_, c)})
+        raise ValueError(f"kind must be 'maps' or 'images', not {kind!r}.")
 
 
 def top_k_mask(ais: np.ndarray, k: int) -> np.ndarray:
@@ -220,14 +256,18 @@ class TopKValidation:
         self.n_folds, self.seeds, self.k_step = n_folds, tuple(seeds), k_step
         self.n_random, self.random_seed, self.progress = n_random, random_seed, progress
 
-    def _curves(self, engine, order, train_target, test_target):
+    def _curves(self, engine, order, train_target, test_target, tick=None):
         tr, te = [], []
-        for _, pairs in engine.prefix_pairs(order, self.k_values_):
+        for ks, pairs in engine.prefix_pairs(order, self.k_values_):
             tr.append(train_target(pairs))
             te.append(test_target(pairs))
+            if tick is not None:
+                tick(ks[-1] / self.k_values_[-1])
         return np.concatenate(tr), np.concatenate(te)
 
-    def fit(self, scorer: AlignmentImportance):
+    def fit(self, scorer: AlignmentImportance, callback=None):
+        """Run every split on a fitted scorer. callback(Progress) is called after each chunk of k values
+        (partial=None) and after each split (partial=self, with splits_, curves_ and summary_ so far)."""
         engine, human, measure = scorer.engine_, scorer.dataset_.similarity, scorer.measure
         n, n_maps = scorer.dataset_.n_images, engine.n_maps
         self.k_values_ = k_grid(n_maps, self.k_step)
@@ -236,15 +276,23 @@ class TopKValidation:
         self.splits_ = []
         from tqdm.auto import tqdm
 
-        for seed, fold, train, test in tqdm(splits, desc="validation splits", disable=not self.progress):
+        runs = 1 + self.n_random
+
+        def tick(split, run):
+            if callback is None:
+                return lambda fraction: None
+            return lambda fraction: callback(Progress("validation", split + (run + fraction) / runs, len(splits)))
+
+        for done, (seed, fold, train, test) in enumerate(tqdm(splits, desc="validation splits",
+                                                               disable=not self.progress)):
             train_target, test_target = AlignmentTarget(human, train, measure), AlignmentTarget(human, test, measure)
             r2_train_all, r2_test_all = float(train_target(scorer.full_pairs_)), float(test_target(scorer.full_pairs_))
             ais_train = r2_train_all - train_target(scorer.loo_pairs_)
             order = np.argsort(-ais_train, kind="stable")
-            tr, te = self._curves(engine, order, train_target, test_target)
+            tr, te = self._curves(engine, order, train_target, test_target, tick(done, 0))
             rng = np.random.default_rng([self.random_seed, seed, fold])
-            rand = [self._curves(engine, rng.permutation(n_maps), train_target, test_target)
-                    for _ in range(self.n_random)]
+            rand = [self._curves(engine, rng.permutation(n_maps), train_target, test_target, tick(done, r + 1))
+                    for r in range(self.n_random)]
             tr_rand, te_rand = np.mean([r[0] for r in rand], 0), np.mean([r[1] for r in rand], 0)
             if np.all(np.isnan(tr)):
                 raise ValueError(f"training alignment is undefined for every k in split seed={seed} fold={fold}")
@@ -256,9 +304,32 @@ class TopKValidation:
                 "k_star": int(self.k_values_[best]), "r2_train_all": r2_train_all, "r2_train_topk": float(tr[best]),
                 "r2_test_all": r2_test_all, "r2_test_topk": float(te[best]), "r2_test_random": float(te_rand[best]),
                 "test_images": [scorer.dataset_.image_names[i] for i in test]})
-        self.curves_ = {k: np.asarray(v) for k, v in curves.items()}
-        self.summary_ = self._summarize()
+            self.curves_ = {k: np.asarray(v) for k, v in curves.items()}
+            self.summary_ = self._summarize()
+            if callback is not None:
+                callback(Progress("validation", done + 1, len(splits), partial=self))
         return self
+
+    def to_dataframe(self, kind: str = "splits"):
+        """pandas DataFrame of the results. kind="splits": one row per split (test images joined by ";");
+        kind="curves": one row per (split, k) with the train/test R^2 of the top-k and random-k maps;
+        kind="summary": one row with the summary."""
+        import pandas as pd
+
+        if kind == "splits":
+            rows = [{**s, "test_images": ";".join(s["test_images"])} for s in self.splits_]
+            return pd.DataFrame(rows)
+        if kind == "curves":
+            n_splits, n_k = self.curves_["test_topk"].shape
+            out = pd.DataFrame({"seed": np.repeat([s["seed"] for s in self.splits_], n_k),
+                                "fold": np.repeat([s["fold"] for s in self.splits_], n_k),
+                                "k": np.tile(self.k_values_, n_splits)})
+            for key, values in self.curves_.items():
+                out[f"r2_{key}"] = values.ravel()
+            return out
+        if kind == "summary":
+            return pd.DataFrame([self.summary_])
+        raise ValueError(f"kind must be 'splits', 'curves' or 'summary', not {kind!r}.")
 
     def _summarize(self):
         col = {k: np.array([s[k] for s in self.splits_]) for k in

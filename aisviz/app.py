@@ -68,12 +68,12 @@ def _setup_logging():
 AUTO_K_POINTS_SLOW = 32      # ... and for engines that re-run part of the network per mask
 
 
-def auto_k_step(n_maps: int, engine_kind: str = "per-map sufficient statistics") -> int:
+def auto_k_step(n_maps: int, reruns_tail: bool = False) -> int:
     """k step used when the k-step field is 0 (auto). Pooled read-outs (every masked similarity from
     per-map statistics, e.g. EfficientNet-Lite0 _head_act -> flatten): every k up to 256 maps, else about
     AUTO_K_POINTS values (step 10 for 1280 maps). Engines that re-run a layer per mask (VGG-16 conv5_3 ->
     fc7): about AUTO_K_POINTS_SLOW values (step 16 for 512 maps). 1 = every k, as in the paper."""
-    if "sufficient statistics" in engine_kind:
+    if not reruns_tail:
         return 1 if n_maps <= 2 * AUTO_K_POINTS else int(np.ceil(n_maps / AUTO_K_POINTS))
     return max(1, int(np.ceil(n_maps / AUTO_K_POINTS_SLOW)))
 
@@ -657,23 +657,21 @@ class Dashboard:
                 self._scorers.put(resolved.scorer_key(), scorer)
         self._check(gen)
         n_maps = len(scorer.ais_)
-        k_step = s.k_step or auto_k_step(n_maps, scorer.engine_.kind)
+        k_step = s.k_step or auto_k_step(n_maps, scorer.engine_.reruns_tail)
         vkey = resolved.validation_key(k_step)
         validation = self._validations.get_(vkey)
         if validation is None:
             seeds = paper_seeds(s.n_seeds)
-            parts = []
-            for j, seed in enumerate(seeds):
-                step(f"held-out validation: seed {seed} ({j + 1} of {len(seeds)}), {s.n_folds} folds, "
-                     f"k step {k_step}", 0.45 + 0.45 * j / len(seeds))
-                t = time.perf_counter()
-                parts.append(TopKValidation(n_folds=s.n_folds, seeds=(seed,), k_step=k_step, n_random=s.n_random,
-                                            progress=False).fit(scorer))
-                parts[-1].fit_seconds_ = time.perf_counter() - t
-                self._check(gen)
-            validation = merge_validations(parts)
+            t = time.perf_counter()
+
+            def on_progress(p):  # called on this worker thread; raises _Stale when superseded
+                step(f"held-out validation: split {min(int(p.done) + 1, p.total)} of {p.total} "
+                     f"({s.n_folds} folds × {len(seeds)} seeds), k step {k_step}", 0.45 + 0.45 * p.done / p.total)
+
+            validation = TopKValidation(n_folds=s.n_folds, seeds=seeds, k_step=k_step, n_random=s.n_random,
+                                        progress=False).fit(scorer, callback=on_progress)
             log.info("dashboard: validation %d folds x %d seeds, k step %d, in %.1f s", s.n_folds, s.n_seeds,
-                     k_step, sum(p_.fit_seconds_ for p_ in parts))
+                     k_step, time.perf_counter() - t)
             with self._lock:
                 self._validations.put(vkey, validation)
         step(f"saliency maps ({s.provider})", 0.92)
@@ -1166,20 +1164,3 @@ class Dashboard:
                        readout_values=getattr(self, "last_readout", None), heatmap_k=self.heatmap_k(),
                        image=None if self.shown is None else res.dataset.image_names[self.shown])
         return out
-
-
-def merge_validations(parts):
-    """One TopKValidation from several fitted on the same scorer with disjoint seeds (the dashboard fits
-    one seed at a time, to show progress). Splits and curves are concatenated in order and the summary
-    recomputed: identical to a single fit with all the seeds."""
-    from .ais import TopKValidation
-
-    first = parts[0]
-    merged = TopKValidation(n_folds=first.n_folds, seeds=tuple(s for p in parts for s in p.seeds),
-                            k_step=first.k_step, n_random=first.n_random, random_seed=first.random_seed,
-                            progress=False)
-    merged.k_values_ = first.k_values_
-    merged.splits_ = [s for p in parts for s in p.splits_]
-    merged.curves_ = {k: np.concatenate([p.curves_[k] for p in parts]) for k in first.curves_}
-    merged.summary_ = merged._summarize()
-    return merged

@@ -263,6 +263,18 @@ def compare_maps(ais_maps, sal_maps, image_names, masks=None, qs=QS, dataset: st
             "images": rows, "summary": _summary(rows)}
 
 
+def comparison_dataframe(result: dict):
+    """pandas DataFrame of a compare_maps/compare_dataset result: one row per image, one column per metric
+    (notes on undefined values joined into one text column)."""
+    import pandas as pd
+
+    rows = [{**{k: v for k, v in row.items() if k != "notes"},
+             "notes": "; ".join(f"{k}: {v}" for k, v in row.get("notes", {}).items())} for row in result["images"]]
+    df = pd.DataFrame(rows)
+    df.insert(0, "dataset", result.get("dataset", ""))
+    return df
+
+
 def pool_results(results: list[dict]) -> dict:
     """Pool compare_maps/compare_dataset results of several data sets: every image counts once."""
     rows = [{"dataset": r["dataset"], **row} for r in results for row in r["images"]]

@@ -78,6 +78,7 @@ class TailEngine:
     """Brute force: zero the masked channels and re-run the tail stages for every mask and image."""
 
     kind = "brute-force re-run"
+    reruns_tail = True   # every mask re-runs network layers (slow: callers use coarser k grids)
 
     def __init__(self, tail_stages, activations, similarity="pearson", device="cpu", dtype=torch.float32,
                  chunk_bytes: int = 2 ** 27):
@@ -141,7 +142,7 @@ class TailEngine:
     def prefix_pairs(self, order, ks):
         """Yield (ks_chunk, pairs (len(ks_chunk), P)) keeping only the maps order[:k] for each k; ks ascending."""
         order = torch.as_tensor(np.ascontiguousarray(order))
-        for chunk in self._chunks(list(ks)):
+        for chunk in self.chunks(list(ks)):
             masks = torch.zeros(len(chunk), self.n_maps)
             for t, k in enumerate(chunk):
                 masks[t, order[:k]] = 1
@@ -152,7 +153,7 @@ class TailEngine:
         per_image = max(self.groups[0][1][0].numel(), self.full_readouts.shape[-1])
         return self.n * per_image * self.dtype.itemsize * 4 + self.n * self.n * 8 * 3
 
-    def _chunks(self, items):
+    def chunks(self, items):
         """Split masks (or k values) into batches that fit the engine's working-memory budget."""
         step = max(1, self.chunk_bytes // self._bytes_per_mask())
         return [items[s:s + step] for s in range(0, len(items), step)]
@@ -162,6 +163,7 @@ class LinearHeadEngine(TailEngine):
     """Tail = channel-wise stages, Flatten, Linear, head stages. See the module docstring."""
 
     kind = "precomputed per-map Linear contributions"
+    reruns_tail = True   # the layers after the first Linear (VGG: fc7) still run once per mask
 
     def __init__(self, tail_stages, pre_stages, linear, head_stages, activations, **kw):
         super().__init__(tail_stages, activations, **kw)
@@ -208,7 +210,7 @@ class LinearHeadEngine(TailEngine):
         order = np.ascontiguousarray(order)
         ks = list(ks)
         carry, done = self.z_empty.expand(self.n, -1).clone(), 0
-        for chunk in self._chunks(ks):
+        for chunk in self.chunks(ks):
             stop = chunk[-1]
             # running sum of contributions up to each k of the chunk, built in slices to bound memory
             z = torch.empty(len(chunk), self.n, carry.shape[-1], device=self.device, dtype=self.dtype)
@@ -233,6 +235,7 @@ class PooledEngine(TailEngine):
     """
 
     kind = "per-map sufficient statistics"
+    reruns_tail = False  # every masked similarity is a product of precomputed statistics
 
     def __init__(self, activations, **kw):
         super().__init__(**kw, activations=activations)
@@ -255,7 +258,7 @@ class PooledEngine(TailEngine):
         self.dots = x.flatten(1) @ x.flatten(1).T                         # (n, n) unmodified dot products
         self.delta_curves = self.delta.to(self.dtype)                    # see prefix_pairs
 
-    def _chunks(self, items):
+    def chunks(self, items):
         # Small chunks keep the temporaries in cache: ~3x faster than one big block on 2 cores.
         step = max(1, min(64, 2 ** 22 // (self.n * self.n * 8)))
         return [items[s:s + step] for s in range(0, len(items), step)]
@@ -315,7 +318,7 @@ class PooledEngine(TailEngine):
         delta = self.delta_curves
         ks = list(ks)
         running, done = self.base.to(self.dtype), 0
-        for chunk in self._chunks(ks):
+        for chunk in self.chunks(ks):
             stop = chunk[-1]
             cumulative = running + torch.cumsum(delta[order[done:stop]], 0)   # stats for k = done+1..stop
             running, done = cumulative[-1], stop

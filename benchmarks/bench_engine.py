@@ -67,7 +67,7 @@ def scenario_engine(model, device, dtype, naive_masks):
     subset = list(range(naive_masks))
     t_fast_sub, (p_fast, x_fast) = _timed(lambda: fast.loo(subset))
     t_naive_sub, (p_naive, x_naive) = _timed(lambda: naive.loo(subset))
-    t_fast_all, _ = _timed(lambda: [fast.loo(js) for js in fast._chunks(list(range(c)))])
+    t_fast_all, _ = _timed(lambda: [fast.loo(js) for js in fast.chunks(list(range(c)))])
     order = np.random.default_rng(1).permutation(c)
     ks = list(range(1, c + 1))
     t_curve_fast, _ = _timed(lambda: [p for _, p in fast.prefix_pairs(order, ks)])
@@ -99,7 +99,7 @@ def scenario_protocol(device, dtype):
     ks = list(range(1, c + 1))
 
     def run(split_list):
-        loo = torch.cat([fast.loo(js)[0] for js in fast._chunks(list(range(c)))])
+        loo = torch.cat([fast.loo(js)[0] for js in fast.chunks(list(range(c)))])
         for seed, fold, train, test in split_list:
             tr, te = AlignmentTarget(human, train), AlignmentTarget(human, test)
             order = np.argsort(-(tr(fast.full_rsm()[np.triu_indices(120, 1)]) - tr(loo)), kind="stable")

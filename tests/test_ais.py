@@ -4,8 +4,7 @@ import pytest
 import torch
 from scipy import stats
 
-from aisviz.ais import (AlignmentImportance, TopKValidation, alignment, kfold_splits, k_grid, pair_positions,
-                        top_k_mask)
+from aisviz.ais import AlignmentImportance, TopKValidation, alignment, k_grid, kfold_splits, pair_positions, top_k_mask
 from aisviz.models import load_network
 
 
@@ -122,3 +121,59 @@ def test_peterson_animals_offline_network(real_data_root, monkeypatch):
     assert 0.3 < s.r2_all_ < 0.6
     v = TopKValidation(seeds=(111, 222), k_step=16, progress=False).fit(s)
     assert v.summary_["mean_r2_test_topk"] > v.summary_["mean_r2_test_all"] > v.summary_["mean_r2_test_random"]
+
+
+def test_validation_callback_reports_partial_results_and_can_stop_the_fit(tiny_set, lite):
+    from aisviz.ais import Progress
+
+    scorer = AlignmentImportance(progress=False).fit(tiny_set, network=lite)
+    whole = TopKValidation(n_folds=3, seeds=(111, 222), k_step=64, progress=False).fit(scorer)
+    seen = []
+
+    def record(p: Progress):
+        assert p.stage == "validation" and 0 < p.done <= p.total == 6
+        if p.partial is not None:  # a finished split: its summary equals a fit on the splits so far
+            seen.append((p.done, p.partial.summary_["n_splits"], p.partial.curves_["test_topk"].copy()))
+
+    TopKValidation(n_folds=3, seeds=(111, 222), k_step=64, progress=False).fit(scorer, callback=record)
+    assert [(d, n) for d, n, _ in seen] == [(i, i) for i in range(1, 7)]
+    np.testing.assert_array_equal(seen[-1][2], whole.curves_["test_topk"])
+    first_seed = TopKValidation(n_folds=3, seeds=(111,), k_step=64, progress=False).fit(scorer)
+    np.testing.assert_array_equal(seen[2][2], first_seed.curves_["test_topk"])
+
+    class Stop(Exception):
+        pass
+
+    def stop_inside_first_split(p: Progress):
+        if p.done > 0.2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        TopKValidation(n_folds=3, seeds=(111,), k_step=1, progress=False).fit(scorer, callback=stop_inside_first_split)
+
+
+def test_scorer_callback_counts_chunks_of_maps(tiny_set, lite):
+    events = []
+    s = AlignmentImportance(progress=False).fit(tiny_set, network=lite, callback=events.append)
+    assert events and all(e.stage == "leave-one-map-out" for e in events)
+    assert [e.done for e in events] == list(range(1, events[-1].total + 1))
+    assert len(s.engine_.chunks(list(range(s.engine_.n_maps)))) == events[-1].total
+    assert s.engine_.reruns_tail is False
+
+
+def test_dataframes_hold_the_fitted_values(tiny_set, lite):
+    s = AlignmentImportance(progress=False).fit(tiny_set, network=lite)
+    maps = s.to_dataframe()
+    np.testing.assert_array_equal(maps["ais"].to_numpy(), s.ais_)
+    assert list(maps["map"]) == list(s.map_names_)
+    images = s.to_dataframe("images").set_index(["image", "channel"])
+    assert images.loc[(tiny_set.image_names[3], 7), "image_ais"] == s.image_ais_[3, 7]
+    v = TopKValidation(n_folds=3, seeds=(111,), k_step=128, progress=False).fit(s)
+    curves = v.to_dataframe("curves")
+    assert len(curves) == 3 * len(v.k_values_)
+    np.testing.assert_array_equal(curves["r2_test_topk"].to_numpy().reshape(3, -1), v.curves_["test_topk"])
+    splits = v.to_dataframe("splits")
+    assert list(splits["k_star"]) == [sp["k_star"] for sp in v.splits_]
+    assert v.to_dataframe("summary").loc[0, "mean_r2_test_topk"] == v.summary_["mean_r2_test_topk"]
+    with pytest.raises(ValueError, match="kind must be"):
+        v.to_dataframe("nope")

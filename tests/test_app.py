@@ -270,24 +270,11 @@ def test_default_dashboard_computes_in_the_background(home):
     assert d.heatmap_k() is None
 
 
-def test_merged_per_seed_validation_equals_one_fit(dash):
-    from aisviz.ais import TopKValidation
-    from aisviz.app import merge_validations
-
-    scorer = dash.current.scorer
-    whole = TopKValidation(n_folds=3, seeds=(111, 222), k_step=64, progress=False).fit(scorer)
-    parts = [TopKValidation(n_folds=3, seeds=(s,), k_step=64, progress=False).fit(scorer) for s in (111, 222)]
-    merged = merge_validations(parts)
-    for key in whole.curves_:
-        np.testing.assert_array_equal(merged.curves_[key], whole.curves_[key])
-    assert merged.summary_ == whole.summary_ and merged.seeds == (111, 222)
-
-
 def test_auto_k_step():
     from aisviz.app import auto_k_step
 
     assert auto_k_step(256) == 1 and auto_k_step(512) == 4 and auto_k_step(1280) == 10
-    assert auto_k_step(512, "linear head") == 16 and auto_k_step(20, "re-run") == 1
+    assert auto_k_step(512, reruns_tail=True) == 16 and auto_k_step(20, reruns_tail=True) == 1
 
 
 # ---------------------------------------------------------------------------------------------

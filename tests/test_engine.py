@@ -24,7 +24,8 @@ def _activations(n=9, c=6, h=5, w=5, seed=0):
 def vgg_like(c=6, s=2, hidden=16, out=12):
     torch.manual_seed(1)
     return _net([("conv", nn.Conv2d(3, c, 3)), ("relu", nn.ReLU()), ("maxpool", nn.MaxPool2d(2, ceil_mode=True)),
-                 ("avgpool", nn.AdaptiveAvgPool2d(s)), ("flatten", nn.Flatten(1)), ("fc6", nn.Linear(c * s * s, hidden)),
+                 ("avgpool", nn.AdaptiveAvgPool2d(s)), ("flatten", nn.Flatten(1)),
+                 ("fc6", nn.Linear(c * s * s, hidden)),
                  ("relu6", nn.ReLU(inplace=True)), ("drop", nn.Dropout()), ("fc7", nn.Linear(hidden, out)),
                  ("relu7", nn.ReLU(inplace=True))])  # in place, as torchvision's VGG: must not corrupt cached sums
 
@@ -42,7 +43,8 @@ def pooled_with_bn(c=6):
 
 def spatial_readout(c=6):
     torch.manual_seed(3)
-    return _net([("conv", nn.Conv2d(3, c, 3)), ("pool", nn.MaxPool2d(2)), ("act", nn.SiLU()), ("flatten", nn.Flatten(1))])
+    return _net([("conv", nn.Conv2d(3, c, 3)), ("pool", nn.MaxPool2d(2)), ("act", nn.SiLU()),
+                 ("flatten", nn.Flatten(1))])
 
 
 def nonlinear_tail(c=6):
