@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from .engine import condense, make_engine
+from .engine import condense, make_engine, upper_positions
 from .features import extract_activations, resolve_device
 from .models import OFFLINE_MODEL, load_network
 
@@ -89,6 +89,60 @@ class AlignmentTarget:
         return out[0] if squeeze else out
 
 
+class SubsetAlignments:
+    """Pearson r^2 between network and human similarities over the pairs among each of S image subsets
+    (e.g. the training images of every split), for a chunk of network similarity vectors at once.
+
+    Same numbers as AlignmentTarget(human, subset) for each subset (tests check it), without gathering each
+    subset's pairs: with t the subset's 0/1 indicator and A a symmetric matrix with zero diagonal, the sum
+    over the subset's pairs is t'At/2, so every subset's sums of a, a^2 and a*h come from one (S, n) x (n, n)
+    product per statistic. Memory: the (S, n) indicators and O(chunk * n^2) temporaries.
+    """
+
+    def __init__(self, human: np.ndarray, subsets):
+        n = human.shape[0]
+        self.n = n
+        t = torch.zeros(len(subsets), n, dtype=torch.float64)
+        for s, images in enumerate(subsets):
+            t[s, torch.as_tensor(np.asarray(images))] = 1
+        self.t = t
+        size = t.sum(1)
+        self.n_pairs = size * (size - 1) / 2
+        upper = np.triu(np.asarray(human, dtype=np.float64), 1)     # only the upper triangle is ever used
+        upper = np.triu(upper - upper[np.triu_indices(n, 1)].mean(), 1)  # shifted: no cancellation in sums
+        h = torch.as_tensor(upper + upper.T)
+        sum_h, sum_hh = self._pair_sums(h[None]), self._pair_sums((h * h)[None])
+        self.h = h
+        self.mean_h = sum_h[0] / self.n_pairs                           # (S,)
+        self.ss_h = sum_hh[0] - self.n_pairs * self.mean_h ** 2          # (S,) sum of squared deviations
+
+    def _pair_sums(self, a: torch.Tensor) -> torch.Tensor:
+        """a (J, n, n) symmetric with zero diagonal -> (J, S): sums over each subset's pairs."""
+        return ((self.t @ a) * self.t).sum(-1) / 2
+
+    def __call__(self, pairs) -> np.ndarray:
+        """pairs (J, P) condensed over all n images -> (S, J) r^2; NaN where a pair in the subset is NaN."""
+        pairs = torch.as_tensor(pairs).double().cpu()
+        J, n = len(pairs), self.n
+        bad = torch.isnan(pairs)
+        a = pairs - torch.nanmean(pairs, 1, keepdim=True)               # correlation ignores a shift
+        a = torch.where(bad, 0.0, a)
+        full = torch.zeros(J, n * n, dtype=torch.float64)
+        full[:, upper_positions(n, full.device)] = a
+        full = full.view(J, n, n)
+        full = full + full.transpose(1, 2)
+        sum_a, sum_aa, sum_ah = (self._pair_sums(x) for x in (full, full * full, full * self.h))
+        cov = sum_ah - self.mean_h * sum_a
+        var = sum_aa - sum_a ** 2 / self.n_pairs
+        r2 = cov ** 2 / (var * self.ss_h)
+        if bad.any():
+            nan = torch.zeros(J, n * n, dtype=torch.float64)
+            nan[:, upper_positions(n, nan.device)] = bad.double()
+            nan = nan.view(J, n, n)
+            r2 = torch.where(self._pair_sums(nan + nan.transpose(1, 2)) > 0, torch.nan, r2)
+        return r2.T.numpy()
+
+
 def alignment(pairs, human: np.ndarray, images=None, measure: str = "pearson") -> np.ndarray:
     """Alignment of network similarities (condensed pairs over all n images, (M, P) or (P,)) with the
     human matrix over the pairs among `images` (default: all). See AlignmentTarget."""
@@ -119,8 +173,9 @@ class AlignmentImportance:
     """Leave-one-map-out AIS of every feature map of a layer, for the data set and for each image.
 
     After fit(dataset): r2_all_ (alignment with all maps), ais_ (n_maps,), image_ais_ (n_images, n_maps),
-    r_orig_ (n_images,), map_names_, image_names_, full_rsm_ (n, n), full_pairs_ and loo_pairs_ (n_maps, P)
-    (condensed upper triangles), activations_, engine_.
+    r_orig_ (n_images,), map_names_, image_names_, full_rsm_ (n, n), full_pairs_ (its condensed upper
+    triangle), r2_without_ (n_maps,), activations_, engine_. Beyond the activations, memory is O(chunk * n^2):
+    no (maps x pairs) array is kept.
     """
 
     def __init__(self, model: str = OFFLINE_MODEL, layer: str | None = None, readout: str | None = None,
@@ -154,18 +209,21 @@ class AlignmentImportance:
         self.full_pairs_ = condense(self.full_rsm_)
         self.r2_all_ = float(alignment(self.full_pairs_, human, measure=self.measure))
         self.r_orig_ = row_correlations(self.full_rsm_[None], human, self.measure)[0]
-        loo, image_ais = [], []
+        # Streamed: each chunk of maps is reduced to its alignments and image rows at once, so memory stays
+        # O(chunk * n^2) rather than O(maps * n^2).
+        target = AlignmentTarget(human, measure=self.measure)
+        r2_without, image_ais = [], []
         from tqdm.auto import tqdm
 
         chunks = self.engine_.chunks(list(range(n_maps)))
         for done, js in enumerate(tqdm(chunks, desc="leave-one-map-out", disable=not self.progress, unit="chunk")):
             pairs, cross = self.engine_.loo(js)
-            loo.append(pairs.cpu())
+            r2_without.append(target(pairs))
             image_ais.append(self.r_orig_[None] - row_correlations(cross, human, self.measure))
+            del pairs, cross
             if callback is not None:
                 callback(Progress("leave-one-map-out", done + 1, len(chunks)))
-        self.loo_pairs_ = torch.cat(loo)
-        self.r2_without_ = alignment(self.loo_pairs_, human, measure=self.measure)
+        self.r2_without_ = np.concatenate(r2_without)
         self.ais_ = self.r2_all_ - self.r2_without_
         self.image_ais_ = np.concatenate(image_ais).T            # (n_images, n_maps)
         return self
@@ -279,15 +337,19 @@ class TopKValidation:
         runs = 1 + self.n_random
 
         def tick(split, run):
+            # The first split's unit also covers the training-AIS pass of every split (run -1).
             if callback is None:
                 return lambda fraction: None
-            return lambda fraction: callback(Progress("validation", split + (run + fraction) / runs, len(splits)))
+            if split == 0:
+                return lambda f: callback(Progress("validation", (run + 1 + f) / (runs + 1), len(splits)))
+            return lambda f: callback(Progress("validation", split + (run + f) / runs, len(splits)))
 
+        ais_train_all = self._training_ais(scorer, [train for _, _, train, _ in splits], tick(0, -1))
         for done, (seed, fold, train, test) in enumerate(tqdm(splits, desc="validation splits",
                                                                disable=not self.progress)):
             train_target, test_target = AlignmentTarget(human, train, measure), AlignmentTarget(human, test, measure)
             r2_train_all, r2_test_all = float(train_target(scorer.full_pairs_)), float(test_target(scorer.full_pairs_))
-            ais_train = r2_train_all - train_target(scorer.loo_pairs_)
+            ais_train = ais_train_all[done]
             order = np.argsort(-ais_train, kind="stable")
             tr, te = self._curves(engine, order, train_target, test_target, tick(done, 0))
             rng = np.random.default_rng([self.random_seed, seed, fold])
@@ -309,6 +371,27 @@ class TopKValidation:
             if callback is not None:
                 callback(Progress("validation", done + 1, len(splits), partial=self))
         return self
+
+    @staticmethod
+    def _training_ais(scorer, train_sets, tick) -> np.ndarray:
+        """(splits, n_maps) data-set AIS on each split's training pairs, in one streamed leave-one-map-out pass
+        (nothing of size maps x pairs is kept). Pearson: every split at once by SubsetAlignments; Spearman
+        ranks each split's pairs separately."""
+        engine, human, measure = scorer.engine_, scorer.dataset_.similarity, scorer.measure
+        if measure == "pearson":
+            evaluate = SubsetAlignments(human, train_sets)
+        else:
+            targets = [AlignmentTarget(human, train, measure) for train in train_sets]
+
+            def evaluate(pairs):
+                return np.stack([target(pairs) for target in targets])
+        r2_all = evaluate(scorer.full_pairs_[None])                       # (splits, 1)
+        chunks = engine.chunks(list(range(engine.n_maps)))
+        r2_without = []
+        for done, js in enumerate(chunks):
+            r2_without.append(evaluate(engine.loo_pairs(js)))
+            tick((done + 1) / len(chunks))
+        return r2_all - np.concatenate(r2_without, 1)
 
     def to_dataframe(self, kind: str = "splits"):
         """pandas DataFrame of the results. kind="splits": one row per split (test images joined by ";");

@@ -20,6 +20,7 @@ pairs are NaN, as with np.corrcoef.
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 import torch
@@ -63,10 +64,17 @@ def similarity_matrices(readouts: torch.Tensor, similarity: str = "pearson") -> 
     return r @ r.transpose(-1, -2)
 
 
+@functools.lru_cache(maxsize=4)
+def upper_positions(n: int, device: torch.device) -> torch.Tensor:
+    """Flat positions i * n + k of the pairs i < k, in np.triu_indices(n, 1) order."""
+    rows, cols = np.triu_indices(n, 1)
+    return torch.as_tensor(rows * n + cols, device=device)
+
+
 def condense(matrices: torch.Tensor) -> torch.Tensor:
-    """(M, n, n) -> (M, P): the upper triangles without diagonal, np.triu_indices(n, 1) order."""
-    rows, cols = np.triu_indices(matrices.shape[-1], 1)
-    return matrices[..., torch.as_tensor(rows), torch.as_tensor(cols)]
+    """(..., n, n) -> (..., P): the upper triangles without diagonal, np.triu_indices(n, 1) order."""
+    n = matrices.shape[-1]
+    return matrices.flatten(-2).index_select(-1, upper_positions(n, matrices.device))
 
 
 def cross_similarity(modified: torch.Tensor, original: torch.Tensor, similarity: str = "pearson"):
@@ -133,6 +141,10 @@ class TailEngine:
         r = self._loo_readouts(torch.as_tensor(js))
         pairs = condense(similarity_matrices(r, self.similarity))
         return pairs, cross_similarity(r, self.full_readouts, self.similarity)
+
+    def loo_pairs(self, js) -> torch.Tensor:
+        """(J, P): the pairs of loo(js) alone, without the image-specific rows."""
+        return condense(similarity_matrices(self._loo_readouts(torch.as_tensor(js)), self.similarity))
 
     def _loo_readouts(self, js):
         masks = torch.ones(len(js), self.n_maps)
@@ -231,42 +243,79 @@ class PooledEngine(TailEngine):
 
     With x_i the read-out of image i (one block per map) and z the block a zeroed map becomes, a mask m
     gives x'_i = m*x_i + (1-m)*z blockwise, so dot products, squared norms and element sums of the
-    masked read-outs are sums over maps of per-map terms: stats(m) = base + m @ (per_map - zeroed_map).
+    masked read-outs are sums over maps of per-map terms. The per-map squared norms and sums are kept
+    ((maps, n) each); the per-map pair dot products, which would be (maps, n^2/2), are formed one chunk of
+    maps at a time by batched matrix products, so memory stays O(chunk * n^2).
     """
 
     kind = "per-map sufficient statistics"
     reruns_tail = False  # every masked similarity is a product of precomputed statistics
 
-    def __init__(self, activations, **kw):
-        super().__init__(**kw, activations=activations)
-        n, C = self.n, self.n_maps
-        x = self.full_readouts.double().view(n, C, -1)                  # (n, C, s): read-out block per map
+    def __init__(self, tail_stages, activations, similarity="pearson", device="cpu", dtype=torch.float32,
+                 chunk_bytes: int = 2 ** 27):
+        _check_similarity(similarity)
+        self.similarity, self.device, self.dtype = similarity, torch.device(device), dtype
+        self.chunk_bytes = chunk_bytes
+        self.tail = _prepared(tail_stages, self.device, dtype)
+        channels = {a.shape[0] for a in activations}
+        if len(channels) != 1:
+            raise ValueError("activations have different channel counts")
+        n, C = self.n, self.n_maps = len(activations), channels.pop()
+        self.full_readouts = self._batched_readouts(activations)
         with torch.no_grad():
-            zero = self._run_tail(torch.zeros_like(self.groups[0][1][:1]))[0].double().view(C, -1)
-        self.x, self.zero, self.dim = x, zero, C * x.shape[2]
+            zero = self._run_tail(torch.zeros((1,) + activations[0].shape, device=self.device, dtype=dtype))
+        x = self.full_readouts.double().view(n, C, -1)                  # (n, C, s): read-out block per map
+        zero = zero[0].double().view(C, -1)
+        if similarity == "pearson":
+            # Pearson r ignores a constant added to a whole read-out, masked or not: centring every value on
+            # the overall mean keeps the float32 curves' sums free of cancellation.
+            shift = x.mean()
+            x, zero = x - shift, zero - shift
+        self.x, self.dim = x, x.shape[1] * x.shape[2]
+        self.x_curves = x.transpose(0, 1).to(dtype)                      # (C, n, s), for prefix_pairs
         rows, cols = np.triu_indices(n, 1)
         self.rows, self.cols = torch.as_tensor(rows, device=self.device), torch.as_tensor(cols, device=self.device)
-        pair_dots = torch.cat([(x[self.rows, c0:c0 + 64] * x[self.cols, c0:c0 + 64]).sum(-1).T
-                               for c0 in range(0, C, 64)])              # (C, P), built in slices of maps
-        # per map: [pair dot products | squared norms | element sums], and the same for a zeroed map
-        per_map = torch.cat([pair_dots, (x * x).sum(-1).T, x.sum(-1).T], 1)
-        zeroed = torch.cat([(zero * zero).sum(-1)[:, None].expand(C, len(rows) + n),
-                            zero.sum(-1)[:, None].expand(C, n)], 1)
-        self.delta = per_map - zeroed                                    # (C, P + 2n): effect of keeping map j
-        self.base = zeroed.sum(0)                                        # stats with every map zeroed
-        self.full = self.base + self.delta.sum(0)
-        self.dots = x.flatten(1) @ x.flatten(1).T                         # (n, n) unmodified dot products
-        self.delta_curves = self.delta.to(self.dtype)                    # see prefix_pairs
+        # Effect of keeping map j rather than zeroing it, on each image's squared norm and element sum,
+        # and (zero_sq) on every pair's dot product before the map's own products are added.
+        self.zero, self.zero_sq = zero, (zero * zero).sum(-1)           # (C, s), (C,)
+        self.sq_delta = (x * x).sum(-1).T - self.zero_sq[:, None]       # (C, n)
+        self.sum_delta = x.sum(-1).T - zero.sum(-1)[:, None]            # (C, n)
+        flat = x.flatten(1)
+        self.dots = flat @ flat.T                                        # (n, n) unmodified dot products
+        self.full = (condense(self.dots), (flat * flat).sum(1), flat.sum(1))  # (dots P, sq n, sums n)
+        self.base = (self.zero_sq.sum(), self.zero_sq.sum().expand(n), zero.sum().expand(n))  # every map zeroed
+
+    def _batched_readouts(self, activations, batch: int = 32):
+        """(n, D) read-outs with every map kept, a few images at a time (no stacked copy of all activations)."""
+        out = None
+        for start in range(0, self.n, batch):
+            part = activations[start:start + batch]
+            by_shape = {}
+            for i, a in enumerate(part):
+                by_shape.setdefault(a.shape, []).append(start + i)
+            for idx in by_shape.values():
+                acts = torch.as_tensor(np.stack([activations[i] for i in idx])).to(self.device, self.dtype)
+                r = self._run_tail(acts)
+                if out is None:
+                    out = torch.empty(self.n, r.shape[-1], device=self.device, dtype=self.dtype)
+                elif r.shape[-1] != out.shape[-1]:
+                    raise ValueError("images of different sizes give read-outs of different lengths; use a "
+                                     "read-out after global pooling, or resize the images to one size")
+                out[idx] = r
+        return out
+
+    def _bytes_per_mask(self) -> int:
+        return self.n * self.n * 8 * 4
 
     def chunks(self, items):
         # Small chunks keep the temporaries in cache: ~3x faster than one big block on 2 cores.
         step = max(1, min(64, 2 ** 22 // (self.n * self.n * 8)))
         return [items[s:s + step] for s in range(0, len(items), step)]
 
-    def _pairs_from(self, stats):
-        """stats (M, P + 2n) -> similarities of the pairs (M, P); NaN where a read-out has no variance."""
-        P, n, D = len(self.rows), self.n, self.dim
-        dots, sq, sums = stats[:, :P], stats[:, P:P + n], stats[:, P + n:]
+    def _pairs_from(self, dots, sq, sums):
+        """Statistics of M masks (dots (M, P), squared norms and element sums (M, n)) -> similarities of the
+        pairs (M, P); NaN where a read-out has no variance."""
+        D = self.dim
         if self.similarity == "pearson":
             mu = sums / D
             var = sq / D - mu * mu
@@ -279,25 +328,35 @@ class PooledEngine(TailEngine):
             sd = sd * D ** 0.5  # out holds D * covariance
         return out.div_(sd.index_select(1, self.rows).mul_(sd.index_select(1, self.cols)))
 
+    def _pair_delta(self, js):
+        """(J, P): how much keeping map j (rather than zeroing it) adds to each pair's dot product."""
+        xj = self.x[:, js].transpose(0, 1)                               # (J, n, s)
+        return condense(xj @ xj.transpose(1, 2)) - self.zero_sq[js][:, None]
+
     def full_rsm(self):
         full = torch.ones(self.n, self.n, dtype=torch.float64, device=self.device)
-        pairs = self._pairs_from(self.full[None])[0]
+        pairs = self._pairs_from(*(s[None] for s in self.full))[0]
         full[self.rows, self.cols] = pairs
         full[self.cols, self.rows] = pairs
         return full
 
+    def loo_pairs(self, js):
+        js = torch.as_tensor(js, device=self.device)
+        dots, sq, sums = self.full
+        return self._pairs_from(dots - self._pair_delta(js), sq - self.sq_delta[js], sums - self.sum_delta[js])
+
     def loo(self, js):
         js = torch.as_tensor(js, device=self.device)
-        pairs = self._pairs_from(self.full[None] - self.delta[js])
+        pairs = self.loo_pairs(js)
         # Image-specific: only image i loses map j (its block x_ij becomes z_j); image k is unmodified.
         # dot(x'_i, x_k) = dot(x_i, x_k) - (x_ij - z_j).x_kj, a rank-s correction per map, and the Pearson
         # centring term D mu'_i mu_k is one more rank-1 term: both go into a single batched product.
-        n, P, D = self.n, len(self.rows), self.dim
+        n, D = self.n, self.dim
+        _, sq_k, sums_k = self.full
         xj = self.x[:, js].transpose(0, 1)                               # (J, n, s)
         dj = xj - self.zero[js][:, None, :]
-        sums_i = self.full[None, P + n:] - self.delta[js, P + n:]         # (J, n) of the modified image i
-        sq_i = self.full[None, P:P + n] - self.delta[js, P:P + n]
-        sums_k, sq_k = self.full[P + n:], self.full[P:P + n]
+        sums_i = sums_k[None] - self.sum_delta[js]                       # (J, n) of the modified image i
+        sq_i = sq_k[None] - self.sq_delta[js]
         if self.similarity == "pearson":
             left = torch.cat([-dj, -(sums_i / D)[..., None]], -1)          # (J, n, s+1)
             right = torch.cat([xj, sums_k[None, :, None].expand(len(js), n, 1)], -1)
@@ -313,17 +372,32 @@ class PooledEngine(TailEngine):
     def prefix_pairs(self, order, ks):
         # The curves only need alignment values (not differences of them, as AIS does), so they run in the
         # engine's dtype: in float32 the R^2 curves of Peterson's animals agree with float64 to 6e-8
-        # (relative) at half the memory traffic.
+        # (relative) at half the memory traffic. The maps added between two consecutive k form one group,
+        # whose pair dot products are one matrix product; groups of one size are batched.
         order = torch.as_tensor(np.ascontiguousarray(order), device=self.device)
-        delta = self.delta_curves
-        ks = list(ks)
-        running, done = self.base.to(self.dtype), 0
-        for chunk in self.chunks(ks):
-            stop = chunk[-1]
-            cumulative = running + torch.cumsum(delta[order[done:stop]], 0)   # stats for k = done+1..stop
-            running, done = cumulative[-1], stop
-            rows = torch.as_tensor(chunk, device=self.device) - (stop - len(cumulative)) - 1
-            yield chunk, self._pairs_from(cumulative[rows])
+        dots, sq, sums = (s.to(self.dtype) for s in self.base)
+        dots = dots.expand(len(self.rows))
+        done = 0
+        for chunk in self.chunks(list(ks)):
+            sizes = np.diff([done] + chunk)
+            parts = []
+            t = 0
+            while t < len(chunk):   # runs of groups of one size
+                size, run = sizes[t], 1
+                while t + run < len(chunk) and sizes[t + run] == size:
+                    run += 1
+                groups = order[done:done + size * run].view(run, size)
+                xg = self.x_curves[groups].permute(0, 2, 1, 3).flatten(2)       # (run, n, size*s)
+                inc_dots = condense(xg @ xg.transpose(1, 2)) - self.zero_sq[groups].sum(1).to(self.dtype)[:, None]
+                inc_sq = self.sq_delta[groups].sum(1).to(self.dtype)
+                inc_sums = self.sum_delta[groups].sum(1).to(self.dtype)
+                cum = [torch.cumsum(inc, 0) + start[None] for inc, start in ((inc_dots, dots), (inc_sq, sq),
+                                                                              (inc_sums, sums))]
+                parts.append(cum)
+                dots, sq, sums = (c[-1] for c in cum)
+                done += size * run
+                t += run
+            yield chunk, self._pairs_from(*(torch.cat([p[i] for p in parts]) for i in range(3)))
 
 
 def make_engine(net, layer_index: int, readout_index: int, activations, similarity="pearson", device="cpu",
@@ -337,7 +411,7 @@ def make_engine(net, layer_index: int, readout_index: int, activations, similari
         raise ValueError(f"method must be 'auto' or 'brute', not {method!r}")
     channelwise = [isinstance(m, _CHANNELWISE + (nn.Flatten,)) for _, m in tail]
     if all(channelwise):
-        return PooledEngine(activations, tail_stages=tail, **kw)
+        return PooledEngine(tail, activations, **kw)
     first_other = channelwise.index(False)
     pre, rest = tail[:first_other], tail[first_other:]
     if pre and isinstance(pre[-1][1], nn.Flatten) and isinstance(rest[0][1], nn.Linear):
