@@ -46,6 +46,13 @@ def _check_measure(measure):
         raise ValueError(f"measure must be one of {MEASURES}, not {measure!r}.")
 
 
+def _spread_tolerance(dtype) -> float:
+    """Standard deviation of similarities (which lie in [-1, 1]) below which their spread over the pairs is
+    rounding error of that precision, not signal."""
+    # Fast paths reach similarities through sums (cancellation costs ~3 digits), hence the margins.
+    return 1e-4 if dtype in (torch.float32, torch.float16, torch.bfloat16) else 1e-9
+
+
 def _rank(x: np.ndarray) -> np.ndarray:
     return stats.rankdata(x, axis=-1)
 
@@ -66,9 +73,11 @@ class AlignmentTarget:
         _check_measure(measure)
         n = human.shape[0]
         self.measure, self.n = measure, n
-        self.positions = torch.as_tensor(pair_positions(n, images))
+        positions = pair_positions(n, images)
         rows, cols = np.triu_indices(n, 1)
-        h = human[rows[self.positions.numpy()], cols[self.positions.numpy()]].astype(np.float64)
+        h = human[rows[positions], cols[positions]].astype(np.float64)
+        # all pairs: nothing to select (saves a copy of every chunk of pairs)
+        self.positions = None if len(positions) == len(rows) else torch.as_tensor(positions)
         if measure == "spearman":
             h = _rank(h)
         h = torch.as_tensor(h - h.mean())
@@ -76,16 +85,21 @@ class AlignmentTarget:
 
     def __call__(self, pairs) -> np.ndarray:
         """pairs: condensed upper triangles (M, P) or (P,) over all n images -> (M,) or scalar r^2;
-        NaN where a network similarity is undefined (a read-out without variance)."""
+        NaN where a network similarity is undefined (a read-out without variance), and where the network
+        similarities have no spread over the pairs beyond rounding (e.g. a pooled read-out that keeps a single
+        map gives every pair r = +-1 exactly): no correlation is defined there."""
         pairs = torch.as_tensor(pairs)
         squeeze = pairs.dim() == 1
         pairs = pairs[None] if squeeze else pairs
-        a = pairs.index_select(1, self.positions.to(pairs.device)).double()
+        a = pairs if self.positions is None else pairs.index_select(1, self.positions.to(pairs.device))
+        a = a.double()
+        a = a - a.mean(-1, keepdim=True)
+        flat = a.norm(dim=-1) <= _spread_tolerance(pairs.dtype) * a.shape[-1] ** 0.5
         if self.measure == "spearman":
             a = torch.as_tensor(_rank(a.cpu().numpy()), device=pairs.device)
-        a = a - a.mean(-1, keepdim=True)
+            a = a - a.mean(-1, keepdim=True)
         r = (a @ self.h.to(a.device)) / a.norm(dim=-1)
-        out = (r ** 2).cpu().numpy()
+        out = torch.where(flat, torch.nan, r ** 2).cpu().numpy()
         return out[0] if squeeze else out
 
 
@@ -96,12 +110,14 @@ class SubsetAlignments:
     Same numbers as AlignmentTarget(human, subset) for each subset (tests check it), without gathering each
     subset's pairs: with t the subset's 0/1 indicator and A a symmetric matrix with zero diagonal, the sum
     over the subset's pairs is t'At/2, so every subset's sums of a, a^2 and a*h come from one (S, n) x (n, n)
-    product per statistic. Memory: the (S, n) indicators and O(chunk * n^2) temporaries.
+    product per statistic. `center`: a value near the network similarities' mean; subtracting it changes no
+    correlation and keeps the float64 sums free of cancellation. Memory: the (S, n) indicators and
+    O(chunk * n^2) temporaries.
     """
 
-    def __init__(self, human: np.ndarray, subsets):
+    def __init__(self, human: np.ndarray, subsets, center: float = 0.0):
         n = human.shape[0]
-        self.n = n
+        self.n, self.center = n, center
         t = torch.zeros(len(subsets), n, dtype=torch.float64)
         for s, images in enumerate(subsets):
             t[s, torch.as_tensor(np.asarray(images))] = 1
@@ -122,11 +138,11 @@ class SubsetAlignments:
 
     def __call__(self, pairs) -> np.ndarray:
         """pairs (J, P) condensed over all n images -> (S, J) r^2; NaN where a pair in the subset is NaN."""
-        pairs = torch.as_tensor(pairs).double().cpu()
+        pairs = torch.as_tensor(pairs)
+        dtype, pairs = pairs.dtype, pairs.double().cpu()
         J, n = len(pairs), self.n
         bad = torch.isnan(pairs)
-        a = pairs - torch.nanmean(pairs, 1, keepdim=True)               # correlation ignores a shift
-        a = torch.where(bad, 0.0, a)
+        a = torch.where(bad, 0.0, pairs - self.center)
         full = torch.zeros(J, n * n, dtype=torch.float64)
         full[:, upper_positions(n, full.device)] = a
         full = full.view(J, n, n)
@@ -135,6 +151,7 @@ class SubsetAlignments:
         cov = sum_ah - self.mean_h * sum_a
         var = sum_aa - sum_a ** 2 / self.n_pairs
         r2 = cov ** 2 / (var * self.ss_h)
+        r2 = torch.where(var <= self.n_pairs * _spread_tolerance(dtype) ** 2, torch.nan, r2)  # as AlignmentTarget
         if bad.any():
             nan = torch.zeros(J, n * n, dtype=torch.float64)
             nan[:, upper_positions(n, nan.device)] = bad.double()
@@ -379,7 +396,7 @@ class TopKValidation:
         ranks each split's pairs separately."""
         engine, human, measure = scorer.engine_, scorer.dataset_.similarity, scorer.measure
         if measure == "pearson":
-            evaluate = SubsetAlignments(human, train_sets)
+            evaluate = SubsetAlignments(human, train_sets, center=float(scorer.full_pairs_.mean()))
         else:
             targets = [AlignmentTarget(human, train, measure) for train in train_sets]
 

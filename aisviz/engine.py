@@ -322,8 +322,10 @@ class PooledEngine(TailEngine):
             out = torch.sub(dots, mu.index_select(1, self.rows).mul_(mu.index_select(1, self.cols)), alpha=D)
         else:
             var, out = sq, dots.clone()
-        sd = var.clamp_min(0).sqrt()
-        sd = torch.where(sd > 1e-12 * (1 + var.abs()), sd, torch.nan)
+        # No variance (up to the rounding of var as a difference of sums): no similarity is defined.
+        second_moment = sq / D if self.similarity == "pearson" else sq.amax(-1, keepdim=True)
+        tolerance = 1e-5 if dots.dtype == torch.float32 else 1e-12
+        sd = torch.where(var > tolerance * second_moment, var.clamp_min(0).sqrt(), torch.nan)
         if self.similarity == "pearson":
             sd = sd * D ** 0.5  # out holds D * covariance
         return out.div_(sd.index_select(1, self.rows).mul_(sd.index_select(1, self.cols)))

@@ -177,3 +177,65 @@ def test_dataframes_hold_the_fitted_values(tiny_set, lite):
     assert v.to_dataframe("summary").loc[0, "mean_r2_test_topk"] == v.summary_["mean_r2_test_topk"]
     with pytest.raises(ValueError, match="kind must be"):
         v.to_dataframe("nope")
+
+
+def test_subset_alignments_equal_one_target_per_subset():
+    """The quadratic-form evaluation of many training sets equals gathering each set's pairs, NaN included."""
+    from aisviz.ais import AlignmentTarget, SubsetAlignments
+
+    rng = np.random.default_rng(5)
+    n = 30
+    human = rng.uniform(0, 10, (n, n))                 # not symmetric: only the upper triangle counts
+    pairs = 0.8 + 0.05 * rng.standard_normal((7, n * (n - 1) // 2))
+    pairs[3, 17] = np.nan                               # a pair between images 0 and 18
+    subsets = [np.sort(rng.choice(n, 20, replace=False)) for _ in range(6)] + [np.arange(1, n)]
+    got = SubsetAlignments(human, subsets, center=0.8)(torch.as_tensor(pairs))
+    want = np.stack([AlignmentTarget(human, s)(torch.as_tensor(pairs)) for s in subsets])
+    np.testing.assert_allclose(got, want, rtol=1e-10, equal_nan=True)
+    assert np.isnan(got[-1, 3]) == np.isnan(want[-1, 3]) and not np.isnan(got[-1, 2])
+
+
+def test_streamed_validation_equals_the_reference_protocol(tiny_set, lite):
+    """Training AIS from one streamed pass and grouped prefix sums give the curves of the plain protocol:
+    brute-force re-runs of every leave-one-map-out mask and every top-k mask, one split at a time."""
+    from aisviz.ais import AlignmentTarget
+    from aisviz.engine import make_engine
+
+    scorer = AlignmentImportance(progress=False, dtype="float64").fit(tiny_set, network=lite)
+    v = TopKValidation(n_folds=3, seeds=(111, 222), k_step=97, progress=False).fit(scorer)
+    li, ri = lite.resolve_layers(None, None)
+    brute = make_engine(lite, li, ri, scorer.activations_, dtype=torch.float64, method="brute")
+    loo = torch.cat([brute.loo_pairs(js) for js in brute.chunks(list(range(brute.n_maps)))])
+    for i, (seed, fold, train, test) in enumerate(kfold_splits(12, 3, (111, 222))):
+        train_t, test_t = AlignmentTarget(tiny_set.similarity, train), AlignmentTarget(tiny_set.similarity, test)
+        ais_train = train_t(scorer.full_pairs_) - train_t(loo)
+        order = np.argsort(-ais_train, kind="stable")
+        random_order = np.random.default_rng([0, seed, fold]).permutation(brute.n_maps)
+        for key, o, target in (("train_topk", order, train_t), ("test_topk", order, test_t),
+                               ("test_random", random_order, test_t)):
+            want = np.concatenate([target(p) for _, p in brute.prefix_pairs(o, v.k_values_)])
+            np.testing.assert_allclose(v.curves_[key][i], want, rtol=1e-7, atol=1e-12)
+        assert v.splits_[i]["k_star"] == v.k_values_[np.nanargmax(v.curves_["train_topk"][i])]
+
+
+def test_no_maps_by_pairs_array_is_kept():
+    """Memory is O(chunk * n^2): the pooled engine holds no (maps x pairs) values (at most n x n), and
+    a chunk of maps stays within the engine's byte budget however large n is."""
+    from torch import nn
+
+    from aisviz.engine import PooledEngine, make_engine
+    from aisviz.models import Network
+
+    n, c = 300, 64
+    net = Network(name="pooled", weights="none", mean=(0.5,) * 3, std=(0.5,) * 3,
+                  stages=[("conv", nn.Conv2d(3, c, 1)), ("pool", nn.AdaptiveAvgPool2d(1)), ("flat", nn.Flatten(1))])
+    acts = [np.maximum(a, 0) for a in np.random.default_rng(0).standard_normal((n, c, 2, 2)).astype(np.float32)]
+    engine = make_engine(net, 0, 2, acts)
+    assert isinstance(engine, PooledEngine)
+    tensors = [v for v in vars(engine).values() if isinstance(v, torch.Tensor)]
+    tensors += [t for v in vars(engine).values() if isinstance(v, tuple) for t in v if isinstance(t, torch.Tensor)]
+    assert max(t.numel() for t in tensors) <= n * n < c * n * (n - 1) // 2
+    chunks = engine.chunks(list(range(c)))
+    assert sum(map(len, chunks)) == c and max(map(len, chunks)) * n * n * 8 <= 2 ** 22
+    pairs, cross = engine.loo(chunks[0])
+    assert pairs.shape == (len(chunks[0]), n * (n - 1) // 2) and cross.shape == (len(chunks[0]), n, n)
