@@ -179,6 +179,7 @@ class LinearHeadEngine(TailEngine):
 
     def __init__(self, tail_stages, pre_stages, linear, head_stages, activations, **kw):
         super().__init__(tail_stages, activations, **kw)
+        self.rows_run = 0                                                # head rows computed (for benchmarks)
         self.pre = _prepared(pre_stages, self.device, self.dtype)
         self.head = _prepared(head_stages, self.device, self.dtype)
         with torch.no_grad():
@@ -200,12 +201,30 @@ class LinearHeadEngine(TailEngine):
         self.z_full = self.z_empty + torch.einsum("ocs,ics->io", self.weight, self.delta)
         # read-outs from the decomposition itself, so that every mask (all maps included) is computed one way
         self.full_readouts = self._head(self.z_full[None].clone())[0]
+        # Map j of image i is silent when its pooled map equals that of a zeroed map (after ReLU, often all
+        # zeros): removing or adding it leaves that image's read-out exactly as it was, so its rows are skipped.
+        self.active = self.delta.ne(0).any(-1).T.contiguous()           # (C, n)
 
     def _head(self, z):
         """Run the stages after the Linear layer; they may work in place (ReLU(inplace=True)) on z."""
         with torch.no_grad():
             m, n, d = z.shape
+            self.rows_run += m * n
             return self.head(z.reshape(m * n, d)).reshape(m, n, -1)
+
+    def _head_where(self, z, changed, base, carry_forward: bool):
+        """Read-outs (M, n, D) for pre-activations z (M, n, out), running the head only where changed (M, n):
+        an unchanged entry takes base[i] (the read-out with nothing changed), or, with carry_forward, the
+        latest changed entry of image i before it along M (nested masks: the previous k)."""
+        M, n = changed.shape
+        rows = changed.flatten().nonzero().squeeze(1)
+        fresh = self._head(z.flatten(0, 1).index_select(0, rows)[None])[0]
+        source = torch.arange(n, device=self.device).repeat(M)
+        source[rows] = n + torch.arange(len(rows), device=self.device)
+        source = source.view(M, n)
+        if carry_forward:  # fresh rows are numbered in (M, n) order, so the latest one is the largest
+            source = torch.cummax(source, 0).values
+        return torch.cat([base, fresh]).index_select(0, source.flatten()).view(M, n, -1)
 
     def contributions(self, js) -> torch.Tensor:
         """(J, n, out): how much keeping map j adds to the Linear pre-activation of each image."""
@@ -216,12 +235,16 @@ class LinearHeadEngine(TailEngine):
             + self.n * self.n * 8 * 3
 
     def _loo_readouts(self, js):
-        return self._head(self.z_full[None] - self.contributions(js))
+        js = torch.as_tensor(js, device=self.device)
+        return self._head_where(self.z_full[None] - self.contributions(js), self.active[js], self.full_readouts,
+                                carry_forward=False)
 
     def prefix_pairs(self, order, ks):
         order = np.ascontiguousarray(order)
         ks = list(ks)
         carry, done = self.z_empty.expand(self.n, -1).clone(), 0
+        readouts = self._head(carry[None].clone())[0]                    # every map zeroed
+        previous = 0
         for chunk in self.chunks(ks):
             stop = chunk[-1]
             # running sum of contributions up to each k of the chunk, built in slices to bound memory
@@ -235,7 +258,13 @@ class LinearHeadEngine(TailEngine):
                         z[want[s + t + 1]] = csum[t]
                 carry = csum[-1]
             done = stop
-            yield chunk, condense(similarity_matrices(self._head(z), self.similarity))
+            # an image changes at k when one of the maps added since the previous k is active in it
+            order_t = torch.as_tensor(order, device=self.device)
+            changed = torch.stack([self.active[order_t[a:b]].any(0) for a, b in zip([previous] + chunk[:-1], chunk)])
+            previous = stop
+            r = self._head_where(z, changed, readouts, carry_forward=True)
+            readouts = r[-1]
+            yield chunk, condense(similarity_matrices(r, self.similarity))
 
 
 class PooledEngine(TailEngine):

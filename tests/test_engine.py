@@ -99,3 +99,27 @@ def test_float32_fast_path_within_1e5():
     got = torch.cat([r for _, r in fast.prefix_pairs(order, range(1, 7))])
     want = torch.cat([r for _, r in brute.prefix_pairs(order, range(1, 7))])
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_head_skips_silent_maps_with_identical_results():
+    """Post-ReLU maps that are all zeros for an image leave its read-out unchanged: the fast path skips those
+    (image, mask) rows of the head and still gives the brute-force numbers, LOO and nested curves alike."""
+    net = vgg_like()
+    acts = _activations()
+    rng = np.random.default_rng(3)
+    for a in acts:
+        a[rng.random(len(a)) < 0.6] = 0        # most maps silent, as in real post-ReLU layers
+    fast = make_engine(net, 0, 9, acts, dtype=torch.float64)
+    brute = make_engine(net, 0, 9, acts, dtype=torch.float64, method="brute")
+    assert isinstance(fast, LinearHeadEngine) and 0.3 < 1 - fast.active.double().mean() < 0.9
+    C = fast.n_maps
+    fast.rows_run = 0
+    for a, b in zip(fast.loo(list(range(C))), brute.loo(list(range(C)))):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(fast.loo_pairs(list(range(C))), brute.loo_pairs(list(range(C))), rtol=1e-9, atol=1e-12)
+    assert fast.rows_run == 2 * int(fast.active.sum())      # only active (map, image) rows ran the head
+    order = np.random.default_rng(0).permutation(C)
+    for ks in ([1, 2, 3, 4, 5, 6], [2, 5, 6], [3]):
+        got = torch.cat([r for _, r in fast.prefix_pairs(order, ks)])
+        want = torch.cat([r for _, r in brute.prefix_pairs(order, ks)])
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12, equal_nan=True)
