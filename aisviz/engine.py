@@ -59,9 +59,19 @@ def _unit(r, similarity):
 
 
 def similarity_matrices(readouts: torch.Tensor, similarity: str = "pearson") -> torch.Tensor:
-    """(M, n, D) read-outs -> (M, n, n) float64 similarity matrices (np.corrcoef rows, or cosine)."""
-    r = _unit(readouts, similarity)
-    return r @ r.transpose(-1, -2)
+    """(M, n, D) read-outs -> (M, n, n) float64 similarity matrices (np.corrcoef rows, or cosine).
+
+    From the float64 Gram matrix, centred and scaled afterwards (one pass over the read-outs instead of
+    four); a read-out without variance (up to the rounding of that centring) has NaN similarities."""
+    r = readouts.double()
+    gram = r @ r.transpose(-1, -2)
+    second_moment = gram.diagonal(dim1=-2, dim2=-1).clone()
+    if similarity == "pearson":
+        sums = r.sum(-1)
+        gram.sub_(sums[..., :, None] * (sums[..., None, :] / r.shape[-1]))
+    var = gram.diagonal(dim1=-2, dim2=-1)
+    inv = torch.where(var > 1e-12 * second_moment, var.clamp_min(1e-300).rsqrt(), torch.nan)
+    return gram.mul_(inv[..., :, None]).mul_(inv[..., None, :])
 
 
 @functools.lru_cache(maxsize=4)
@@ -240,28 +250,26 @@ class LinearHeadEngine(TailEngine):
                                 carry_forward=False)
 
     def prefix_pairs(self, order, ks):
-        order = np.ascontiguousarray(order)
-        ks = list(ks)
-        carry, done = self.z_empty.expand(self.n, -1).clone(), 0
+        order = torch.as_tensor(np.ascontiguousarray(order), device=self.device)
+        carry = self.z_empty.expand(self.n, -1).clone()                  # pre-activation with the maps so far
         readouts = self._head(carry[None].clone())[0]                    # every map zeroed
-        previous = 0
-        for chunk in self.chunks(ks):
-            stop = chunk[-1]
-            # running sum of contributions up to each k of the chunk, built in slices to bound memory
-            z = torch.empty(len(chunk), self.n, carry.shape[-1], device=self.device, dtype=self.dtype)
-            want = {k: t for t, k in enumerate(chunk)}
-            for s in range(done, stop, max(1, len(chunk))):
-                e = min(stop, s + max(1, len(chunk)))
-                csum = carry[None] + torch.cumsum(self.contributions(torch.as_tensor(order[s:e])), 0)
-                for t in range(e - s):
-                    if s + t + 1 in want:
-                        z[want[s + t + 1]] = csum[t]
+        done = 0
+        for chunk in self.chunks(list(ks)):
+            stop, step = chunk[-1], len(chunk)
+            wanted = torch.as_tensor(chunk, device=self.device) - 1       # positions in order that end a k
+            # running sums of contributions, in slices of at most len(chunk) maps to bound memory
+            parts = []
+            for s in range(done, stop, step):
+                e = min(stop, s + step)
+                csum = torch.cumsum(self.contributions(order[s:e]), 0).add_(carry)
+                keep = wanted[(wanted >= s) & (wanted < e)] - s
+                parts.append(csum if len(keep) == e - s else csum.index_select(0, keep))
                 carry = csum[-1]
-            done = stop
+            z = parts[0] if len(parts) == 1 else torch.cat(parts)
             # an image changes at k when one of the maps added since the previous k is active in it
-            order_t = torch.as_tensor(order, device=self.device)
-            changed = torch.stack([self.active[order_t[a:b]].any(0) for a, b in zip([previous] + chunk[:-1], chunk)])
-            previous = stop
+            bounds = [done] + chunk
+            changed = torch.stack([self.active[order[a:b]].any(0) for a, b in zip(bounds[:-1], bounds[1:])])
+            done = stop
             r = self._head_where(z, changed, readouts, carry_forward=True)
             readouts = r[-1]
             yield chunk, condense(similarity_matrices(r, self.similarity))
