@@ -139,11 +139,14 @@ class SubsetAlignments:
     def __call__(self, pairs) -> np.ndarray:
         """pairs (J, P) condensed over all n images -> (S, J) r^2; NaN where a pair in the subset is NaN."""
         pairs = torch.as_tensor(pairs)
-        dtype, pairs = pairs.dtype, pairs.double().cpu()
+        dtype, pairs = pairs.dtype, pairs.double()
+        if pairs.device != self.t.device:  # work where the pairs are (a GPU engine's chunks stay on the GPU)
+            for name in ("t", "h", "n_pairs", "mean_h", "ss_h"):
+                setattr(self, name, getattr(self, name).to(pairs.device))
         J, n = len(pairs), self.n
         bad = torch.isnan(pairs)
         a = torch.where(bad, 0.0, pairs - self.center)
-        full = torch.zeros(J, n * n, dtype=torch.float64)
+        full = torch.zeros(J, n * n, dtype=torch.float64, device=pairs.device)
         full[:, upper_positions(n, full.device)] = a
         full = full.view(J, n, n)
         full = full + full.transpose(1, 2)
@@ -153,11 +156,11 @@ class SubsetAlignments:
         r2 = cov ** 2 / (var * self.ss_h)
         r2 = torch.where(var <= self.n_pairs * _spread_tolerance(dtype) ** 2, torch.nan, r2)  # as AlignmentTarget
         if bad.any():
-            nan = torch.zeros(J, n * n, dtype=torch.float64)
+            nan = torch.zeros(J, n * n, dtype=torch.float64, device=pairs.device)
             nan[:, upper_positions(n, nan.device)] = bad.double()
             nan = nan.view(J, n, n)
             r2 = torch.where(self._pair_sums(nan + nan.transpose(1, 2)) > 0, torch.nan, r2)
-        return r2.T.numpy()
+        return r2.T.cpu().numpy()
 
 
 def alignment(pairs, human: np.ndarray, images=None, measure: str = "pearson") -> np.ndarray:

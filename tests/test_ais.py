@@ -179,7 +179,12 @@ def test_dataframes_hold_the_fitted_values(tiny_set, lite):
         v.to_dataframe("nope")
 
 
-def test_subset_alignments_equal_one_target_per_subset():
+# The same functions run on the GPU when one is present; without one, the CPU runs them (device="cpu").
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_subset_alignments_equal_one_target_per_subset(device):
     """The quadratic-form evaluation of many training sets equals gathering each set's pairs, NaN included."""
     from aisviz.ais import AlignmentTarget, SubsetAlignments
 
@@ -189,7 +194,7 @@ def test_subset_alignments_equal_one_target_per_subset():
     pairs = 0.8 + 0.05 * rng.standard_normal((7, n * (n - 1) // 2))
     pairs[3, 17] = np.nan                               # a pair between images 0 and 18
     subsets = [np.sort(rng.choice(n, 20, replace=False)) for _ in range(6)] + [np.arange(1, n)]
-    got = SubsetAlignments(human, subsets, center=0.8)(torch.as_tensor(pairs))
+    got = SubsetAlignments(human, subsets, center=0.8)(torch.as_tensor(pairs, device=device))
     want = np.stack([AlignmentTarget(human, s)(torch.as_tensor(pairs)) for s in subsets])
     np.testing.assert_allclose(got, want, rtol=1e-10, equal_nan=True)
     assert np.isnan(got[-1, 3]) == np.isnan(want[-1, 3]) and not np.isnan(got[-1, 2])

@@ -101,7 +101,11 @@ def test_float32_fast_path_within_1e5():
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
-def test_linear_head_skips_silent_maps_with_identical_results():
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])  # without a GPU the CPU runs the same code
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_linear_head_skips_silent_maps_with_identical_results(device):
     """Post-ReLU maps that are all zeros for an image leave its read-out unchanged: the fast path skips those
     (image, mask) rows of the head and still gives the brute-force numbers, LOO and nested curves alike."""
     net = vgg_like()
@@ -109,8 +113,9 @@ def test_linear_head_skips_silent_maps_with_identical_results():
     rng = np.random.default_rng(3)
     for a in acts:
         a[rng.random(len(a)) < 0.6] = 0        # most maps silent, as in real post-ReLU layers
-    fast = make_engine(net, 0, 9, acts, dtype=torch.float64)
-    brute = make_engine(net, 0, 9, acts, dtype=torch.float64, method="brute")
+    net.to(device)
+    fast = make_engine(net, 0, 9, acts, dtype=torch.float64, device=device)
+    brute = make_engine(net, 0, 9, acts, dtype=torch.float64, device=device, method="brute")
     assert isinstance(fast, LinearHeadEngine) and 0.3 < 1 - fast.active.double().mean() < 0.9
     C = fast.n_maps
     fast.rows_run = 0
