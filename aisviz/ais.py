@@ -29,7 +29,8 @@ class Progress:
     """What a fit passes to its callback after each unit of work.
 
     stage: "leave-one-map-out" (units: chunks of maps) or "validation" (units: splits, with fractions
-    for the chunks of k values inside a split); done/total: units finished so far and in all;
+    for the chunks of k values inside a split; the first split's unit also covers the one pass that gives
+    every split its training AIS); done/total: units finished so far and in all;
     partial: set when a whole validation split has finished: the TopKValidation itself, whose splits_,
     curves_ and summary_ then describe the splits so far. A callback that raises stops the fit there
     (the dashboard cancels superseded work this way); the object is then left unfinished.
@@ -327,6 +328,9 @@ class TopKValidation:
 
     After fit(scorer): k_values_, splits_ (list of dicts), curves_ (dict of (n_splits, n_k) arrays:
     train_topk, test_topk, train_random, test_random), summary_ (dict).
+
+    Training AIS uses the leave-one-map-out similarities restricted to the training pairs; one streamed pass
+    over chunks of maps gives it for every split (SubsetAlignments), so memory stays O(splits * n + chunk * n^2).
     """
 
     def __init__(self, n_folds: int = 5, seeds=PAPER_SEEDS, k_step: int = 1, n_random: int = 1,

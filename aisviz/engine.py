@@ -341,10 +341,8 @@ class PooledEngine(TailEngine):
                 out[idx] = r
         return out
 
-    def _bytes_per_mask(self) -> int:
-        return self.n * self.n * 8 * 4
-
     def chunks(self, items):
+        # Bounded by n^2 (the image rows of loo, the pair products of prefix_pairs), never by maps x n^2.
         # Small chunks keep the temporaries in cache: ~3x faster than one big block on 2 cores.
         step = max(1, min(64, 2 ** 22 // (self.n * self.n * 8)))
         return [items[s:s + step] for s in range(0, len(items), step)]
