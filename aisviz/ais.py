@@ -126,6 +126,7 @@ class SubsetAlignments:
         size = t.sum(1)
         self.n_pairs = size * (size - 1) / 2
         upper = np.triu(np.asarray(human, dtype=np.float64), 1)     # only the upper triangle is ever used
+        upper = upper / (np.abs(upper).max() or 1.0)                    # no scale over- or underflows in h^2
         upper = np.triu(upper - upper[np.triu_indices(n, 1)].mean(), 1)  # shifted: no cancellation in sums
         h = torch.as_tensor(upper + upper.T)
         sum_h, sum_hh = self._pair_sums(h[None]), self._pair_sums((h * h)[None])

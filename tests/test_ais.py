@@ -197,6 +197,8 @@ def test_subset_alignments_equal_one_target_per_subset(device):
     got = SubsetAlignments(human, subsets, center=0.8)(torch.as_tensor(pairs, device=device))
     want = np.stack([AlignmentTarget(human, s)(torch.as_tensor(pairs)) for s in subsets])
     np.testing.assert_allclose(got, want, rtol=1e-10, equal_nan=True)
+    for scale in (1e160, 1e-170):  # r^2 ignores the human matrix's scale, and nothing overflows
+        np.testing.assert_allclose(SubsetAlignments(human * scale, subsets, center=0.8)(pairs), got, rtol=1e-10)
     assert np.isnan(got[-1, 3]) == np.isnan(want[-1, 3]) and not np.isnan(got[-1, 2])
 
 
