@@ -171,24 +171,47 @@ def alignment(pairs, human: np.ndarray, images=None, measure: str = "pearson") -
     return AlignmentTarget(human, images, measure)(pairs)
 
 
+class RowTarget:
+    """The human rows, prepared once, against which many network similarity rows are correlated: for image i
+    the correlation r (not squared) over k != i of its network row with its human row."""
+
+    def __init__(self, human: np.ndarray, measure: str = "pearson"):
+        _check_measure(measure)
+        self.human, self.measure, self.n = human, measure, human.shape[0]
+        if measure == "pearson":
+            n = self.n
+            h = torch.tensor(human, dtype=torch.float64)
+            h = h / (h.abs().max() or 1.0)                              # no scale over- or underflows
+            off = ~torch.eye(n, dtype=torch.bool)
+            h = torch.where(off, h - torch.where(off, h, 0.0).sum(-1, keepdim=True) / (n - 1), 0.0)
+            self.h = h / h.norm(dim=-1, keepdim=True)                    # centred over k != i, diagonal 0
+
+    def __call__(self, sim_rows: torch.Tensor) -> np.ndarray:
+        """sim_rows (..., n, n): entry [.., i, k] = network similarity of image i to image k -> r, (..., n)."""
+        n = self.n
+        if self.measure == "spearman":
+            off = ~np.eye(n, dtype=bool)
+            a = sim_rows.double().cpu().numpy()[..., off].reshape(sim_rows.shape[:-2] + (n, n - 1))
+            a, h = torch.as_tensor(_rank(a)), torch.as_tensor(_rank(self.human[off].reshape(n, n - 1)))
+            a, h = a - a.mean(-1, keepdim=True), h - h.mean(-1, keepdim=True)
+            return ((a * h).sum(-1) / (a.norm(dim=-1) * h.norm(dim=-1))).cpu().numpy()
+        # Sums instead of explicit centring (a few passes over the (..., n, n) rows instead of a dozen): the
+        # human row is centred with a zero diagonal, so sum_k a_ik h_ik needs no centring of a; the spread of
+        # a is taken around one of its own entries, which keeps the sums of squares free of cancellation.
+        a = sim_rows.double()
+        ref = a.gather(-1, ((torch.arange(n, device=a.device) + 1) % n).expand(a.shape[:-1])[..., None])
+        d = a - ref
+        diag = d.diagonal(dim1=-2, dim2=-1)
+        total = d.sum(-1) - diag
+        spread = d.square().sum(-1) - diag.square() - total.square() / (n - 1)
+        r = (d * self.h.to(a.device)).sum(-1) / spread.clamp_min(0).sqrt()
+        return r.cpu().numpy()
+
+
 def row_correlations(sim_rows: torch.Tensor, human: np.ndarray, measure: str = "pearson") -> np.ndarray:
     """sim_rows (..., n, n): entry [.., i, k] = network similarity of image i to image k. Returns the
-    correlation r (not squared) over k != i of row i with human row i, shape (..., n)."""
-    n = human.shape[0]
-    if measure == "spearman":
-        off = ~np.eye(n, dtype=bool)
-        a = sim_rows.double().cpu().numpy()[..., off].reshape(sim_rows.shape[:-2] + (n, n - 1))
-        a, h = torch.as_tensor(_rank(a)), torch.as_tensor(_rank(human[off].reshape(n, n - 1)))
-    else:  # the diagonal is replaced by the row mean, so it drops out of the centred sums
-        eye = torch.eye(n, dtype=torch.bool, device=sim_rows.device)
-        a = torch.where(eye, 0.0, sim_rows.double())
-        a = torch.where(eye, a.sum(-1, keepdim=True) / (n - 1), a)
-        h = torch.tensor(human, dtype=torch.float64, device=a.device)
-        h = torch.where(eye, 0.0, h)
-        h = torch.where(eye, h.sum(-1, keepdim=True) / (n - 1), h)
-    a = a - a.mean(-1, keepdim=True)
-    h = h - h.mean(-1, keepdim=True)
-    return ((a * h).sum(-1) / (a.norm(dim=-1) * h.norm(dim=-1))).cpu().numpy()
+    correlation r (not squared) over k != i of row i with human row i, shape (..., n). See RowTarget."""
+    return RowTarget(human, measure)(sim_rows)
 
 
 class AlignmentImportance:
@@ -230,7 +253,8 @@ class AlignmentImportance:
         self.full_rsm_ = self.engine_.full_rsm()
         self.full_pairs_ = condense(self.full_rsm_)
         self.r2_all_ = float(alignment(self.full_pairs_, human, measure=self.measure))
-        self.r_orig_ = row_correlations(self.full_rsm_[None], human, self.measure)[0]
+        rows = RowTarget(human, self.measure)
+        self.r_orig_ = rows(self.full_rsm_[None])[0]
         # Streamed: each chunk of maps is reduced to its alignments and image rows at once, so memory stays
         # O(chunk * n^2) rather than O(maps * n^2).
         target = AlignmentTarget(human, measure=self.measure)
@@ -241,7 +265,7 @@ class AlignmentImportance:
         for done, js in enumerate(tqdm(chunks, desc="leave-one-map-out", disable=not self.progress, unit="chunk")):
             pairs, cross = self.engine_.loo(js)
             r2_without.append(target(pairs))
-            image_ais.append(self.r_orig_[None] - row_correlations(cross, human, self.measure))
+            image_ais.append(self.r_orig_[None] - rows(cross))
             del pairs, cross
             if callback is not None:
                 callback(Progress("leave-one-map-out", done + 1, len(chunks)))

@@ -319,7 +319,7 @@ class PooledEngine(TailEngine):
         self.sum_delta = x.sum(-1).T - zero.sum(-1)[:, None]            # (C, n)
         flat = x.flatten(1)
         self.dots = flat @ flat.T                                        # (n, n) unmodified dot products
-        self.full = (condense(self.dots), (flat * flat).sum(1), flat.sum(1))  # (dots P, sq n, sums n)
+        self.full_sq_sums = ((flat * flat).sum(1), flat.sum(1))          # squared norms and sums, (n,) each
         self.base = (self.zero_sq.sum(), self.zero_sq.sum().expand(n), zero.sum().expand(n))  # every map zeroed
 
     def _batched_readouts(self, activations, batch: int = 32):
@@ -348,39 +348,42 @@ class PooledEngine(TailEngine):
         return [items[s:s + step] for s in range(0, len(items), step)]
 
     def _pairs_from(self, dots, sq, sums):
-        """Statistics of M masks (dots (M, P), squared norms and element sums (M, n)) -> similarities of the
-        pairs (M, P); NaN where a read-out has no variance."""
+        """Statistics of M masks (dot products (M, n, n), worked on in place; squared norms and element sums
+        (M, n)) -> similarities of the pairs (M, P); NaN where a read-out has no variance. Normalised as
+        matrices and condensed once: one gather instead of five over the pairs."""
         D = self.dim
         if self.similarity == "pearson":
             mu = sums / D
             var = sq / D - mu * mu
-            out = torch.sub(dots, mu.index_select(1, self.rows).mul_(mu.index_select(1, self.cols)), alpha=D)
+            dots.sub_(mu[:, :, None] * (D * mu[:, None, :]))              # D * covariance
         else:
-            var, out = sq, dots.clone()
+            var = sq
         # No variance (up to the rounding of var as a difference of sums): no similarity is defined.
         second_moment = sq / D if self.similarity == "pearson" else sq.amax(-1, keepdim=True)
         tolerance = 1e-5 if dots.dtype == torch.float32 else 1e-12
         sd = torch.where(var > tolerance * second_moment, var.clamp_min(0).sqrt(), torch.nan)
         if self.similarity == "pearson":
-            sd = sd * D ** 0.5  # out holds D * covariance
-        return out.div_(sd.index_select(1, self.rows).mul_(sd.index_select(1, self.cols)))
+            sd = sd * D ** 0.5
+        return condense(dots.div_(sd[:, :, None]).div_(sd[:, None, :]))
 
-    def _pair_delta(self, js):
-        """(J, P): how much keeping map j (rather than zeroing it) adds to each pair's dot product."""
+    def _map_products(self, js):
+        """(J, n, n): how much keeping map j (rather than zeroing it) adds to each pair's dot product."""
         xj = self.x[:, js].transpose(0, 1)                               # (J, n, s)
-        return condense(xj @ xj.transpose(1, 2)) - self.zero_sq[js][:, None]
+        return (xj @ xj.transpose(1, 2)).sub_(self.zero_sq[js][:, None, None])
 
     def full_rsm(self):
-        full = torch.ones(self.n, self.n, dtype=torch.float64, device=self.device)
-        pairs = self._pairs_from(*(s[None] for s in self.full))[0]
-        full[self.rows, self.cols] = pairs
-        full[self.cols, self.rows] = pairs
-        return full
+        sq, sums = self.full_sq_sums
+        full = self._pairs_from(self.dots[None].clone(), sq[None], sums[None])[0]
+        matrix = torch.ones(self.n, self.n, dtype=torch.float64, device=self.device)
+        matrix[self.rows, self.cols] = full
+        matrix[self.cols, self.rows] = full
+        return matrix
 
     def loo_pairs(self, js):
         js = torch.as_tensor(js, device=self.device)
-        dots, sq, sums = self.full
-        return self._pairs_from(dots - self._pair_delta(js), sq - self.sq_delta[js], sums - self.sum_delta[js])
+        sq, sums = self.full_sq_sums
+        return self._pairs_from(torch.sub(self.dots[None], self._map_products(js)), sq - self.sq_delta[js],
+                                sums - self.sum_delta[js])
 
     def loo(self, js):
         js = torch.as_tensor(js, device=self.device)
@@ -389,7 +392,7 @@ class PooledEngine(TailEngine):
         # dot(x'_i, x_k) = dot(x_i, x_k) - (x_ij - z_j).x_kj, a rank-s correction per map, and the Pearson
         # centring term D mu'_i mu_k is one more rank-1 term: both go into a single batched product.
         n, D = self.n, self.dim
-        _, sq_k, sums_k = self.full
+        sq_k, sums_k = self.full_sq_sums
         xj = self.x[:, js].transpose(0, 1)                               # (J, n, s)
         dj = xj - self.zero[js][:, None, :]
         sums_i = sums_k[None] - self.sum_delta[js]                       # (J, n) of the modified image i
@@ -413,7 +416,7 @@ class PooledEngine(TailEngine):
         # whose pair dot products are one matrix product; groups of one size are batched.
         order = torch.as_tensor(np.ascontiguousarray(order), device=self.device)
         dots, sq, sums = (s.to(self.dtype) for s in self.base)
-        dots = dots.expand(len(self.rows))
+        dots = dots.expand(self.n, self.n)                               # running dot products, as a matrix
         done = 0
         for chunk in self.chunks(list(ks)):
             sizes = np.diff([done] + chunk)
@@ -425,13 +428,13 @@ class PooledEngine(TailEngine):
                     run += 1
                 groups = order[done:done + size * run].view(run, size)
                 xg = self.x_curves[groups].permute(0, 2, 1, 3).flatten(2)       # (run, n, size*s)
-                inc_dots = condense(xg @ xg.transpose(1, 2)) - self.zero_sq[groups].sum(1).to(self.dtype)[:, None]
+                inc_dots = (xg @ xg.transpose(1, 2)).sub_(self.zero_sq[groups].sum(1).to(self.dtype)[:, None, None])
                 inc_sq = self.sq_delta[groups].sum(1).to(self.dtype)
                 inc_sums = self.sum_delta[groups].sum(1).to(self.dtype)
                 cum = [torch.cumsum(inc, 0) + start[None] for inc, start in ((inc_dots, dots), (inc_sq, sq),
                                                                               (inc_sums, sums))]
                 parts.append(cum)
-                dots, sq, sums = (c[-1] for c in cum)
+                dots, sq, sums = (c[-1].clone() for c in cum)                # _pairs_from works in place
                 done += size * run
                 t += run
             yield chunk, self._pairs_from(*(torch.cat([p[i] for p in parts]) for i in range(3)))

@@ -246,3 +246,21 @@ def test_no_maps_by_pairs_array_is_kept():
     assert sum(map(len, chunks)) == c and max(map(len, chunks)) * n * n * 8 <= 2 ** 22
     pairs, cross = engine.loo(chunks[0])
     assert pairs.shape == (len(chunks[0]), n * (n - 1) // 2) and cross.shape == (len(chunks[0]), n, n)
+
+
+@pytest.mark.parametrize("spread", [0.05, 1e-4])
+def test_row_correlations_equal_scipy_per_row(spread):
+    """The sums formulation of image rows' r equals scipy's Pearson r over k != i, even for nearly equal
+    similarities (near-parallel read-outs), and it ignores the human matrix's scale."""
+    from aisviz.ais import row_correlations
+
+    rng = np.random.default_rng(1)
+    n = 40
+    human = rng.uniform(0, 10, (n, n))
+    rows = 0.99 + spread * rng.standard_normal((2, n, n))
+    got = row_correlations(torch.as_tensor(rows), human)
+    for m in range(2):
+        for i in (0, 17, n - 1):
+            others = [k for k in range(n) if k != i]
+            assert got[m, i] == pytest.approx(stats.pearsonr(rows[m, i, others], human[i, others])[0], rel=1e-9)
+    np.testing.assert_allclose(row_correlations(torch.as_tensor(rows), human * 1e160), got, rtol=1e-12)
