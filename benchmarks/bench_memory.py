@@ -34,12 +34,21 @@ def _child(args):
     net = load_network("efficientnet_lite0")
     t_data = time.perf_counter() - t
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    def trace(p):  # with --trace: resident memory now and at peak as the fit goes, on stderr
+        if args.trace:
+            now = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() / 2 ** 20
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"{time.perf_counter() - t:7.1f}s {p.stage} {p.done:.2f}/{p.total} rss {now:.0f} MB "
+                  f"peak {peak:.0f} MB",
+                  file=sys.stderr, flush=True)
+
     t = time.perf_counter()
-    scorer = AlignmentImportance(progress=False, use_cache=False).fit(dataset, network=net)
+    scorer = AlignmentImportance(progress=False, use_cache=False).fit(dataset, network=net, callback=trace)
     t_score = time.perf_counter() - t
     rss_score = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
-    validation = TopKValidation(n_folds=args.folds, seeds=args.seeds, k_step=args.k_step, progress=False).fit(scorer)
+    validation = TopKValidation(n_folds=args.folds, seeds=args.seeds, k_step=args.k_step,
+                                progress=False).fit(scorer, callback=trace)
     t_validate = time.perf_counter() - t
     print(json.dumps({
         "n_images": args.n, "engine": scorer.engine_.kind, "generate_s": t_data, "score_s": t_score,
@@ -56,6 +65,7 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=[111])
     p.add_argument("--k-step", type=int, default=16)
     p.add_argument("--threads", type=int, default=2, help="torch threads per run")
+    p.add_argument("--trace", action="store_true", help="print resident memory as each fit goes (stderr)")
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.n:
@@ -64,10 +74,10 @@ def main():
           f"(after load / after score)")
     for n in args.sizes:
         cmd = [sys.executable, __file__, "--n", str(n), "--folds", str(args.folds), "--k-step", str(args.k_step),
-               "--threads", str(args.threads), "--seeds", *map(str, args.seeds)]
-        res = subprocess.run(cmd, capture_output=True, text=True)
+               "--threads", str(args.threads), "--seeds", *map(str, args.seeds)] + (["--trace"] if args.trace else [])
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if args.trace else subprocess.PIPE, text=True)
         if res.returncode:
-            print(f"{n:>7} failed (exit {res.returncode}): {res.stderr.strip().splitlines()[-1:]}")
+            print(f"{n:>7} failed (exit {res.returncode}): {(res.stderr or '').strip().splitlines()[-1:]}")
             continue
         r = json.loads(res.stdout.strip().splitlines()[-1])
         print(f"{n:>7} {r['score_s']:8.1f} {r['validate_s']:10.1f} {r['splits']:6d} {r['k_values']:4d} "
