@@ -406,7 +406,8 @@ def _convert_mur92(folder: Path) -> list[str]:
 _CONVERTERS = {"peterson_animals": _convert_peterson_animals, "mur92": _convert_mur92}
 
 
-def download(name: str, dest_root=None, timeout: float = 20, sources: dict | None = None) -> Path:
+def download(name: str, dest_root=None, timeout: float = 20, sources: dict | None = None,
+             progress: bool = True) -> Path:
     """Fetch catalog set `name` into dest_root (default: user_data_dir()) and convert it.
 
     `sources` ({relative path: URL}) replaces the built-in URLs, e.g. with file:// URLs in tests.
