@@ -422,8 +422,15 @@ def cmd_cache(args):
 # ---------------------------------------------------------------------------------------------
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows every flag's default, and keeps the epilog's line breaks."""
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each flag's default (where it has one: not for switches or optional settings), and keeps the
+    epilog's line breaks."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "(default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
 
 
 def _sub(sub, name, help_, func, json_=True):
