@@ -66,11 +66,11 @@ def folder_usage(folder: Path) -> tuple[int, int]:
 def output_names(image_names, suffix: str) -> list[str]:
     """One safe, distinct output file name per image: its stem + suffix, made unique.
 
-    Characters other than letters, digits, '.', '-' and '_' become '_' (so no name can leave the output
-    folder). Where two images share a stem (stim.png and stim.jpg) both keep their extension
+    Characters other than letters, digits, '.', '-' and '_' become '_', and leading dots and dashes go (so no
+    name can leave the output folder, hide, or read as an option). Where two images share a stem (stim.png and stim.jpg) both keep their extension
     (stim_png + suffix); any remaining clash gets -2, -3, ... The mapping is written beside the outputs."""
     def clean(s):
-        return re.sub(r"[^A-Za-z0-9._-]", "_", s).lstrip(".") or "image"
+        return re.sub(r"[^A-Za-z0-9._-]", "_", s).lstrip(".-") or "image"
 
     stems = [clean(Path(n).stem) for n in image_names]
     shared = {s for s, c in Counter(stems).items() if c > 1}

@@ -43,7 +43,7 @@ def test_precomputed_activations_match_numpy_brute_force():
         without[:, j] = 0
         assert scorer.ais_[j] == pytest.approx(_r2(pooled, human) - _r2(without, human), abs=1e-9)
     assert scorer.engine_.kind == "per-map sufficient statistics"
-    pooled_only = AlignmentImportance(progress=False, dtype="float64").fit(ds, network=activations_network(pooled))  # (n, C)
+    pooled_only = AlignmentImportance(progress=False, dtype="float64").fit(ds, network=activations_network(pooled))
     np.testing.assert_allclose(pooled_only.ais_, scorer.ais_, rtol=1e-5, atol=1e-7)  # given as float32
 
 

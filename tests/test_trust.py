@@ -79,3 +79,25 @@ def test_negative_network_human_correlation_is_flagged():
     assert swapped.r2_all_ == pytest.approx(right.r2_all_)  # R^2 hides it ...
     np.testing.assert_allclose(swapped.image_ais_, -right.image_ais_, atol=1e-9)  # ... the heatmaps flip
     assert swapped.warnings_ and not right.warnings_
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=12).filter(lambda s: s.strip()), min_size=1, max_size=20, unique=True))
+def test_output_names_are_distinct_and_safe(names):
+    import re
+
+    from aisviz.storage import output_names
+
+    out = output_names(names, "_ais.png")
+    assert len(out) == len(names) and len({o.lower() for o in out}) == len(out)
+    assert all(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*_ais\.png", o) for o in out)
+
+
+def test_fold_advice_never_repeats_the_request():
+    from aisviz.ais import kfold_splits
+
+    with pytest.raises(ValueError) as err:
+        kfold_splits(5, 2)
+    assert "at most 2 folds" not in str(err.value) and "at least 6 images" in str(err.value)
+    with pytest.raises(ValueError, match="Use at most 3 folds"):
+        kfold_splits(10, 4)
