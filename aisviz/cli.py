@@ -239,8 +239,10 @@ def _validate(args, scorer):
 
 
 def _validation_dict(v) -> dict:
-    return {"splits": v.splits_, "summary": v.summary_, "k_values": v.k_values_.tolist(),
-            "curves_mean": {k: np.nanmean(c, 0).tolist() for k, c in v.curves_.items()}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a k undefined in every split has a NaN (null) mean
+        means = {k: np.nanmean(c, 0).tolist() for k, c in v.curves_.items()}
+    return {"splits": v.splits_, "summary": v.summary_, "k_values": v.k_values_.tolist(), "curves_mean": means}
 
 
 def _print_validation(scorer, v):
@@ -488,7 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="DIR", help="also write one CSV per data set (one row per image) into DIR")
     p = _sub(sub, "serve", "the dashboard in a browser (Voila, bound to 127.0.0.1)", cmd_serve, json_=False)
     p.add_argument("--port", type=at_least(1), default=8866, help="port on 127.0.0.1")
-    p.add_argument("--pool-size", type=at_least(0), default=0, help="preheated kernels (each 1.3-1.4 GB resident, ~0.7 GB of it its own)")
+    p.add_argument("--pool-size", type=at_least(0), default=0,
+                   help="preheated kernels (each 1.3-1.4 GB resident, ~0.7 GB of it its own)")
     p.add_argument("--open", action="store_true", help="open a browser tab")
     p.add_argument("--cull-idle", type=at_least(1), default=1800,
                    help="seconds before idle kernels (no tab open) are shut down")
@@ -536,7 +539,10 @@ def run(args) -> int:
         text = " ".join(str(message).split())
         if issubclass(category, AisvizWarning):
             recorded.append(text)
-        print(f"aisviz: warning: {text}", file=sys.stderr)
+            print(f"aisviz: warning: {text}", file=sys.stderr)
+        else:  # a library's warning: say whose
+            print(f"aisviz: warning ({category.__name__} from {Path(filename).name}:{lineno}): {text}",
+                  file=sys.stderr)
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")

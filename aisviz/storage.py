@@ -67,8 +67,9 @@ def output_names(image_names, suffix: str) -> list[str]:
     """One safe, distinct output file name per image: its stem + suffix, made unique.
 
     Characters other than letters, digits, '.', '-' and '_' become '_', and leading dots and dashes go (so no
-    name can leave the output folder, hide, or read as an option). Where two images share a stem (stim.png and stim.jpg) both keep their extension
-    (stim_png + suffix); any remaining clash gets -2, -3, ... The mapping is written beside the outputs."""
+    name can leave the output folder, hide, or read as an option). Where two images share a stem (stim.png and
+    stim.jpg) both keep their extension (stim_png + suffix); any remaining clash gets -2, -3, ... (compared
+    without case, for macOS and Windows). Callers write the image -> file mapping beside the outputs."""
     def clean(s):
         return re.sub(r"[^A-Za-z0-9._-]", "_", s).lstrip(".-") or "image"
 

@@ -303,3 +303,43 @@ def test_json_on_demo_download_and_cache(capsys, folder_set, tmp_path):
     assert len(demo["files"]) == 12 and demo["summary"]["n_splits"] == 2
     assert main(["download", "peterson_fruits", "--json", "--dest", str(tmp_path / "dl")]) == 3
     assert "cannot download" in capsys.readouterr().err
+
+
+@pytest.fixture
+def small_mount(tmp_path):
+    """Mount a real tmpfs (read-only, or 300 KB: too small for a feature cache); skip where mounting is not
+    allowed (not root, or a container without the capability)."""
+    mounted = []
+
+    def mount(name, options):
+        target = tmp_path / name
+        target.mkdir()
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True)
+        if res.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
+        mounted.append(target)
+        return target
+
+    yield mount
+    for target in mounted:
+        subprocess.run(["umount", str(target)], check=True)
+
+
+@pytest.mark.parametrize("options,reason", [("ro,size=100k", "Read-only file system"),
+                                            ("size=300k", "No space left on device")])
+def test_read_only_or_full_cache_folder_keeps_the_result(capsys, folder_set, monkeypatch, small_mount, options,
+                                                         reason):
+    home = small_mount("home", options)
+    monkeypatch.setenv("AISVIZ_HOME", str(home))
+    out = _json(capsys, ["score", "--dataset", str(folder_set), "--json", "--quiet"])
+    assert 0 <= out["r2_all"] <= 1
+    assert any(reason in w and "--no-cache" in w for w in out["warnings"])
+    assert [p for p in home.rglob("*") if p.is_file()] == []  # no partial file left behind
+
+
+def test_read_only_output_folder_is_an_environment_error_before_computing(capsys, folder_set, small_mount):
+    out = small_mount("ro", "ro,size=100k")
+    assert main(["heatmaps", "--dataset", str(folder_set), "--out", str(out / "maps"), "--quiet"]) == 4
+    err = capsys.readouterr().err
+    assert "cannot write into --out" in err and "Read-only file system" in err and err.count("\n") == 1
+    assert not (Path(os.environ["AISVIZ_HOME"]) / "features").exists()
