@@ -119,13 +119,17 @@ def _network(args):
 
 
 def _scorer(args, dataset_name=None):
-    from .ais import AlignmentImportance
+    """Load, check and fit: every check that needs only the data set and the network comes before the fit."""
+    from .ais import AlignmentImportance, kfold_splits
     from .catalog import load_dataset
     from .features import resolve_device
 
     resolve_device(args.device)  # a missing GPU is reported now, not after loading everything
-    dataset = load_dataset(dataset_name or args.dataset)
     net = _network(args)
+    net.resolve_layers(args.layer, args.readout)
+    dataset = load_dataset(dataset_name or args.dataset)
+    if getattr(args, "folds", None) is not None:  # validate, demo: too few images for the folds?
+        kfold_splits(dataset.n_images, args.folds, seeds=())
     scorer = AlignmentImportance(model=args.model, layer=args.layer, readout=args.readout, weights=args.weights,
                                  similarity=args.similarity, measure=args.measure, device=args.device,
                                  dtype=args.dtype, use_cache=not args.no_cache, progress=not args.quiet)

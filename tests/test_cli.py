@@ -343,3 +343,11 @@ def test_read_only_output_folder_is_an_environment_error_before_computing(capsys
     err = capsys.readouterr().err
     assert "cannot write into --out" in err and "Read-only file system" in err and err.count("\n") == 1
     assert not (Path(os.environ["AISVIZ_HOME"]) / "features").exists()
+
+
+@pytest.mark.parametrize("argv", [["validate", "--folds", "5"], ["score", "--layer", "_head_ac"],
+                                  ["score", "--readout", "_stem_act"]])
+def test_checks_that_need_the_data_or_network_come_before_the_fit(capsys, folder_set, argv):
+    assert main(argv + ["--dataset", str(folder_set), "--quiet"]) in (2, 3)
+    assert "aisviz: error:" in capsys.readouterr().err
+    assert not (Path(os.environ["AISVIZ_HOME"]) / "features").exists()  # no activations were computed
