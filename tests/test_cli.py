@@ -351,3 +351,20 @@ def test_checks_that_need_the_data_or_network_come_before_the_fit(capsys, folder
     assert main(argv + ["--dataset", str(folder_set), "--quiet"]) in (2, 3)
     assert "aisviz: error:" in capsys.readouterr().err
     assert not (Path(os.environ["AISVIZ_HOME"]) / "features").exists()  # no activations were computed
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_real_swapped_matrix_is_flagged(capsys, real_data_root, tmp_path):
+    """Peterson's animals with dissimilarities saved as similarities: same R^2, flipped heatmaps, a warning."""
+    source = real_data_root / "peterson2018" / "animals"
+    root = tmp_path / "animals-swapped"
+    root.mkdir()
+    (root / "images").symlink_to(source / "images")
+    (root / "image_list.txt").write_text((source / "image_list.txt").read_text())
+    np.save(root / "similarity.npy", 1 - np.load(source / "similarity_normalized.npy"))
+    swapped = _json(capsys, ["score", "--dataset", str(root), "--json", "--quiet"])
+    right = _json(capsys, ["score", "--dataset", "peterson_animals", "--json", "--quiet"])
+    assert swapped["r2_all"] == pytest.approx(right["r2_all"], rel=1e-9) and not right["warnings"]
+    (warning,) = swapped["warnings"]
+    assert "correlation is negative (r = -0.6" in warning and "dissimilarity" in warning

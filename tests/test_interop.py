@@ -117,3 +117,28 @@ def test_network_rdm_out_all_maps_and_top_k():
     assert back.image_names == ds.image_names
     with pytest.raises(ValueError, match="out of range"):
         scorer.to_rsatoolbox(k=7)
+
+
+@pytest.mark.realdata
+def test_real_mur92_subjects_as_rsatoolbox_rdms(real_data_root):
+    """The 16 people's RDMs of the 92-object set, in rsatoolbox and shuffled, give the catalog set's matrix."""
+    from aisviz.catalog import load_dataset
+
+    folder = real_data_root / "mur2013_92objects"
+    subjects = np.load(folder / "dissimilarity_subjects.npy")
+    ref = load_dataset("mur92")
+    perm = np.random.default_rng(0).permutation(92)
+    iu = np.triu_indices(92, 1)
+    rdms = RDMs(np.stack([s[np.ix_(perm, perm)][iu] for s in subjects]), dissimilarity_measure="behavioural",
+                pattern_descriptors={"image": [ref.image_names[i] for i in perm]})
+    ds = ComparisonSet(name="mur92-rdms", image_names=ref.image_names, similarity=rdms,
+                       image_paths=ref.image_paths)
+    np.testing.assert_allclose(ds.similarity, ref.similarity, atol=1e-12)
+    assert "mean of 16 RDMs" in ds.direction_note
+    back = ComparisonSet.from_rsatoolbox(rdms, image_paths=[ref.image_paths[i] for i in perm], name="back")
+    np.testing.assert_allclose(back.similarity, ref.similarity[np.ix_(perm, perm)], atol=1e-12)
+    import pandas as pd
+
+    frame = pd.DataFrame(ref.similarity, index=ref.image_names, columns=ref.image_names).iloc[perm, perm[::-1]]
+    as_frame = ComparisonSet(name="mur92-df", image_names=ref.image_names, similarity=frame)
+    np.testing.assert_array_equal(as_frame.similarity, ref.similarity)
