@@ -556,17 +556,21 @@ def _image_names(folder: Path, matrix_file: Path, csv_names: list[str] | None):
             f"{source} in {folder} lists these names more than once: {dups[:5]}. Each image may "
             "appear only once; remove the duplicates (and their matrix rows)."
         )
+    order = None
     if csv_names is not None and listed is not None:
-        # Row names in the CSV may omit the file extension.
-        if len(csv_names) != len(names) or any(
-            c != n and c != Path(n).stem for c, n in zip(csv_names, names)
-        ):
+        # The CSV's names label its rows: they are aligned to the list (a name may omit the file extension).
+        from .interop import _labels_match
+
+        order = _labels_match(csv_names, names)
+        if order is None:
             raise DataError(
                 f"the row names in {matrix_file} ({csv_names[:3]}...) do not match {source} "
-                f"({names[:3]}...). Put both in the same image order, or drop the names from "
-                "the CSV."
+                f"({names[:3]}...): they must name the same images, in any order. Fix the names, or "
+                "drop them from the CSV (rows are then taken in list order)."
             )
-    return names, source
+        if order == list(range(len(names))):
+            order = None
+    return names, source, order
 
 
 def unpadded_numbers(names: Sequence[str]) -> bool:
@@ -608,7 +612,9 @@ def load_folder(path, name: str | None = None) -> ComparisonSet:
     info = _read_dataset_json(folder)
     matrix_file, kind = _find_matrix_file(folder, info)
     matrix, csv_names = _read_matrix(matrix_file)
-    names, source = _image_names(folder, matrix_file, csv_names)
+    names, source, order = _image_names(folder, matrix_file, csv_names)
+    if order is not None and matrix.ndim == 2 and matrix.shape == (len(order), len(order)):
+        matrix = matrix[np.ix_(order, order)]
     if matrix.ndim == 2 and matrix.shape[0] != len(names):
         raise DataError(
             f"{matrix_file} is {matrix.shape[0]}×{matrix.shape[1]} but {source} gives "

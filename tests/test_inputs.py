@@ -140,3 +140,16 @@ def test_large_image_is_called_large_not_damaged(tmp_path, monkeypatch):
         ds.load_image(1)
     msg = str(err.value)
     assert "very large" in msg and "damaged" not in msg and "smaller copy" in msg
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.permutations(list(range(5))))
+def test_labelled_csv_rows_are_aligned_to_the_image_list(tmp_path_factory, perm):
+    names = [f"m{i}.png" for i in range(5)]
+    sim = np.round(_sim(5), 6)
+    root = _folder(tmp_path_factory.mktemp("csv"), names, matrix=sim)
+    (root / "similarity.npy").unlink()
+    labels = [names[i] for i in perm]
+    pd.DataFrame(sim[np.ix_(perm, perm)], index=labels, columns=labels).to_csv(root / "similarity.csv")
+    (root / "image_list.txt").write_text("\n".join(names))
+    np.testing.assert_array_equal(load_folder(root).similarity, sim)
