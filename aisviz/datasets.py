@@ -303,6 +303,20 @@ class ComparisonSet:
                 "truncated or not an image: re-download it or replace it with a good copy."
             ) from exc
 
+    def image_size(self, i: int) -> tuple[int, int]:
+        """(width, height) of image i, read from the file header without decoding the pixels."""
+        if self.images is not None:
+            return self.images[i].size
+        if self.image_paths is None:
+            raise self._missing_images()
+        try:
+            with Image.open(self.image_paths[i]) as im:
+                return im.size
+        except Image.DecompressionBombError:
+            return self.load_image(i).size  # raises the explanation of load_image
+        except (OSError, SyntaxError, ValueError):
+            return self.load_image(i).size  # likewise, for a damaged file
+
     def image_bytes(self, i: int) -> bytes:
         """Raw file bytes, or PNG bytes of the RGB in-memory image (for content hashes)."""
         if self.images is not None:

@@ -114,32 +114,38 @@ def _write_cache(path: Path, key: str, names: tuple, acts: list) -> None:
             "to a writable folder), or pass --no-cache.", AisvizWarning)
 
 
-def _batches(tensors, batch_size):
-    order = sorted(range(len(tensors)), key=lambda i: tuple(tensors[i].shape))  # batch equal shapes together
+def _batches(shapes, batch_size):
+    """Indices grouped into batches of equal input shape (at most batch_size each)."""
+    order = sorted(range(len(shapes)), key=lambda i: shapes[i])
     batches = []
     for i in order:
-        if batches and len(batches[-1]) < batch_size and tensors[batches[-1][0]].shape == tensors[i].shape:
+        if batches and len(batches[-1]) < batch_size and shapes[batches[-1][0]] == shapes[i]:
             batches[-1].append(i)
         else:
             batches.append([i])
     return batches
 
 
-def _run(net, layer, layer_index, tensors, dev, batch_size, progress):
+def _run(net, layer, layer_index, dataset, indices, dev, batch_size, progress):
+    """Activations of `indices`; images are decoded and preprocessed one batch at a time, so memory holds one
+    batch of inputs, not the whole set."""
     import torch
     from tqdm.auto import tqdm
 
-    acts: list = [None] * len(tensors)
+    shapes = [input_size(*dataset.image_size(i), net) for i in indices]
+    acts: dict = {}
     with torch.no_grad():
-        for idx in tqdm(_batches(tensors, batch_size), desc=f"{net.name} {layer}", disable=not progress,
-                        unit="batch"):
-            out = net.run(torch.cat([tensors[i] for i in idx]).to(dev), 0, layer_index + 1)
+        for batch in tqdm(_batches(shapes, batch_size), desc=f"{net.name} {layer}", disable=not progress,
+                          unit="batch"):
+            idx = [indices[b] for b in batch]
+            x = torch.cat([preprocess(net, dataset.load_image(i)) for i in idx]).to(dev)
+            out = net.run(x, 0, layer_index + 1)
             if out.dim() != 4:
                 raise DataError(f"layer {layer!r} of {net.name} outputs shape {tuple(out.shape[1:])}, not feature "
                                 f"maps (channels × height × width); perturb a convolutional layer instead.")
             for j, i in enumerate(idx):
                 acts[i] = out[j].float().cpu().numpy()
-    return acts
+    return [acts[i] for i in indices]
 
 
 def extract_activations(dataset, net: Network, layer: str, device="auto", batch_size: int = 16,
@@ -159,15 +165,14 @@ def extract_activations(dataset, net: Network, layer: str, device="auto", batch_
         cached = _read_cache(path, key, dataset.image_names)
         if cached is not None:
             # The file could still hold another network's numbers under the right name: image 0 must agree.
-            again = _run(net, layer, layer_index, [preprocess(net, dataset.load_image(0))], dev, 1, False)[0]
+            again = _run(net, layer, layer_index, dataset, [0], dev, 1, False)[0]
             scale = float(np.abs(again).max()) or 1.0
             if again.shape == cached[0].shape and np.allclose(again, cached[0], rtol=1e-3, atol=1e-4 * scale):
                 return cached
             warnings.warn(f"ignoring the feature cache {path}: its activations of image 0 differ from a fresh "
                           "computation; recomputing", AisvizWarning)
-    images = [dataset.load_image(i) for i in range(dataset.n_images)]
-    _check_sizes(dataset, images, net)
-    acts = _run(net, layer, layer_index, [preprocess(net, img) for img in images], dev, batch_size, progress)
+    _check_sizes(dataset, net)  # from the file headers: a bad size is reported before any computation
+    acts = _run(net, layer, layer_index, dataset, list(range(dataset.n_images)), dev, batch_size, progress)
     if use_cache:
         _write_cache(path, key, dataset.image_names, acts)
     return acts
@@ -176,11 +181,11 @@ def extract_activations(dataset, net: Network, layer: str, device="auto", batch_
 MIN_IMAGE_SIDE = 32
 
 
-def _check_sizes(dataset, images, net: Network):
+def _check_sizes(dataset, net: Network):
     """Tiny images carry too little detail to mean anything; extreme aspect ratios leave too little after the
     long side is capped (net.max_side), so both are refused with the size that was found."""
-    for name, img in zip(dataset.image_names, images):
-        w, h = img.size
+    for i, name in enumerate(dataset.image_names):
+        w, h = dataset.image_size(i)
         if min(w, h) < MIN_IMAGE_SIDE:
             raise DataError(
                 f"image {name!r} is {w}x{h} px: too small for the network (aisviz needs at least "

@@ -121,3 +121,30 @@ def test_extreme_aspect_ratio_is_refused_before_any_memory_is_spent(lite):
     ds = ComparisonSet(name="strip", image_names=tuple("abcd"), similarity=s, images=tuple(images))
     with pytest.raises(DataError, match=r"'d' is 40x40000 px.*1000:1.*capped at 896 px.*Crop it to at most 28:1"):
         extract_activations(ds, lite, "_head_act", progress=False, use_cache=False)
+
+
+def test_extraction_holds_one_batch_of_inputs_not_the_whole_set(tmp_path, lite):
+    """Preprocessed inputs (float32, 3 x 224 x 224 per image here) are made one batch at a time."""
+    import tracemalloc
+
+    from PIL import Image
+
+    from aisviz.datasets import load_folder
+
+    n, root = 48, tmp_path / "many"
+    (root / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(root / "images" / f"{i:03d}.png")
+    s = rng.random((n, n))
+    np.save(root / "similarity.npy", (s + s.T) / 2)
+    ds = load_folder(root)
+    one_input = 3 * 224 * 224 * 4
+    tracemalloc.start()
+    try:
+        acts = extract_activations(ds, lite, "_head_act", progress=False, use_cache=False, batch_size=4)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(acts) == n and acts[-1].shape == (1280, 7, 7)
+    assert peak < 12 * one_input, f"peak {peak / 1e6:.1f} MB: inputs of the whole set ({n * one_input / 1e6:.0f} MB)?"
