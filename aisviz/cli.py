@@ -180,14 +180,15 @@ def cmd_datasets(args):
 
 
 def cmd_models(args):
-    from .models import list_models
+    from .models import TIMM_NOTE, list_models
 
     rows = list_models()
 
     def show():
         for r in rows:
             print(f"{r['name']:22s} {r['source']}")
-    return {"models": rows}, show
+        print(TIMM_NOTE)
+    return {"models": rows, "timm": TIMM_NOTE}, show
 
 
 def cmd_layers(args):

@@ -187,10 +187,11 @@ def list_models() -> list[dict]:
     for n in _torchvision_cnn_names():
         rows.append({"name": n, "source": "torchvision (download to the torch hub cache)",
                      "weights": "DEFAULT", "default_layer": None, "default_readout": None})
-    rows.append({"name": f"{TIMM_PREFIX}NAME", "source": "any timm CNN by name (pip install 'aisviz[timm]'; weights "
-                 "download from the Hugging Face hub)", "weights": "pretrained", "default_layer": "forward_features",
-                 "default_readout": "pre_logits"})
     return rows
+
+
+TIMM_NOTE = ("also any timm CNN as timm:NAME (pip install 'aisviz[timm]'; weights download from the Hugging Face "
+             "hub; its forward_features maps are perturbed and its pooled pre-logits read out)")
 
 
 def weights_cache_path(model_name: str, weights: str = "DEFAULT") -> Path | None:

@@ -169,3 +169,16 @@ def test_timm_cnn_by_name():
     assert net.resolve_layers(None, None) == (0, 1)
     with pytest.raises(ModelError, match="timm:resnet18"):
         load_network("timm:resnet81", weights="none")
+
+
+def test_timm_cnn_is_scored(tiny_set):
+    pytest.importorskip("timm")
+    import numpy as np
+
+    from aisviz import AlignmentImportance
+
+    torch.manual_seed(0)
+    net = load_network("timm:resnet18", weights="none")
+    scorer = AlignmentImportance(progress=False, use_cache=False).fit(tiny_set, network=net)
+    assert scorer.ais_.shape == (512,) and np.isfinite(scorer.r2_all_)
+    assert (scorer.layer_, scorer.readout_) == ("forward_features", "pre_logits")
