@@ -43,7 +43,8 @@ def paper_seeds(n: int) -> list[int]:
 # Parse-time checks: argparse turns their ArgumentTypeError into a usage error (exit code 2).
 
 
-def at_least(minimum: int, why: str = ""):
+def at_least(minimum: int, why: str = "", maximum: int | None = None):
+    """argparse type: a whole number >= minimum (and <= maximum, when given)."""
     def check(text):
         try:
             value = int(text)
@@ -51,6 +52,8 @@ def at_least(minimum: int, why: str = ""):
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}{why}, not {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}{why}, not {value}")
         return value
     check.__name__ = f"integer >= {minimum}"
     return check
@@ -494,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write image | AIS | saliency panels as PNGs here")
     p.add_argument("--csv", metavar="DIR", help="also write one CSV per data set (one row per image) into DIR")
     p = _sub(sub, "serve", "the dashboard in a browser (Voila, bound to 127.0.0.1)", cmd_serve, json_=False)
-    p.add_argument("--port", type=at_least(1), default=8866, help="port on 127.0.0.1")
+    p.add_argument("--port", type=at_least(1, maximum=65535), default=8866, help="port on 127.0.0.1")
     p.add_argument("--pool-size", type=at_least(0), default=0,
                    help="preheated kernels (each 1.3-1.4 GB resident, ~0.7 GB of it its own)")
     p.add_argument("--open", action="store_true", help="open a browser tab")
