@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .errors import EXIT_INTERNAL, AisvizWarning, UsageError, exit_code_for
+from .errors import EXIT_INTERNAL, AisvizWarning, UsageError, exit_code_for, recording_warnings
 
 DEFAULT_DATASET = "synthetic"
 EXIT_CODES_HELP = ("exit codes: 0 success; 1 internal error (traceback in the log named on stderr); 2 usage "
@@ -541,20 +541,12 @@ def run(args) -> int:
     """Run a parsed command: JSON or text on stdout, warnings and errors on stderr; returns the exit code."""
     from . import jsonout
 
-    recorded: list[str] = []
+    def echo(text, category, filename, lineno):
+        whose = "" if issubclass(category, AisvizWarning) else \
+            f" ({category.__name__} from {Path(filename).name}:{lineno})"  # a library's warning: say whose
+        print(f"aisviz: warning{whose}: {text}", file=sys.stderr)
 
-    def show_warning(message, category, filename, lineno, file=None, line=None):
-        text = " ".join(str(message).split())
-        if issubclass(category, AisvizWarning):
-            recorded.append(text)
-            print(f"aisviz: warning: {text}", file=sys.stderr)
-        else:  # a library's warning: say whose
-            print(f"aisviz: warning ({category.__name__} from {Path(filename).name}:{lineno}): {text}",
-                  file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        warnings.showwarning = show_warning
+    with recording_warnings(echo) as recorded:
         try:
             payload, show = args.func(args)
         except KeyboardInterrupt:

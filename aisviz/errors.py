@@ -16,6 +16,9 @@ stderr and records them in its `--json` output.
 """
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3, 4
 
 
@@ -58,3 +61,24 @@ def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, ImportError):
         return EXIT_ENVIRONMENT  # an optional dependency that is not installed (the message names it)
     return EXIT_INTERNAL
+
+
+@contextlib.contextmanager
+def recording_warnings(echo=None):
+    """Collect the text of every AisvizWarning raised inside the block into the yielded list (the command line
+    puts it into --json; the dashboard can show it). echo(text, category), if given, is called for every
+    warning, aisviz's and libraries' alike, as it happens."""
+    recorded: list[str] = []
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        if issubclass(category, AisvizWarning):
+            recorded.append(text)
+        if echo is not None:
+            echo(text, category, filename, lineno)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.simplefilter("always", AisvizWarning)  # every one counts, also a repeat
+        warnings.showwarning = show
+        yield recorded

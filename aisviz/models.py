@@ -443,7 +443,10 @@ def input_size(width: int, height: int, net: Network) -> tuple[int, int]:
 
 
 def preprocess(net: Network, image, device="cpu"):
-    """PIL RGB image -> normalised (1, 3, H, W) tensor sized by input_size (aspect kept, no crop)."""
+    """PIL RGB image -> normalised (1, 3, H, W) tensor sized by input_size (aspect kept, no crop).
+
+    Kept by hand: torchvision.transforms would call the same PIL bilinear resize and normalisation, and the
+    size rule (short side 224, long side capped) is aisviz's own either way."""
     torch = _torch()
     from PIL import Image
 
