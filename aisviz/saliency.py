@@ -11,10 +11,12 @@ content hash and the provider's id; files are written atomically and an unreadab
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import os
 import socket
+import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -248,7 +250,8 @@ class DeepGazeIIE(SaliencyProvider):
             from .features import resolve_device
 
             try:
-                with _socket_timeout(self.timeout):
+                # torch hub prints "Downloading: ..." on stdout, where it would break --json: stderr instead.
+                with _socket_timeout(self.timeout), contextlib.redirect_stdout(sys.stderr):
                     model = torch.hub.load("matthias-k/DeepGaze", "DeepGazeIIE", pretrained=True, trust_repo=True)
             except Exception as exc:  # no network, hub cache missing, download cut, ...
                 raise SaliencyError(
