@@ -465,6 +465,11 @@ def download(name: str, dest_root=None, timeout: float = 20, sources: dict | Non
             f"then run `aisviz download {name}` again: files already in place are checked, not "
             f"fetched. Or set AISVIZ_DATA to a folder that already holds {entry.folder}/."
         ) from exc
+    except OSError as exc:  # after the network errors, which are OSErrors too: disk full, read-only, ...
+        raise EnvironmentProblem(
+            f"cannot write the download of '{name}' into {folder} ({exc.strerror or exc}); free disk space or "
+            "choose another folder with --dest (or set AISVIZ_HOME)."
+        ) from exc
 
     notes = _CONVERTERS[name](folder)
     lines = [

@@ -371,3 +371,15 @@ def test_real_swapped_matrix_is_flagged(capsys, real_data_root, tmp_path):
     assert swapped["r2_all"] == pytest.approx(right["r2_all"], rel=1e-9) and not right["warnings"]
     (warning,) = swapped["warnings"]
     assert "correlation is negative (r = -0.6" in warning and "dissimilarity" in warning
+
+
+def test_download_into_a_read_only_folder_is_an_environment_error(capsys, small_mount, tmp_path):
+    """The files come from file:// URLs (no network needed); the destination is a real read-only mount."""
+    from aisviz.catalog import download
+    from aisviz.errors import EnvironmentProblem
+
+    src = tmp_path / "turk.mat"
+    src.write_bytes(b"not really a mat file")
+    dest = small_mount("ro", "ro,size=100k")
+    with pytest.raises(EnvironmentProblem, match=r"cannot write the download of 'peterson_animals'.*--dest"):
+        download("peterson_animals", dest, sources={"original/turkResults_CogSci2016.mat": src.as_uri()})
