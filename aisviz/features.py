@@ -6,7 +6,8 @@ a temporary name and renamed, so an interrupted run leaves no partial file. A fi
 holds what it must (the key, the image names, one (C, H, W) array per image with the same channels, and
 the checksum of those arrays) and when image 0, recomputed, gives the same activations; otherwise it is
 ignored with a warning and recomputed. A cache that cannot be written (read-only or full disk) costs
-only the caching: the results are returned with a warning.
+only the caching: the results are returned with a warning. The warnings of an extraction (NaN pixels, ...)
+are kept with its cache file and repeated when it is used, so a cached run warns as the first one did.
 """
 from __future__ import annotations
 
@@ -96,14 +97,16 @@ def _read_cache(path: Path, key: str, names: tuple) -> list | None:
             raise ValueError("its arrays are not (channels, height, width) float32 maps with equal channels")
         if meta.get("channels") != acts[0].shape[0] or _digest(acts) != meta.get("sha256"):
             raise ValueError("its arrays differ from the ones it was written with")
+        for text in meta.get("warnings", []):  # what the extraction warned about still holds
+            warnings.warn(f"{text} (noted when these activations were computed)", AisvizWarning)
         return acts
     except Exception as exc:  # truncated, foreign or stale file: recompute rather than crash
         warnings.warn(f"ignoring the feature cache {path} ({type(exc).__name__}: {exc}); recomputing", AisvizWarning)
         return None
 
 
-def _write_cache(path: Path, key: str, names: tuple, acts: list) -> None:
-    meta = json.dumps({"key": key, "channels": int(acts[0].shape[0]), "sha256": _digest(acts)})
+def _write_cache(path: Path, key: str, names: tuple, acts: list, noted: list) -> None:
+    meta = json.dumps({"key": key, "channels": int(acts[0].shape[0]), "sha256": _digest(acts), "warnings": noted})
     try:
         atomic_write(path, lambda f: np.savez(f, meta=np.asarray(meta), names=np.asarray(names),
                                               **{f"a{i}": a for i, a in enumerate(acts)}))
@@ -165,16 +168,23 @@ def extract_activations(dataset, net: Network, layer: str, device="auto", batch_
         cached = _read_cache(path, key, dataset.image_names)
         if cached is not None:
             # The file could still hold another network's numbers under the right name: image 0 must agree.
-            again = _run(net, layer, layer_index, dataset, [0], dev, 1, False)[0]
+            with warnings.catch_warnings():  # image 0's warnings, if any, are among those kept with the cache
+                warnings.simplefilter("ignore", AisvizWarning)
+                again = _run(net, layer, layer_index, dataset, [0], dev, 1, False)[0]
             scale = float(np.abs(again).max()) or 1.0
             if again.shape == cached[0].shape and np.allclose(again, cached[0], rtol=1e-3, atol=1e-4 * scale):
                 return cached
             warnings.warn(f"ignoring the feature cache {path}: its activations of image 0 differ from a fresh "
                           "computation; recomputing", AisvizWarning)
     _check_sizes(dataset, net)  # from the file headers: a bad size is reported before any computation
-    acts = _run(net, layer, layer_index, dataset, list(range(dataset.n_images)), dev, batch_size, progress)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AisvizWarning)
+        acts = _run(net, layer, layer_index, dataset, list(range(dataset.n_images)), dev, batch_size, progress)
+    for w in caught:  # passed on now, and kept with the cache so that a cached run repeats them
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if use_cache:
-        _write_cache(path, key, dataset.image_names, acts)
+        noted = [str(w.message) for w in caught if issubclass(w.category, AisvizWarning)]
+        _write_cache(path, key, dataset.image_names, acts, noted)
     return acts
 
 

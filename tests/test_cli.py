@@ -383,3 +383,21 @@ def test_download_into_a_read_only_folder_is_an_environment_error(capsys, small_
     dest = small_mount("ro", "ro,size=100k")
     with pytest.raises(EnvironmentProblem, match=r"cannot write the download of 'peterson_animals'.*--dest"):
         download("peterson_animals", dest, sources={"original/turkResults_CogSci2016.mat": src.as_uri()})
+
+
+def test_nan_pixel_warning_is_recorded_also_when_the_activations_come_from_the_cache(capsys, tmp_path, tiny_set):
+    from PIL import Image
+
+    root = tmp_path / "floats"
+    (root / "images").mkdir(parents=True)
+    for k, name in enumerate(tiny_set.image_names):
+        grey = np.asarray(tiny_set.images[k].convert("L"), dtype=np.float32)
+        if k in (0, 3):  # image 0 is also recomputed to check the cache: its warning must not double
+            grey[5, 5] = np.nan
+        Image.fromarray(grey, mode="F").save(root / "images" / name.replace(".png", ".tif"))
+    np.save(root / "similarity.npy", tiny_set.similarity)
+    for run in ("computed", "cached"):
+        out = _json(capsys, ["score", "--dataset", str(root), "--json", "--quiet"])
+        nan_warnings = [w for w in out["warnings"] if "NaN or infinite" in w]
+        assert len(nan_warnings) == 2 and "img03.tif" in nan_warnings[1], (run, out["warnings"])
+    assert "noted when these activations were computed" in nan_warnings[0]
