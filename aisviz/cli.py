@@ -2,8 +2,11 @@
 
 How a command is written (so that every command behaves the same):
 - it takes the parsed arguments and returns `(payload, show)`: payload is a dict, what `--json` prints (strict
-  JSON through aisviz.jsonout: NaN/inf become null, counted in "nonfinite_as_null"); show() prints the human
-  summary to stdout. Either may be None.
+  JSON through aisviz.jsonout: NaN/inf become null, counted in "nonfinite_as_null"; "warnings" is added);
+  show() prints the human summary to stdout. Either may be None. (A command may instead print for itself,
+  with print_json for its JSON, and return None.)
+- `_sub(sub, name, help, func)` adds a subcommand with --json, --quiet, the help formatter that shows
+  defaults, and the exit-code epilog.
 - it raises the errors of aisviz.errors (UsageError, InputError and its kinds DataError/ModelError, and
   EnvironmentProblem): `main` prints their one-line message to stderr and returns the exit code of the kind
   (2 usage, 3 input data or model, 4 environment, 1 internal with the traceback in the log).
@@ -145,6 +148,13 @@ def _context(scorer) -> dict:
             "weights": scorer.network_.weights, "layer": scorer.layer_, "readout": scorer.readout_,
             "n_maps": len(scorer.ais_), "similarity": scorer.similarity, "measure": scorer.measure,
             "engine": scorer.engine_.kind}
+
+
+def print_json(obj) -> None:
+    """Strict JSON on stdout, for a command that prints for itself (NaN/inf -> null, counted)."""
+    from . import jsonout
+
+    sys.stdout.write(jsonout.dumps(obj) + "\n")
 
 
 def _csv_dir(args):
@@ -539,8 +549,6 @@ def _log_traceback(exc) -> Path:
 
 def run(args) -> int:
     """Run a parsed command: JSON or text on stdout, warnings and errors on stderr; returns the exit code."""
-    from . import jsonout
-
     def echo(text, category, filename, lineno):
         whose = "" if issubclass(category, AisvizWarning) else \
             f" ({category.__name__} from {Path(filename).name}:{lineno})"  # a library's warning: say whose
@@ -548,7 +556,9 @@ def run(args) -> int:
 
     with recording_warnings(echo) as recorded:
         try:
-            payload, show = args.func(args)
+            result = args.func(args)
+            # A command that prints for itself (e.g. through print_json) returns None.
+            payload, show = result if isinstance(result, tuple) else (None, None)
         except KeyboardInterrupt:
             print("aisviz: interrupted (nothing half-written: caches and outputs are written atomically)",
                   file=sys.stderr)
@@ -563,9 +573,7 @@ def run(args) -> int:
                 print(f"aisviz: error: {' '.join(str(exc).split())}", file=sys.stderr)
             return code
     if getattr(args, "json", False) and payload is not None:
-        payload = dict(payload)
-        payload["warnings"] = recorded
-        sys.stdout.write(jsonout.dumps(payload) + "\n")
+        print_json({**payload, "warnings": recorded})
     elif show is not None:
         show()
     return 0
