@@ -157,6 +157,9 @@ def print_json(obj) -> None:
     sys.stdout.write(jsonout.dumps(obj) + "\n")
 
 
+_print_json = print_json  # the name the commands of other branches (sweep, share) call
+
+
 def _csv_dir(args):
     """The --csv folder, created and checked before any computation (None when not asked for)."""
     from .storage import prepare_output_dir
