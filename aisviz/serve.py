@@ -59,7 +59,7 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
         raise ValueError(f"pool_size must be 0 (no preheated kernels) or more, not {pool_size}.")
     cmd = [sys.executable, "-m", "voila", str(notebook or dashboard_notebook()),
            "--Voila.ip=127.0.0.1", f"--port={int(port)}",
-           "--show_tracebacks=False",
+           "--show_tracebacks=False", "--template=aisviz",  # aisviz.dashboard.voila_template: no CDN
            f"--Voila.open_browser={bool(open_browser)}",
            f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_timeout)}",
            f"--MappingKernelManager.cull_interval={int(cull_interval)}",
@@ -93,7 +93,9 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False, cull
     about 0.5-1 GB with the default network and data). Kernels idle for cull_idle_timeout seconds
     (with no tab open) are shut down."""
     check_installed()
-    env = dict(os.environ)
+    from .dashboard.voila_template import voila_environment
+
+    env = voila_environment()
     log_file = env.get("AISVIZ_APP_LOG") or str(aisviz_home() / "logs" / "dashboard.log")
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     env["AISVIZ_APP_LOG"] = log_file
