@@ -137,12 +137,21 @@ GEOMETRY_JS = """sel => {
     const r = e.getBoundingClientRect();
     const doc = document.scrollingElement || document.documentElement;
     const clippers = [];
+    // An overflow:hidden ancestor clips only what it contains as a containing block: an absolutely
+    // positioned box (Lumino's panels) escapes the static ancestors between it and its positioned one.
+    let escaping = ['absolute', 'fixed'].includes(getComputedStyle(e).position);
     for (let p = e.parentElement; p; p = p.parentElement) {
         const s = getComputedStyle(p);
+        const skip = s.display === 'contents' || (escaping && s.position === 'static');
+        if (['absolute', 'fixed'].includes(s.position)) escaping = true;
+        else if (s.position !== 'static') escaping = false;
+        if (skip) continue;
         const hides = v => v === 'hidden' || v === 'clip';
         const q = p.getBoundingClientRect();
         if (hides(s.overflowX) && (r.left < q.left - 1 || r.right > q.right + 1)) clippers.push(p.className + ' x');
-        if (hides(s.overflowY) && (r.top < q.top - 1 || r.bottom > q.bottom + 1)) clippers.push(p.className + ' y');
+        if (hides(s.overflowY) && (r.top < q.top - 1 || r.bottom > q.bottom + 1))
+            clippers.push(`${p.className} y: ${Math.round(r.top)}..${Math.round(r.bottom)} outside ` +
+                          `${Math.round(q.top)}..${Math.round(q.bottom)}`);
         if (s.display === 'none' || s.visibility === 'hidden') clippers.push(p.className + ' hidden');
     }
     return {left: r.left + window.scrollX, right: r.right + window.scrollX, top: r.top + window.scrollY,
