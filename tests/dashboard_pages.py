@@ -103,7 +103,11 @@ def open_dashboard(browser, server, width: int = 1280, height: int = 800):
     page = new_page(browser, server["port"], width, height)
     t0 = time.perf_counter()
     page.goto(server["url"], timeout=120_000)
-    wait_interactive(page)
+    try:
+        wait_interactive(page)
+    except Exception:
+        shot(page, f"failed_open_{width}")  # what the page showed instead
+        raise
     return page, time.perf_counter() - t0
 
 
@@ -111,7 +115,7 @@ def wait_interactive(page):
     page.wait_for_selector(".aisviz-dashboard", timeout=120_000)
     page.wait_for_selector(".aisviz-readout-inner", timeout=COMPUTE_TIMEOUT_MS)
     page.wait_for_selector(".aisviz-detail-inner", timeout=60_000)
-    page.wait_for_selector(".aisviz-curve .main-svg", timeout=60_000)
+    page.wait_for_selector(".aisviz-curve .main-svg", timeout=180_000)  # plotly's bundle loads late under load
 
 
 def shot(page, name: str):
