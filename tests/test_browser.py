@@ -128,6 +128,9 @@ def test_slider_moves_marker_and_readout(page, core):
     assert m["train_y"] == pytest.approx(st["train_topk"]["mean"][i], rel=1e-9, abs=1e-12)
     assert float(readout["testRandom"]) == pytest.approx(st["test_random"]["mean"][i], rel=1e-9, abs=1e-12)
     assert float(readout["testAll"]) == pytest.approx(core.summary["mean_r2_test_all"], rel=1e-9)
+    # the per-map chart highlights the top k once the slider rests
+    page.wait_for_function(f"""() => document.querySelector('.aisviz-ais-bars.js-plotly-plot').data[0].marker.color
+        .filter(c => c === '#d62728').length === {k}""", timeout=20_000)
 
 
 def test_hover_changes_the_three_overlays_to_that_images(page, core):

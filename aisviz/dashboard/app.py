@@ -195,6 +195,11 @@ class Dashboard:
         for slot, figure in self._fitted.items():
             self.fit(slot, figure)
 
+    @property
+    def event_loop(self):
+        """The kernel's event loop (None in scripts and tests without one)."""
+        return self._loop
+
     def panel(self, cls):
         """The panel of that class."""
         return next(p for p in self.panels if isinstance(p, cls))

@@ -47,9 +47,21 @@ class MapsPanel(Panel):
         self.table.value = map_table_html(view.result)
         self.downloads.value = ""
         self.w_export.disabled = False
-        self._on_k(self.state.k)
+        self._recolour(self.state.k)
 
     def _on_k(self, k):
+        """Recolour the bars once the slider rests (0.15 s), so that its marker and read-out, what the eye
+        follows, are not queued behind a 1280-bar restyle; at once without an event loop (scripts, tests)."""
+        loop = self.dash.event_loop
+        if loop is None:
+            self._recolour(k)
+            return
+        if getattr(self, "_pending", None) is not None:
+            self._pending.cancel()
+        self._pending = loop.call_later(0.15, self.dash.guard(lambda: self._recolour(self.state.k),
+                                                              "highlight the top-k maps"))
+
+    def _recolour(self, k):
         from ...plots import topk_colours
 
         view = self.state.view
