@@ -95,6 +95,7 @@ def test_labelled_figures_render_png_and_svg():
 
 
 
+@pytest.mark.slow
 def test_cli_heatmaps_and_saliency_take_the_display_mode(tmp_path, tiny_set):
     from aisviz.cli import main
 
