@@ -241,8 +241,10 @@ def cmd_saliency(args):
 def cmd_serve(args):
     from .serve import serve
 
+    if args.shared and not args.bundles:
+        raise ValueError("--shared needs --bundles DIR: the result bundles viewers may open (aisviz precompute).")
     code = serve(port=args.port, pool_size=args.pool_size, open_browser=args.open, cull_idle_timeout=args.cull_idle,
-                 base_url=args.base_url)
+                 base_url=args.base_url, max_kernels=args.max_kernels, bundles=args.bundles if args.shared else None)
     if code:
         raise SystemExit(code)
 
@@ -308,10 +310,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8866)
     p.add_argument("--pool-size", type=int, default=0, help="preheated kernels (each ~1.1-1.4 GB)")
     p.add_argument("--open", action="store_true", help="open a browser tab")
-    p.add_argument("--cull-idle", type=int, default=1800,
-                   help="seconds before idle kernels (no tab open) are shut down")
+    p.add_argument("--cull-idle", type=int, default=600,
+                   help="seconds before idle kernels (no tab open) are shut down (checked every tenth of it)")
     p.add_argument("--base-url", help="URL prefix when served behind a reverse proxy, e.g. /aisviz/")
+    p.add_argument("--shared", action="store_true",
+                   help="shared viewer mode: light kernels that only show the bundles in --bundles")
+    p.add_argument("--bundles", help="folder of result bundles (aisviz precompute) for --shared")
+    p.add_argument("--max-kernels", type=int, default=0, help="cap on visitors' kernels; 0 = none")
     p.set_defaults(func=cmd_serve)
+    from .cli_share import add_commands
+
+    add_commands(sub)
     p = sub.add_parser("cache", help="show or clear the feature cache")
     p.add_argument("action", choices=("show", "clear"))
     p.set_defaults(func=cmd_cache)

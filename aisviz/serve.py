@@ -184,25 +184,25 @@ def stop_process_tree(proc: subprocess.Popen, grace: float = 15.0) -> None:
 
 def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
           cull_idle_timeout: int = DEFAULT_CULL_IDLE, base_url: str | None = None, max_kernels: int = 0,
-          bundles=None, extra_args=()) -> int:
+          bundles=None, notebook=None, extra_args=()) -> int:
     """Run the dashboard with Voila on http://127.0.0.1:<port>/ until SIGINT/SIGTERM; returns Voila's exit
     code (130/143 when stopped by a signal, after Voila and every kernel have stopped).
 
     bundles: a folder of result bundles (aisviz precompute) = shared mode: viewer kernels that only show the
     bundled settings, import no torch and compute nothing. Without it: researcher mode (compute anything).
     pool_size > 0 keeps that many preheated kernels. Kernels with no tab open are shut down after
-    cull_idle_timeout seconds; max_kernels > 0 caps the kernels serving visitors ("server full" page past it)."""
+    cull_idle_timeout seconds; max_kernels > 0 caps the kernels serving visitors ("server full" page past it).
+    notebook: serve this notebook instead (researcher mode only)."""
     check_installed()
     check_port_free(port)
     env = dict(os.environ)
     log_file = env.get("AISVIZ_APP_LOG") or str(aisviz_home() / "logs" / "dashboard.log")
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     env["AISVIZ_APP_LOG"] = log_file
-    notebook = None
     if bundles is not None:
         from .bundles import open_catalog
 
-        open_catalog(bundles)                     # a clear error now, not in every kernel later
+        open_catalog(bundles, verify=True)        # every checksum once here; kernels check sizes only
         env["AISVIZ_BUNDLES"] = str(Path(bundles).expanduser().resolve())
         notebook = viewer_notebook()
     cmd = voila_command(port=port, pool_size=pool_size, open_browser=open_browser, notebook=notebook,

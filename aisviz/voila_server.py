@@ -48,7 +48,10 @@ class V1OnlyKernelWebsocketHandler(VoilaKernelWebsocketHandler):
         if KERNEL_WS_PROTOCOL not in offered_subprotocols(self.request):
             self.log.warning("refused a kernel websocket without the %s subprotocol (legacy framing)",
                              KERNEL_WS_PROTOCOL)
-            raise web.HTTPError(400, f"kernel websockets must use the {KERNEL_WS_PROTOCOL} subprotocol")
+            # a plain 400 (Jupyter's error template needs settings Voila does not have)
+            self.set_status(400)
+            self.finish(f"kernel websockets must use the {KERNEL_WS_PROTOCOL} subprotocol")
+            return None
         return await super().get(*args, **kwargs)
 
 
