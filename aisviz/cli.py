@@ -244,7 +244,8 @@ def cmd_serve(args):
     if args.shared and not args.bundles:
         raise ValueError("--shared needs --bundles DIR: the result bundles viewers may open (aisviz precompute).")
     code = serve(port=args.port, pool_size=args.pool_size, open_browser=args.open, cull_idle_timeout=args.cull_idle,
-                 base_url=args.base_url, max_kernels=args.max_kernels, bundles=args.bundles if args.shared else None)
+                 base_url=args.base_url, max_kernels=args.max_kernels, bundles=args.bundles if args.shared else None,
+                 hub_auth=args.hub_auth)
     if code:
         raise SystemExit(code)
 
@@ -317,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shared viewer mode: light kernels that only show the bundles in --bundles")
     p.add_argument("--bundles", help="folder of result bundles (aisviz precompute) for --shared")
     p.add_argument("--max-kernels", type=int, default=0, help="cap on visitors' kernels; 0 = none")
+    p.add_argument("--hub-auth", action="store_true", help="run as a JupyterHub service (see deploy/)")
     p.set_defaults(func=cmd_serve)
     from .cli_share import add_commands
 

@@ -89,7 +89,8 @@ def cull_interval_for(cull_idle_timeout: int) -> int:
 
 def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = False, notebook=None,
                   cull_idle_timeout: int = DEFAULT_CULL_IDLE, cull_interval: int | None = None,
-                  base_url: str | None = None, max_kernels: int = 0, extra_args=()) -> list[str]:
+                  base_url: str | None = None, max_kernels: int = 0, hub_auth: bool = False,
+                  extra_args=()) -> list[str]:
     """The Voila command line serve() runs (a list for subprocess): aisviz.voila_server, i.e. Voila with the
     kernel cap, the v1-only kernel websockets and the working tab-close beacon."""
     if not 1 <= int(port) <= 65535:
@@ -114,6 +115,9 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
         cmd += ["--preheat_kernel=True", f"--pool_size={int(pool_size)}"]
     if base_url:
         cmd.append(f"--Voila.base_url={base_url}")
+    if hub_auth:   # run as a JupyterHub service: only users the hub lets in (access:services!service=...)
+        cmd += ["--Voila.identity_provider_class=jupyterhub.singleuser.extension.JupyterHubIdentityProvider",
+                "--Voila.authorizer_class=jupyterhub.singleuser.extension.JupyterHubAuthorizer"]
     return cmd + list(extra_args)
 
 
@@ -184,7 +188,7 @@ def stop_process_tree(proc: subprocess.Popen, grace: float = 15.0) -> None:
 
 def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
           cull_idle_timeout: int = DEFAULT_CULL_IDLE, base_url: str | None = None, max_kernels: int = 0,
-          bundles=None, notebook=None, extra_args=()) -> int:
+          bundles=None, notebook=None, hub_auth: bool = False, extra_args=()) -> int:
     """Run the dashboard with Voila on http://127.0.0.1:<port>/ until SIGINT/SIGTERM; returns Voila's exit
     code (130/143 when stopped by a signal, after Voila and every kernel have stopped).
 
@@ -192,7 +196,8 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
     bundled settings, import no torch and compute nothing. Without it: researcher mode (compute anything).
     pool_size > 0 keeps that many preheated kernels. Kernels with no tab open are shut down after
     cull_idle_timeout seconds; max_kernels > 0 caps the kernels serving visitors ("server full" page past it).
-    notebook: serve this notebook instead (researcher mode only)."""
+    notebook: serve this notebook instead (researcher mode only). hub_auth: run as a JupyterHub service
+    (deploy/jupyterhub_config.py): visitors log in through the hub."""
     check_installed()
     check_port_free(port)
     env = dict(os.environ)
@@ -207,7 +212,7 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
         notebook = viewer_notebook()
     cmd = voila_command(port=port, pool_size=pool_size, open_browser=open_browser, notebook=notebook,
                         cull_idle_timeout=cull_idle_timeout, base_url=base_url, max_kernels=max_kernels,
-                        extra_args=extra_args)
+                        hub_auth=hub_auth, extra_args=extra_args)
     mode = "shared viewer mode" if bundles is not None else "researcher mode"
     print(f"aisviz dashboard ({mode}) on http://127.0.0.1:{port}{base_url or '/'} (Ctrl-C stops it); "
           f"dashboard log: {log_file}", file=sys.stderr, flush=True)

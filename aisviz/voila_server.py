@@ -12,12 +12,15 @@ What it adds to Voila 0.5.13 (each answers a way one visitor could hurt everyone
 - the tab-close shutdown beacon works: Voila's page sends it without the `_xsrf` token, so stock Voila
   answers 403 and a closed tab's kernel lives until culled. The beacon still must come from this
   server's origin, and it names a kernel id (random, known only to the page that owns the kernel);
-- the port: `--Voila.port_retries=0` is set by serve(), so Voila never moves silently to another port.
+- the port: `--Voila.port_retries=0` is set by serve(), so Voila never moves silently to another port;
+- behind JupyterHub (serve(hub_auth=True)): visitors log in through the hub (JupyterHub's identity
+  provider and authorizer), and the OAuth callback lives under the service's URL prefix.
 """
 from __future__ import annotations
 
 import html
 
+from jupyter_server.utils import url_path_join
 from tornado import web
 from traitlets import Int, Unicode
 from voila.app import Voila
@@ -114,10 +117,15 @@ class AisvizVoila(Voila):
         return settings
 
     def init_handlers(self):
+        # Voila adds the identity provider's handlers (/login, /logout, JupyterHub's /oauth_callback) without
+        # the base URL; behind JupyterHub they must live under it (/services/aisviz/oauth_callback).
+        identity_paths = {spec[0] for spec in self.identity_provider.get_handlers()}
         handlers = []
         for spec in super().init_handlers():
             if len(spec) >= 2 and spec[1] in REPLACEMENTS:
                 spec = (spec[0], REPLACEMENTS[spec[1]], *spec[2:])
+            if spec[0] in identity_paths and self.base_url != "/":
+                spec = (url_path_join(self.base_url, spec[0]), *spec[1:])
             handlers.append(spec)
         return handlers
 

@@ -64,6 +64,7 @@ def test_voila_command_sets_the_limits():
         voila_command(notebook="x.ipynb", max_kernels=-1)
 
 
+@pytest.mark.slow
 def test_legacy_websocket_is_refused_and_the_server_keeps_answering(tmp_path):
     """Stock Voila 0.5.13 freezes here (reproduced: no answer within 5 s, memory growing by ~100 MB/s):
     the kernel's binary reply in legacy framing sends read_header_from_binary_message into a huge loop."""
@@ -99,6 +100,7 @@ def test_kernel_cap_serves_a_plain_server_full_page(tmp_path):
         assert len(kernel_processes(server.proc.pid)) == 1
 
 
+@pytest.mark.slow
 def test_closed_tab_kernel_is_culled_within_the_timeout(tmp_path):
     """A page loaded without a live tab (a plain GET: as after a closed tab whose beacon got lost) leaves
     an idle kernel with no connection: it is shut down within idle timeout + cull interval (3 + 5 s)."""
@@ -112,6 +114,7 @@ def test_closed_tab_kernel_is_culled_within_the_timeout(tmp_path):
         assert time.time() - t0 < 3 + 5 + 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_voila_and_every_kernel_and_frees_the_port(tmp_path, signum):
     import psutil
