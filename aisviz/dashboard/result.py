@@ -60,6 +60,8 @@ from functools import cached_property
 
 import numpy as np
 
+from ..plots import curve_stats
+
 DEFAULT_DATASET = "synthetic"
 DISPLAY_SIZE = 320           # px, longer side of the images kept in a result
 CURVE_NAMES = ("train_topk", "test_topk", "train_random", "test_random")
@@ -104,21 +106,6 @@ class Settings:
         if unknown:
             raise ValueError(f"unknown settings {unknown}: expected only {sorted(cls.__dataclass_fields__)}.")
         return cls(**values)
-
-
-def curve_stats(curves: dict) -> dict:
-    """Mean and SD (ddof=1; 0 for one split) over splits of each (S, n_k) curve, NaN-aware:
-    {name: {"mean": (n_k,), "sd": (n_k,), "n": (n_k,) splits where it is defined}}."""
-    out = {}
-    for name, arr in curves.items():
-        a = np.asarray(arr, dtype=np.float64)
-        n = np.sum(~np.isnan(a), axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(n > 0, np.nansum(a, 0) / np.maximum(n, 1), np.nan)
-            dev = np.where(np.isnan(a), 0.0, a - mean) ** 2
-            sd = np.where(n > 1, np.sqrt(dev.sum(0) / np.maximum(n - 1, 1)), 0.0)
-        out[name] = {"mean": mean, "sd": sd, "n": n}
-    return out
 
 
 @dataclass(frozen=True, eq=False)
