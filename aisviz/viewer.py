@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from dataclasses import replace
 
@@ -29,6 +30,11 @@ from .dashboard.panels.base import Panel
 from .dashboard.result import Settings
 
 log = logging.getLogger("aisviz.app")
+
+# plotly's FigureWidget imports nbformat, whose schema validator (jsonschema) imports the optional IRI
+# checker rfc3987_syntax, which builds a grammar for about 3 s (of a viewer kernel's ~7 s start on 2 busy
+# cores). The viewer validates no notebook; without the module jsonschema just skips IRI formats.
+sys.modules.setdefault("rfc3987_syntax", None)
 
 ENV_BUNDLES = "AISVIZ_BUNDLES"
 
@@ -162,7 +168,7 @@ class Viewer(Dashboard):
     def __init__(self, bundles, **options):
         self.catalog = bundles if isinstance(bundles, BundleCatalog) else open_catalog(bundles)
         self.first_entry = self.catalog.entries[0]
-        first = self.catalog.load(self.first_entry.id)
+        first = replace(self.catalog.load(self.first_entry.id), seconds=0.0)   # shown from the bundle
         s = first.settings
         super().__init__(dataset=s.dataset, model=s.model, provider=s.provider, n_folds=s.n_folds,
                          n_seeds=s.n_seeds, k_step=s.k_step, n_random=s.n_random, measure=s.measure,
@@ -208,7 +214,6 @@ class Viewer(Dashboard):
     # -- messages without paths, user names or tracebacks
 
     def refused(self, exc: Refused):
-        log.warning("viewer: %s", exc)
         self.show_error("", str(exc))
 
     def show_error(self, action: str, exc):
