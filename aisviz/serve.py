@@ -123,13 +123,11 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
 
 def check_installed() -> None:
     """Raise ImportError naming what to install when the dashboard stack is missing."""
-    missing = []
-    for module, package in (("voila", "voila"), ("ipywidgets", "ipywidgets"), ("plotly", "plotly"),
-                            ("anywidget", "anywidget"), ("ipyevents", "ipyevents"), ("ipykernel", "ipykernel")):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(package)
+    from importlib.util import find_spec
+
+    # found, not imported: this process only supervises Voila, and stays small (~30 MB)
+    missing = [package for package in ("voila", "ipywidgets", "plotly", "anywidget", "ipyevents", "ipykernel")
+               if find_spec(package) is None]
     if missing:
         raise ImportError(f"the dashboard needs {', '.join(missing)}: pip install 'aisviz[app]' "
                           f"(or pip install {' '.join(missing)}).")
@@ -204,6 +202,7 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
     log_file = env.get("AISVIZ_APP_LOG") or str(aisviz_home() / "logs" / "dashboard.log")
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     env["AISVIZ_APP_LOG"] = log_file
+    env["AISVIZ_SHARED_ASSETS"] = "1"             # kernels load plotly's widget code from the server (once)
     if bundles is not None:
         from .bundles import open_catalog
 
