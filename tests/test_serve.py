@@ -12,8 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
-from serve_helpers import (free_port, get, kernel_id_and_model, kernel_processes, legacy_request_state,
-                           port_is_free, wait_listening, write_tiny_notebook)
+from serve_helpers import (
+    free_port,
+    get,
+    kernel_id_and_model,
+    kernel_processes,
+    legacy_request_state,
+    port_is_free,
+    wait_listening,
+    write_tiny_notebook,
+)
 
 pytestmark = pytest.mark.skipif(any(__import__("importlib").util.find_spec(m) is None
                                     for m in ("voila", "psutil", "websocket")),
