@@ -104,7 +104,7 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
     interval = cull_interval_for(cull_idle_timeout) if cull_interval is None else int(cull_interval)
     cmd = [sys.executable, "-m", "aisviz.voila_server", str(notebook or dashboard_notebook()),
            "--Voila.ip=127.0.0.1", f"--port={int(port)}", "--Voila.port_retries=0",
-           "--show_tracebacks=False",
+           "--show_tracebacks=False", "--template=aisviz",  # aisviz.dashboard.voila_template: no CDN
            f"--Voila.open_browser={bool(open_browser)}",
            f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_timeout)}",
            f"--MappingKernelManager.cull_interval={interval}",
@@ -198,7 +198,9 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
     (deploy/jupyterhub_config.py): visitors log in through the hub."""
     check_installed()
     check_port_free(port)
-    env = dict(os.environ)
+    from .dashboard.voila_template import voila_environment
+
+    env = voila_environment()
     log_file = env.get("AISVIZ_APP_LOG") or str(aisviz_home() / "logs" / "dashboard.log")
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     env["AISVIZ_APP_LOG"] = log_file

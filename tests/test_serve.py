@@ -31,7 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _env(tmp_path):
-    env = dict(os.environ, AISVIZ_HOME=str(tmp_path / "home"), AISVIZ_APP_LOG=str(tmp_path / "dashboard.log"))
+    from aisviz.dashboard.voila_template import voila_environment
+
+    env = voila_environment(dict(os.environ, AISVIZ_HOME=str(tmp_path / "home"),
+                                 AISVIZ_APP_LOG=str(tmp_path / "dashboard.log")))
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     return env
 
