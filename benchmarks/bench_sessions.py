@@ -66,7 +66,8 @@ def memory(pid) -> dict:
     import psutil
 
     server = psutil.Process(pid)
-    voila = [p for p in server.children(recursive=True) if "voila" in " ".join(p.cmdline())]
+    # Voila is the server's direct child (kernels are Voila's children; their connection files also say "voila")
+    voila = [p for p in server.children() if "aisviz.voila_server" in " ".join(p.cmdline())]
     kernels = kernels_of(pid)
     rss = [k.memory_info().rss / 2**20 for k in kernels]
     try:
@@ -113,19 +114,20 @@ async def session(browser, url, index, results, open_timeout):
                                          arg=before, timeout=30_000)
             out["slider_ms"].append((time.perf_counter() - t) * 1000)
         grid = page.locator(".aisviz-grid")
+        await grid.scroll_into_view_if_needed()       # mouse events only reach what is on screen
         box = await grid.bounding_box()
         title = page.locator(".aisviz-detail-title")
         for step in range(STEPS):
             before = await title.inner_text()
-            # thumbnails in the first row, a different one each time (cells of about 44-56 px)
-            x = box["x"] + 22 + 46 * ((index + 2 * step + 1) % max(1, int(box["width"] // 46)))
-            y = box["y"] + 22 + 46 * (step % 2)
+            # a different thumbnail each time: spread over the grid's width, first and second row
+            x = box["x"] + box["width"] * (0.05 + 0.9 * (((index * 3 + step * 7) % 10) / 10 + 0.05))
+            y = box["y"] + min(box["height"] / 2, 20 + 60 * (step % 2))
             t = time.perf_counter()
             await page.mouse.move(x, y)
             try:
                 await page.wait_for_function(
                     "(b) => document.querySelector('.aisviz-detail-title').innerText !== b", arg=before,
-                    timeout=30_000)
+                    timeout=10_000)
                 out["hover_ms"].append((time.perf_counter() - t) * 1000)
             except Exception:  # noqa: BLE001 - the same image again: move away and count no sample
                 errors.append("hover: the detail panel did not change")
