@@ -166,11 +166,12 @@ async def run_n(url, n, open_timeout, server_pid):
             **mem, "errors": len(errors), "error_examples": sorted(set(errors))[:5]}
 
 
-def wait_kernels_gone(pid, timeout=60):
+def kernels_left(pid, keep=0, timeout=60):
+    """Kernels still running `timeout` s after every tab closed (preheated ones, `keep`, stay)."""
     end = time.time() + timeout
-    while kernels_of(pid) and time.time() < end:
+    while len(kernels_of(pid)) > keep and time.time() < end:
         time.sleep(0.5)
-    return not kernels_of(pid)
+    return len(kernels_of(pid))
 
 
 def main(argv=None):
@@ -210,7 +211,7 @@ def main(argv=None):
             row = asyncio.run(run_n(url, n, args.open_timeout, proc.pid))
             row["mode"] = ("researcher" if args.researcher else "shared") + (
                 f", {args.pool_size} preheated" if args.pool_size else "")
-            row["kernels_gone_after_close"] = wait_kernels_gone(proc.pid)
+            row["kernels_left_after_close"] = kernels_left(proc.pid, keep=args.pool_size)
             print(json.dumps(row), flush=True)
             rows.append(row)
     finally:
