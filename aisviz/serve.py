@@ -23,7 +23,6 @@ Choices made here:
 """
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
