@@ -54,6 +54,8 @@ c.Spawner.default_url = "/lab"
 c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
 c.Spawner.environment = {"AISVIZ_BUNDLES": str(BUNDLES)}
 c.Spawner.mem_limit = "4G"        # honoured by container spawners; a reminder for local ones
+c.Spawner.http_timeout = 120      # a JupyterLab start can take over 30 s on a busy small machine
+c.Spawner.start_timeout = 180
 
 # Viewers: the shared dashboard, one Voila for everyone, as a hub-managed service.
 c.JupyterHub.services = [{
