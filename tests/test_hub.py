@@ -7,12 +7,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import make_tiny_set
-from serve_helpers import free_port, wait_listening
+from serve_helpers import free_port, get, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 PROXY = ROOT / "deploy" / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -50,6 +51,9 @@ def hub(tmp_path_factory):
     try:
         wait_listening(port, proc, timeout=120)
         wait_listening(service_port, proc, timeout=120)
+        deadline = time.time() + 120        # the hub adds the service's proxy route after it started
+        while get(f"http://127.0.0.1:{port}/services/aisviz/")[0] == 404 and time.time() < deadline:
+            time.sleep(0.5)
         yield {"url": f"http://127.0.0.1:{port}", "state": state, "proc": proc}
     finally:
         import psutil
