@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InputError
+
 FORMAT = "aisviz-bundle"
 VERSION = 1
 INDEX = "bundle.json"
@@ -54,8 +56,8 @@ JSON_FIELDS = ("dataset_name", "observer", "image_names", "map_names", "weights_
                "saliency_error", "seconds", "notes")
 
 
-class BundleError(ValueError):
-    """A bundle folder that cannot be read: missing, damaged, foreign, or from a newer aisviz."""
+class BundleError(InputError):
+    """A bundle folder that cannot be read: missing, damaged, foreign, or from a newer aisviz (exit code 3)."""
 
 
 @dataclass(frozen=True)

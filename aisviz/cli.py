@@ -423,7 +423,9 @@ def cmd_serve(args):
     from .serve import serve
 
     if args.shared and not args.bundles:
-        raise ValueError("--shared needs --bundles DIR: the result bundles viewers may open (aisviz precompute).")
+        from .errors import UsageError
+
+        raise UsageError("--shared needs --bundles DIR: the result bundles viewers may open (aisviz precompute).")
     code = serve(port=args.port, pool_size=args.pool_size, open_browser=args.open, cull_idle_timeout=args.cull_idle,
                  base_url=args.base_url, max_kernels=args.max_kernels, bundles=args.bundles if args.shared else None,
                  hub_auth=args.hub_auth)
@@ -536,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hub-auth", action="store_true", help="run as a JupyterHub service (see deploy/)")
     from .cli_share import add_commands
 
-    add_commands(sub)
+    add_commands(sub, _sub)
     p = _sub(sub, "cache", "show the caches with their sizes, or clear them all", cmd_cache)
     p.add_argument("action", choices=("show", "clear"), help="show: list each cache; clear: delete every cached "
                                                              "file and stale temporary file")

@@ -38,7 +38,9 @@ def packaged_notebooks() -> Path:
     for folder in (here / NOTEBOOK_FOLDER, here.parent / NOTEBOOK_FOLDER):
         if folder.is_dir() and any(folder.glob("*.ipynb")):
             return folder
-    raise FileNotFoundError("the aisviz notebooks are not installed with this copy of aisviz: reinstall it "
+    from .errors import EnvironmentProblem
+
+    raise EnvironmentProblem("the aisviz notebooks are not installed with this copy of aisviz: reinstall it "
                             "(pip install --force-reinstall aisviz).")
 
 
@@ -69,26 +71,28 @@ def cmd_notebooks(args):
         print("  nothing new", file=sys.stderr)
 
 
-def add_commands(sub):
-    p = sub.add_parser("precompute", help="compute what the dashboard shows and add it to a result bundle")
+def add_commands(sub, make):
+    """Register the subcommands; make(sub, name, help, func, json_=...) is aisviz.cli's parser factory (it adds
+    --quiet and the exit-code epilog)."""
+    p = make(sub, "precompute", "compute what the dashboard shows and add it to a result bundle", cmd_precompute,
+             json_=False)
     p.add_argument("--out", required=True, help="bundle folder (created; settings already in it are kept)")
     p.add_argument("--dataset", nargs="+", default=["synthetic"],
-                   help="catalog names or folders (default: synthetic); one setting per data set and layer")
-    p.add_argument("--model", default="efficientnet_lite0", help="network (default: %(default)s, offline)")
+                   help="catalog names or folders; one setting per data set and layer")
+    p.add_argument("--model", default="efficientnet_lite0", help="network (offline default)")
     p.add_argument("--layer", nargs="+", help="perturbed layer(s) (default: the network's last conv layer)")
     p.add_argument("--readout", help="read-out layer (default: the penultimate representation)")
     p.add_argument("--saliency", default="spectral_residual",
-                   help="saliency provider shown beside the heatmaps, or 'none' (default: %(default)s)")
-    p.add_argument("--weights", choices=("pretrained", "none"), default="pretrained")
-    p.add_argument("--folds", type=int, default=5)
+                   help="saliency provider shown beside the heatmaps, or 'none'")
+    p.add_argument("--weights", choices=("pretrained", "none"), default="pretrained",
+                   help="'none' = random weights, for timing and tests")
+    p.add_argument("--folds", type=int, default=5, help="folds per seed (paper: 5)")
     p.add_argument("--seeds", type=int, default=8, help="number of seeds: 111, 222, ... (paper: 8)")
-    p.add_argument("--k-step", type=int, default=0, help="0 = the dashboard's auto step (default)")
-    p.add_argument("--n-random", type=int, default=1)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-cache", action="store_true")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_precompute)
-    p = sub.add_parser("notebooks", help="copy the tutorial and workshop notebooks into a folder")
+    p.add_argument("--k-step", type=int, default=0, help="0 = the dashboard's auto step")
+    p.add_argument("--n-random", type=int, default=1, help="random map orderings per split (random baseline)")
+    p.add_argument("--device", default="auto", help="'auto' (GPU when present), 'cpu', 'cuda', ...")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    p = make(sub, "notebooks", "copy the tutorial and workshop notebooks (and the instructor guide) into a folder",
+             cmd_notebooks, json_=False)
     p.add_argument("dest", help="folder to copy them into (created)")
     p.add_argument("--overwrite", action="store_true", help="replace files that exist already")
-    p.set_defaults(func=cmd_notebooks)

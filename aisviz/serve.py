@@ -29,6 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .errors import EnvironmentProblem
 from .storage import aisviz_home
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "dashboard.ipynb"
@@ -143,8 +144,8 @@ def check_port_free(port: int, host: str = "127.0.0.1") -> None:
                                 "another with --port.") from None
 
 
-class PortBusyError(ValueError):
-    """The requested port is taken."""
+class PortBusyError(EnvironmentProblem):
+    """The requested port is taken (exit code 4)."""
 
 
 class _Stop(Exception):

@@ -35,7 +35,7 @@ def test_precompute_errors_are_one_line(tmp_path):
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "bundle.json").write_text('{"format": "other"}')
     out = _run(["precompute", "--out", "b", "--quiet"], tmp_path)
-    assert out.returncode == 2
+    assert out.returncode == 3                   # bad input
     assert out.stderr.strip().splitlines()[-1] == (
         "aisviz: error: bundle.json is not an aisviz result bundle (format is not 'aisviz-bundle'): point to a "
         "folder written by `aisviz precompute`.")
