@@ -303,8 +303,8 @@ DISPLAY_HELP = ("heatmap display: default = clipped at 0, value/max, viridis wit
 
 
 def write_heatmaps(scorer, out_dir: Path, keep=None, display: str = "default") -> list[dict]:
-    """One labelled PNG overlay per image (display mode, colour bar) plus heatmaps.npz with the raw maps;
-    atomic writes.
+    """One labelled PNG overlay per image (display mode, title, colour bar) plus heatmaps.npz with the raw
+    maps; atomic writes.
 
     File names are made unique and safe (storage.output_names); heatmaps.npz holds `names` (the image
     names), `files` (their PNGs) and `heatmap_0000`, ... in the same order, never keys made of image names.

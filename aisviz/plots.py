@@ -166,7 +166,7 @@ def ais_bars(ais, k: int | None = None, map_names=None, title: str = "", height:
     k = len(ais) if k is None else k
     bar = go.Bar(x=np.arange(1, len(ais) + 1), y=ais[order], marker={"color": topk_colours(len(ais), k),
                                                                       "line": {"width": 0}},
-                 customdata=[names[j] for j in order], name="AIS",
+                 customdata=[names[j] for j in order], name="AIS", showlegend=False,
                  hovertemplate="rank %{x}: %{customdata}<br>AIS %{y:.3g}<extra></extra>")
     # Legend entries only: the one bar trace carries both colours, so that a move of k changes one property.
     keys = [go.Bar(x=[None], y=[None], marker={"color": colour}, name=name, showlegend=True, hoverinfo="skip")
@@ -209,14 +209,15 @@ def mds_coordinates(similarity, n_components: int = 2) -> np.ndarray:
     return coords * np.where(flip == 0, 1, flip)
 
 
-def png_bytes(image, size: int | None = None) -> bytes:
-    """PNG bytes of a PIL image, optionally resized (aspect kept) so that its longer side is `size`."""
+def png_bytes(image, size: int | None = None, compress_level: int = 6) -> bytes:
+    """PNG bytes of a PIL image, optionally resized (aspect kept) so that its longer side is `size`.
+    compress_level 1 encodes several times faster (bigger files): for images re-rendered on hover."""
     im = image.convert("RGB")
     if size is not None:
         im = im.copy()
         im.thumbnail((size, size))
     buf = io.BytesIO()
-    im.save(buf, format="PNG")
+    im.save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
 
 

@@ -103,7 +103,11 @@ def open_dashboard(browser, server, width: int = 1280, height: int = 800):
     page = new_page(browser, server["port"], width, height)
     t0 = time.perf_counter()
     page.goto(server["url"], timeout=120_000)
-    wait_interactive(page)
+    try:
+        wait_interactive(page)
+    except Exception:
+        shot(page, f"failed_open_{width}")  # what the page showed instead
+        raise
     return page, time.perf_counter() - t0
 
 
@@ -111,7 +115,7 @@ def wait_interactive(page):
     page.wait_for_selector(".aisviz-dashboard", timeout=120_000)
     page.wait_for_selector(".aisviz-readout-inner", timeout=COMPUTE_TIMEOUT_MS)
     page.wait_for_selector(".aisviz-detail-inner", timeout=60_000)
-    page.wait_for_selector(".aisviz-curve .main-svg", timeout=60_000)
+    page.wait_for_selector(".aisviz-curve .main-svg", timeout=180_000)  # plotly's bundle loads late under load
 
 
 def shot(page, name: str):
@@ -137,12 +141,21 @@ GEOMETRY_JS = """sel => {
     const r = e.getBoundingClientRect();
     const doc = document.scrollingElement || document.documentElement;
     const clippers = [];
+    // An overflow:hidden ancestor clips only what it contains as a containing block: an absolutely
+    // positioned box (Lumino's panels) escapes the static ancestors between it and its positioned one.
+    let escaping = ['absolute', 'fixed'].includes(getComputedStyle(e).position);
     for (let p = e.parentElement; p; p = p.parentElement) {
         const s = getComputedStyle(p);
+        const skip = s.display === 'contents' || (escaping && s.position === 'static');
+        if (['absolute', 'fixed'].includes(s.position)) escaping = true;
+        else if (s.position !== 'static') escaping = false;
+        if (skip) continue;
         const hides = v => v === 'hidden' || v === 'clip';
         const q = p.getBoundingClientRect();
         if (hides(s.overflowX) && (r.left < q.left - 1 || r.right > q.right + 1)) clippers.push(p.className + ' x');
-        if (hides(s.overflowY) && (r.top < q.top - 1 || r.bottom > q.bottom + 1)) clippers.push(p.className + ' y');
+        if (hides(s.overflowY) && (r.top < q.top - 1 || r.bottom > q.bottom + 1))
+            clippers.push(`${p.className} y: ${Math.round(r.top)}..${Math.round(r.bottom)} outside ` +
+                          `${Math.round(q.top)}..${Math.round(q.bottom)}`);
         if (s.display === 'none' || s.visibility === 'hidden') clippers.push(p.className + ' hidden');
     }
     return {left: r.left + window.scrollX, right: r.right + window.scrollX, top: r.top + window.scrollY,

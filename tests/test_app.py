@@ -59,7 +59,7 @@ def _expected_png(dash, i, k, mode="default"):
         keep = np.zeros(r.n_maps, bool)
         keep[np.argsort(-r.ais, kind="stable")[:k]] = True
     heat = ais_heatmap(r.activations[i], r.image_ais[i], keep=keep)
-    return png_bytes(overlay(small, heat, mode)), heat
+    return png_bytes(overlay(small, heat, mode), compress_level=1), heat
 
 
 def _grid_event(dash, i, kind="mousemove"):

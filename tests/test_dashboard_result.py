@@ -72,6 +72,7 @@ def test_mismatched_arrays_are_refused_in_one_line(fitted):
 
 
 def test_result_and_panels_import_without_torch():
-    code = ("import sys; import aisviz.dashboard, aisviz.dashboard.derive; "
-            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:5]")
+    code = ("import sys; import aisviz.dashboard, aisviz.dashboard.derive, aisviz.dashboard.panels, "
+            "aisviz.dashboard.app; assert 'torch' not in sys.modules, "
+            "sorted(m for m in sys.modules if 'torch' in m)[:5]")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -92,12 +92,14 @@ class DetailPanel(Panel):
         small = r.image(i)
         small.thumbnail((self.size, self.size))
         heat = derive.heatmap(r, i, k)
-        out = {"image_png": view.memo.setdefault(("image", i), png_bytes(small)),
-               "ais_png": png_bytes(overlay(small, heat, mode)), "saliency_png": None,
-               "bar": view.memo.setdefault(("bar", mode), colourbar_png(mode, height=self.size)),
-               "metrics": derive.image_metrics(r, i, heat)}
+        if ("image", i) not in view.memo:
+            view.memo[("image", i)] = png_bytes(small, compress_level=1)
+        if ("bar", mode) not in view.memo:
+            view.memo[("bar", mode)] = colourbar_png(mode, height=self.size)
+        out = {"image_png": view.memo[("image", i)], "ais_png": png_bytes(overlay(small, heat, mode), compress_level=1),
+               "saliency_png": None, "bar": view.memo[("bar", mode)], "heat": heat}
         if r.saliency is not None:  # the overlay resizes the display-size map to the panel
-            out["saliency_png"] = png_bytes(overlay(small, r.saliency[i], mode))
+            out["saliency_png"] = png_bytes(overlay(small, r.saliency[i], mode), compress_level=1)
         if len(view.memo) > 600:
             view.memo.clear()
         view.memo[key] = out
@@ -133,6 +135,8 @@ class DetailPanel(Panel):
         self.title.value = (f"<div class='aisviz-detail-inner'{attrs}><b>{esc(r.image_names[i])}</b> (image {i + 1} "
                             f"of {r.n_images}) · {'<b>pinned</b>' if state == 'pinned' else 'follows the mouse'}"
                             "</div>")
+        if "metrics" not in out:  # after the overlays and the title went out: what the eye follows first
+            out["metrics"] = derive.image_metrics(r, i, out["heat"])
         self.metrics.value = metrics_html(r, i, out["metrics"])
         self.download.value = ""
         self.w_export.disabled = False
