@@ -422,8 +422,13 @@ def cmd_saliency(args):
 def cmd_serve(args):
     from .serve import serve
 
+    if args.shared and not args.bundles:
+        from .errors import UsageError
+
+        raise UsageError("--shared needs --bundles DIR: the result bundles viewers may open (aisviz precompute).")
     code = serve(port=args.port, pool_size=args.pool_size, open_browser=args.open, cull_idle_timeout=args.cull_idle,
-                 base_url=args.base_url)
+                 base_url=args.base_url, max_kernels=args.max_kernels, bundles=args.bundles if args.shared else None,
+                 hub_auth=args.hub_auth)
     if code:
         raise SystemExit(code)
     return None, None
@@ -521,11 +526,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(sub, "serve", "the dashboard in a browser (Voila, bound to 127.0.0.1)", cmd_serve, json_=False)
     p.add_argument("--port", type=at_least(1, maximum=65535), default=8866, help="port on 127.0.0.1")
     p.add_argument("--pool-size", type=at_least(0), default=0,
-                   help="preheated kernels (each 1.3-1.4 GB resident, ~0.7 GB of it its own)")
+                   help="preheated kernels (researcher kernels 1.3-1.4 GB resident, viewer kernels ~225 MB)")
     p.add_argument("--open", action="store_true", help="open a browser tab")
-    p.add_argument("--cull-idle", type=at_least(1), default=1800,
-                   help="seconds before idle kernels (no tab open) are shut down")
+    p.add_argument("--cull-idle", type=at_least(1), default=600,
+                   help="seconds before idle kernels (no tab open) are shut down (checked every tenth of it)")
     p.add_argument("--base-url", help="URL prefix when served behind a reverse proxy, e.g. /aisviz/")
+    p.add_argument("--shared", action="store_true",
+                   help="shared viewer mode: light kernels that only show the bundles in --bundles")
+    p.add_argument("--bundles", help="folder of result bundles (aisviz precompute) for --shared")
+    p.add_argument("--max-kernels", type=at_least(0), default=0, help="cap on visitors' kernels; 0 = none")
+    p.add_argument("--hub-auth", action="store_true", help="run as a JupyterHub service (see deploy/)")
+    from .cli_share import add_commands
+
+    add_commands(sub, _sub)
     p = _sub(sub, "cache", "show the caches with their sizes, or clear them all", cmd_cache)
     p.add_argument("action", choices=("show", "clear"), help="show: list each cache; clear: delete every cached "
                                                              "file and stale temporary file")
