@@ -1,0 +1,352 @@
+"""Sweeps over data sets x networks x layers: one score + held-out validation per cell, run on Dask.
+
+A cell is (data set, network, perturbed layer). Cells are grouped per (data set, network): one Dask task
+per group loads the images and the network once on its worker (tasks carry only names, never torch models)
+and runs its cells one after the other, reusing the feature cache. Each finished cell is written to
+`OUT/cells/<cell>/` with `row.json` last (atomic), so a re-run skips it; a failing cell becomes a row with
+its one-line error and the others go on. The table of rows is `OUT/sweep.csv` and `OUT/sweep.parquet`,
+rewritten after each group.
+
+Dask's local threaded scheduler is the default (no server); `scheduler="tcp://host:8786"` (or a
+`distributed.Client`) runs the groups on any Dask cluster.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+
+from .storage import atomic_write
+
+# Columns of the sweep table, in order. Meanings are in COLUMN_MEANINGS.
+RESULT_COLUMNS = ("r2_all", "mean_r2_test_topk", "sd_r2_test_topk", "mean_r2_test_all", "sd_r2_test_all",
+                  "mean_r2_test_random", "sd_r2_test_random", "mean_k_star", "sd_k_star", "p_value",
+                  "p_value_vs_random", "n_splits")
+CEILING_COLUMNS = ("n_subjects", "ceiling_lower_all", "ceiling_upper_all", "subject_r2_all", "ceiling_lower",
+                   "ceiling_upper", "subject_r2_test_all", "subject_r2_test_topk", "ceiling_fraction_topk",
+                   "ceiling_fraction_all")
+COLUMNS = ("dataset", "model", "layer", "layer_index", "readout", "n_images", "n_maps", "engine",
+           *RESULT_COLUMNS, *CEILING_COLUMNS, "seconds", "status", "error")
+
+COLUMN_MEANINGS = {
+    "layer_index": "position of the perturbed layer among the network's stages (depth)",
+    "r2_all": "alignment (squared correlation of the upper triangles) with all maps, all pairs",
+    "mean_r2_test_topk": "test R^2 with the top-k* maps by training AIS, mean over splits",
+    "mean_r2_test_all": "test R^2 with all maps, mean over splits",
+    "mean_r2_test_random": "test R^2 with k* random maps, mean over splits",
+    "mean_k_star": "k with the highest training R^2, mean over splits",
+    "p_value": "one-sided paired t-test over splits, top-k* > all maps",
+    "p_value_vs_random": "one-sided paired t-test over splits, top-k* > random k* maps",
+    "ceiling_lower_all": "noise ceiling, lower bound (leave one subject out), all pairs",
+    "ceiling_upper_all": "noise ceiling, upper bound, all pairs",
+    "subject_r2_all": "mean over subjects of R^2 with each subject, all maps, all pairs",
+    "ceiling_lower": "noise ceiling lower bound on each split's test pairs, mean over splits",
+    "ceiling_upper": "noise ceiling upper bound on each split's test pairs, mean over splits",
+    "subject_r2_test_all": "mean over subjects of test R^2 with each subject, all maps, mean over splits",
+    "subject_r2_test_topk": "mean over subjects of test R^2 with each subject, top-k* maps, mean over splits",
+    "ceiling_fraction_topk": "subject_r2_test_topk / ceiling_lower (1 = predicts people as well as the others do)",
+    "ceiling_fraction_all": "subject_r2_test_all / ceiling_lower",
+    "seconds": "run time of the cell (feature extraction included)",
+    "status": "computed, reused (finished in an earlier run with the same settings) or failed",
+}
+
+ALL_CONV = "all-conv"
+_POOLING = ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Dropout", "Identity")
+_FOLLOWED_INTO = ("BatchNorm2d", "ReLU", "ReLU6", "LeakyReLU", "SiLU", "GELU", "Hardswish", "ELU")
+
+
+def _paper_seeds(seeds) -> tuple[int, ...]:
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ValueError(f"seeds must be at least 1, not {seeds}.")
+        return tuple(111 * (i + 1) for i in range(seeds))
+    return tuple(int(s) for s in seeds)
+
+
+def conv_layers(net) -> list[str]:
+    """The perturbable layers along the network: outputs of convolution blocks (after their normalisation
+    and activation), not the raw convolution, not pooling, before the default read-out."""
+    from .models import list_layers
+
+    rows = list_layers(net)
+    stop = net.index(net.default_readout)
+    out = []
+    for row, nxt in zip(rows[:stop], rows[1:stop + 1]):
+        if row["conv_map"] and row["type"] not in _POOLING and not (nxt["conv_map"] and nxt["type"] in _FOLLOWED_INTO):
+            out.append(row["name"])
+    return out
+
+
+def _dataset_label(spec) -> str:
+    return spec if isinstance(spec, str) else spec.name
+
+
+def cell_id(dataset: str, model: str, layer: str) -> str:
+    """A folder name for the cell: readable, and unique through a short hash of the exact names."""
+    def slug(text):
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(text)).name or str(text))[:40]
+
+    digest = hashlib.sha256(json.dumps([dataset, model, layer]).encode()).hexdigest()[:8]
+    return f"{slug(dataset)}__{slug(model)}__{slug(layer)}__{digest}"
+
+
+def _settings(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _error_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+
+
+def _empty_row(dataset, model, layer) -> dict:
+    row = {c: np.nan for c in COLUMNS}
+    row.update(dataset=dataset, model=model, layer=layer, layer_index=-1, readout="", engine="", status="",
+               error="", n_images=0, n_maps=0, n_splits=0, n_subjects=0)
+    return row
+
+
+def _plan(datasets, models, layers, weights) -> tuple[list[tuple], list[dict]]:
+    """Groups (dataset, model, [layers]) and error rows for models whose layers cannot be listed."""
+    from .models import load_network
+
+    groups, failed = [], []
+    for model in models:
+        if layers is None or list(layers) == [ALL_CONV]:
+            try:
+                net = load_network(model, weights="none")  # layer names and shapes do not depend on the weights
+                names = [net.default_layer] if layers is None else conv_layers(net)
+            except Exception as exc:  # an unknown network fails its cells, not the sweep
+                for ds in datasets:
+                    failed.append({**_empty_row(_dataset_label(ds), model, "default" if layers is None else ALL_CONV),
+                                   "status": "failed", "error": _error_line(exc)})
+                continue
+        else:
+            names = list(layers)
+        groups.extend((ds, model, names) for ds in datasets)
+    return groups, failed
+
+
+def _finished(cell_dir: Path, settings: str) -> dict | None:
+    path = cell_dir / "row.json"
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # unreadable: compute the cell again
+    if saved.get("settings") != settings:
+        return None
+    return {**saved["row"], "status": "reused"}
+
+
+def _write_csv(path: Path, frame):
+    atomic_write(path, lambda f: f.write(frame.to_csv(index=False).encode()))
+
+
+def _save_cell(cell_dir: Path, row: dict, settings: str, config: dict, scorer, validation, ceiling_rows):
+    """The cell's tables, then row.json (written last: its presence marks the cell finished)."""
+    import pandas as pd
+
+    _write_csv(cell_dir / "maps.csv", scorer.to_dataframe("maps"))
+    _write_csv(cell_dir / "splits.csv", validation.to_dataframe("splits"))
+    _write_csv(cell_dir / "curves.csv", validation.to_dataframe("curves"))
+    if ceiling_rows:
+        _write_csv(cell_dir / "ceiling.csv", pd.DataFrame(ceiling_rows))
+    payload = {"settings": settings, "config": config, "row": row, "summary": validation.summary_}
+    atomic_write(cell_dir / "row.json", lambda f: f.write(json.dumps(payload, indent=1, default=_jsonable).encode()))
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def run_cell(dataset, network, layer: str, config: dict):
+    """Score and validate one cell in this process. Returns (row, scorer, validation, ceiling rows)."""
+    from .ais import AlignmentImportance, TopKValidation
+    from .ceiling import ceiling_summary, load_subject_matrices, validation_ceiling
+
+    t0 = time.perf_counter()
+    scorer = AlignmentImportance(model=network.name, layer=layer, readout=config["readout"],
+                                 similarity=config["similarity"], measure=config["measure"], weights=config["weights"],
+                                 device=config["device"], dtype=config["dtype"], use_cache=config["use_cache"],
+                                 progress=False).fit(dataset, network=network)
+    validation = TopKValidation(n_folds=config["folds"], seeds=config["seeds"], k_step=config["k_step"],
+                                n_random=config["n_random"], progress=False).fit(scorer)
+    subjects = load_subject_matrices(dataset)
+    ceiling_rows = validation_ceiling(scorer, validation, subjects) if subjects is not None else None
+    ceiling = ceiling_summary(scorer, ceiling_rows, subjects) if subjects is not None else {}
+    row = {"layer_index": network.index(scorer.layer_), "readout": scorer.readout_, "n_images": dataset.n_images,
+           "n_maps": len(scorer.ais_), "engine": scorer.engine_.kind, "r2_all": scorer.r2_all_,
+           **{k: validation.summary_[k] for k in RESULT_COLUMNS if k != "r2_all"}, **ceiling,
+           "seconds": time.perf_counter() - t0}
+    return row, scorer, validation, ceiling_rows
+
+
+def run_group(dataset_spec, model: str, layers: list[str], config: dict, out: str | None) -> list[dict]:
+    """One Dask task: the cells of one (data set, network), sequentially, in the worker's process."""
+    from .catalog import load_dataset
+    from .models import load_network
+
+    label = _dataset_label(dataset_spec)
+    settings = _settings({k: v for k, v in config.items() if k not in ("device", "use_cache")})
+    rows, todo = {}, []
+    for layer in layers:
+        cell_dir = Path(out) / "cells" / cell_id(label, model, layer) if out else None
+        done = _finished(cell_dir, settings) if cell_dir else None
+        if done is not None:
+            rows[layer] = done
+        else:
+            todo.append((layer, cell_dir))
+    if todo:
+        try:
+            dataset = load_dataset(dataset_spec) if isinstance(dataset_spec, (str, Path)) else dataset_spec
+            network = load_network(model, weights=config["weights"])
+        except Exception as exc:
+            for layer, _ in todo:
+                rows[layer] = {**_empty_row(label, model, layer), "status": "failed", "error": _error_line(exc)}
+            todo = []
+        for layer, cell_dir in todo:
+            row = _empty_row(label, model, layer)
+            try:
+                computed, scorer, validation, ceiling_rows = run_cell(dataset, network, layer, config)
+                row.update(computed, status="computed")
+                if cell_dir is not None:
+                    _save_cell(cell_dir, row, settings, config, scorer, validation, ceiling_rows)
+            except Exception as exc:  # one failing cell is reported in its row; the others go on
+                row.update(status="failed", error=_error_line(exc))
+            rows[layer] = row
+    return [rows[layer] for layer in layers]
+
+
+def _client(scheduler):
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise ImportError("running a sweep on a Dask cluster needs dask.distributed: "
+                          "pip install 'aisviz[sweep]'") from exc
+    return scheduler if isinstance(scheduler, Client) else Client(scheduler)
+
+
+def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str | None = None, folds: int = 5,
+          seeds=8, k_step: int = 1, n_random: int = 1, out=None, scheduler=None, workers: int = 1,
+          weights: str = "pretrained", similarity: str = "pearson", measure: str = "pearson", device: str = "auto",
+          dtype: str = "float32", use_cache: bool = True, progress: bool = True, on_row=None):
+    """Score and validate every cell (data set x network x layer); returns a pandas DataFrame, one row per cell
+    (columns COLUMNS, meanings COLUMN_MEANINGS).
+
+    datasets: catalog names, folders or ComparisonSets; models: network names; layers: None (each network's
+    default perturbed layer), "all-conv" (every convolution block's output) or a list of layer names.
+    seeds: a count (the paper's 111, 222, ...) or the seeds themselves. out: folder for per-cell results and
+    the table (resumable); None keeps nothing. scheduler: None = Dask's local threaded scheduler with
+    `workers` threads; an address such as "tcp://host:8786" or a distributed.Client = that cluster.
+    on_row(row) is called on the client as each group's rows arrive.
+    """
+    import pandas as pd
+
+    try:
+        import dask
+    except ImportError as exc:
+        raise ImportError("aisviz sweep runs on Dask: pip install 'aisviz[sweep]'") from exc
+    datasets = [datasets] if isinstance(datasets, str) or hasattr(datasets, "similarity") else list(datasets)
+    models = [models] if isinstance(models, str) else list(models)
+    layers = [layers] if isinstance(layers, str) else layers
+    if not datasets or not models:
+        raise ValueError("a sweep needs at least one data set and one network.")
+    config = {"readout": readout, "folds": int(folds), "seeds": _paper_seeds(seeds), "k_step": int(k_step),
+              "n_random": int(n_random), "weights": weights, "similarity": similarity, "measure": measure,
+              "dtype": dtype, "device": device, "use_cache": use_cache}
+    if config["folds"] < 2 or config["k_step"] < 1 or config["n_random"] < 0:
+        raise ValueError(f"folds must be at least 2 (got {folds}), k_step at least 1 (got {k_step}) and n_random "
+                         f"at least 0 (got {n_random}).")
+    out = Path(out) if out is not None else None
+    groups, rows = _plan(datasets, models, layers, weights)
+    by_group: dict[int, list[dict]] = {}
+    n_cells = sum(len(g[2]) for g in groups) + len(rows)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n_cells, desc="sweep cells", unit="cell", disable=not progress)
+    bar.update(len(rows))
+
+    def collect(index, group_rows):
+        by_group[index] = group_rows
+        bar.update(len(group_rows))
+        for row in group_rows:
+            if on_row is not None:
+                on_row(row)
+        if out is not None:
+            _write_table(out, rows + [r for i in sorted(by_group) for r in by_group[i]])
+
+    outdir = None if out is None else str(out)
+    if scheduler is None:
+        from dask.callbacks import Callback
+
+        # traverse=False: a ComparisonSet travels as it is, not taken apart as a dataclass
+        tasks = [dask.delayed(run_group)(dask.delayed(ds, traverse=False), model, names, config, outdir,
+                                         dask_key_name=f"sweep-group-{i}")
+                 for i, (ds, model, names) in enumerate(groups)]
+
+        class _Collect(Callback):
+            def _posttask(self, key, result, dsk, state, worker_id):
+                if isinstance(key, str) and key.startswith("sweep-group-"):
+                    collect(int(key.rsplit("-", 1)[1]), result)
+
+        with _Collect():
+            dask.compute(*tasks, scheduler="threads", num_workers=max(1, int(workers)))
+    else:
+        from distributed import as_completed
+
+        client = _client(scheduler)
+        print(f"Dask cluster {client.scheduler.address}; its dashboard: {client.dashboard_link}")
+        futures = {client.submit(run_group, ds, model, names, config, outdir, pure=False): i
+                   for i, (ds, model, names) in enumerate(groups)}
+        for future in as_completed(futures):
+            collect(futures[future], future.result())
+        if client is not scheduler:
+            client.close()
+    bar.close()
+    ordered = rows + [r for i in sorted(by_group) for r in by_group[i]]
+    return pd.DataFrame(ordered, columns=list(COLUMNS))
+
+
+def _write_table(out: Path, rows: list[dict]):
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    _write_csv(out / "sweep.csv", frame)
+    try:
+        atomic_write(out / "sweep.parquet", lambda f: frame.to_parquet(f, index=False))
+    except ImportError as exc:
+        raise ImportError("writing sweep.parquet needs pyarrow: pip install 'aisviz[sweep]'") from exc
+
+
+def read_sweep(out):
+    """The sweep table written to `out` (a DataFrame), from the Parquet file, or the CSV without pyarrow."""
+    import pandas as pd
+
+    out = Path(out)
+    if not (out / "sweep.csv").is_file():
+        raise FileNotFoundError(f"no sweep table in {out}: run `aisviz sweep --out {out}` first.")
+    try:
+        return pd.read_parquet(out / "sweep.parquet")
+    except (ImportError, OSError):
+        return pd.read_csv(out / "sweep.csv", keep_default_na=False, na_values=[""])
+
+
+class _CallableModule(types.ModuleType):
+    """`aisviz.sweep(...)` runs a sweep even after this module was imported (which makes `aisviz.sweep` the
+    module rather than the function)."""
+
+    def __call__(self, *args, **kwargs):
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
