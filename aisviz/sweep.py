@@ -341,6 +341,23 @@ def read_sweep(out):
         return pd.read_csv(out / "sweep.csv", keep_default_na=False, na_values=[""])
 
 
+def layer_table(source, dataset: str | None = None, model: str | None = None):
+    """The finished cells of one (data set, network) ordered by depth (layer_index): what the layer comparison
+    shows. source: a sweep table (DataFrame) or the folder a sweep wrote; dataset/model may be omitted where
+    the table holds only one."""
+    table = source if hasattr(source, "columns") else read_sweep(source)
+    table = table[table.status != "failed"]
+    for column, value in (("dataset", dataset), ("model", model)):
+        choices = sorted(table[column].unique())
+        if value is None and len(choices) > 1:
+            raise ValueError(f"the sweep holds several {column}s ({', '.join(map(str, choices))}); pick one.")
+        if value is not None and value not in choices:
+            raise ValueError(f"the sweep has no finished cell for {column} {value!r}; it has "
+                             f"{', '.join(map(str, choices)) or 'none'}.")
+        table = table if value is None else table[table[column] == value]
+    return table.sort_values("layer_index", kind="stable").reset_index(drop=True)
+
+
 class _CallableModule(types.ModuleType):
     """`aisviz.sweep(...)` runs a sweep even after this module was imported (which makes `aisviz.sweep` the
     module rather than the function)."""

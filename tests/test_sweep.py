@@ -194,3 +194,48 @@ def test_mur92_row_has_the_noise_ceiling(real_data_root, tmp_path):
     assert 0 < row.subject_r2_test_all < row.ceiling_upper
     per_split = pd.read_csv(next((tmp_path / "cells").iterdir()) / "ceiling.csv")
     assert len(per_split) == row.n_splits
+
+
+def _table(rows):
+    full = []
+    for r in rows:
+        row = {c: np.nan for c in COLUMNS}
+        row.update(model="efficientnet_lite0", status="computed", error="", **r)
+        full.append(row)
+    return pd.DataFrame(full, columns=list(COLUMNS))
+
+
+def test_layer_table_orders_by_depth_and_drops_failed_cells(tmp_path):
+    from aisviz.sweep import _write_table, layer_table
+
+    rows = [dict(dataset="a", layer="deep", layer_index=9, mean_r2_test_topk=0.5),
+            dict(dataset="a", layer="shallow", layer_index=2, mean_r2_test_topk=0.3),
+            dict(dataset="a", layer="nope", layer_index=-1, status="failed", error="ModelError: x"),
+            dict(dataset="b", layer="deep", layer_index=9, mean_r2_test_topk=0.1)]
+    _write_table(tmp_path, _table(rows).to_dict("records"))
+    got = layer_table(tmp_path, dataset="a")
+    assert list(got.layer) == ["shallow", "deep"] and list(got.mean_r2_test_topk) == [0.3, 0.5]
+    with pytest.raises(ValueError, match="several datasets"):
+        layer_table(tmp_path)
+    with pytest.raises(ValueError, match="no finished cell for dataset 'c'"):
+        layer_table(tmp_path, dataset="c")
+
+
+def test_layer_comparison_figure_shows_each_number_by_layer():
+    pytest.importorskip("plotly")
+    from aisviz.plots import layer_comparison
+
+    rows = [dict(dataset="a", layer=name, layer_index=i, r2_all=0.2, mean_r2_test_all=0.2 + i / 100,
+                 sd_r2_test_all=0.01, mean_r2_test_topk=0.3 + i / 100, sd_r2_test_topk=0.02,
+                 mean_r2_test_random=0.1, sd_r2_test_random=0.03) for i, name in enumerate(["l1", "l2", "l3"])]
+    fig = layer_comparison(_table(rows))
+    by_name = {t.name: t for t in fig.data}
+    assert list(by_name["test, top-k* maps by AIS"].y) == [0.3, 0.31, 0.32]
+    assert list(by_name["test, top-k* maps by AIS"].error_y.array) == [0.02] * 3
+    assert list(by_name["test, all maps"].customdata) == ["l1", "l2", "l3"]
+    assert not any("ceiling" in (t.name or "") for t in fig.data)  # no per-subject matrices: no band
+    for r in rows:
+        r.update(ceiling_lower=0.35, ceiling_upper=0.42, subject_r2_test_topk=0.15)
+    fig = layer_comparison(_table(rows))
+    band = [t for t in fig.data if t.name == "noise ceiling (per-subject R², test)"]
+    assert len(band) == 1 and band[0].fill == "tonexty" and list(band[0].y) == [0.35] * 3
