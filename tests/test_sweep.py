@@ -200,7 +200,7 @@ def _table(rows):
     full = []
     for r in rows:
         row = {c: np.nan for c in COLUMNS}
-        row.update(model="efficientnet_lite0", status="computed", error="", **r)
+        row.update({"model": "efficientnet_lite0", "status": "computed", "error": "", **r})
         full.append(row)
     return pd.DataFrame(full, columns=list(COLUMNS))
 
