@@ -159,18 +159,22 @@ def cmd_validate(args):
     _print_validation(scorer, v)
 
 
-def write_heatmaps(scorer, out_dir: Path, keep=None) -> list[Path]:
-    """One PNG overlay per image (paper display) plus heatmaps.npz with the raw maps; atomic writes."""
-    from .heatmaps import ais_heatmap, overlay
+DISPLAY_HELP = ("heatmap display: default = clipped at 0, value/max, viridis with a colour bar; paper = the authors' "
+                "display ((value/max)^2, jet, 0.6 image + 0.4 colour)")
+
+
+def write_heatmaps(scorer, out_dir: Path, keep=None, display: str = "default") -> list[Path]:
+    """One labelled PNG overlay per image (display mode, colour bar) plus heatmaps.npz with the raw maps."""
+    from .figures import figure_bytes, heatmap_figure
+    from .heatmaps import ais_heatmap
     from .storage import atomic_write
 
     ds, written, raw = scorer.dataset_, [], {}
     for i, name in enumerate(ds.image_names):
         heat = ais_heatmap(scorer.activations_[i], scorer.image_ais_[i], keep=keep)
         raw[name] = heat
-        image = ds.load_image(i)
-        written.append(atomic_write(out_dir / f"{Path(name).stem}_ais.png",
-                                    lambda f: overlay(image, heat).save(f, format="PNG")))
+        png = figure_bytes(heatmap_figure(ds.load_image(i), heat, display, name), dpi=100)
+        written.append(atomic_write(out_dir / f"{Path(name).stem}_ais.png", lambda f, png=png: f.write(png)))
     atomic_write(out_dir / "heatmaps.npz", lambda f: np.savez(f, **{Path(k).stem: v for k, v in raw.items()}))
     return written
 
@@ -180,7 +184,7 @@ def cmd_heatmaps(args):
 
     scorer = _scorer(args)
     keep = None if args.top_k is None else top_k_mask(scorer.ais_, args.top_k)
-    written = write_heatmaps(scorer, Path(args.out), keep=keep)
+    written = write_heatmaps(scorer, Path(args.out), keep=keep, display=args.display)
     maps = "all maps" if keep is None else f"the top {args.top_k} maps by data-set AIS"
     print(f"wrote {len(written)} heatmap overlays ({maps}) and heatmaps.npz to {args.out}")
 
@@ -219,7 +223,7 @@ def cmd_saliency(args):
         if args.out:
             out = Path(args.out) / scorer.dataset_.name
             sal = saliency_maps(scorer.dataset_, provider, use_cache=not args.no_cache)
-            export_panels(scorer.dataset_, ais_heatmaps(scorer), sal, out)
+            export_panels(scorer.dataset_, ais_heatmaps(scorer), sal, out, mode=args.display, provider=provider.label)
     pooled = pool_results(results) if len(results) > 1 else None
     if args.json:
         return _print_json(jsonable({"provider": provider.describe(), "datasets": results, "pooled": pooled}))
@@ -266,8 +270,11 @@ def cmd_sweep(args):
 def cmd_serve(args):
     from .serve import serve
 
+    if args.shared and not args.bundles:
+        raise ValueError("--shared needs --bundles DIR: the result bundles viewers may open (aisviz precompute).")
     code = serve(port=args.port, pool_size=args.pool_size, open_browser=args.open, cull_idle_timeout=args.cull_idle,
-                 base_url=args.base_url)
+                 base_url=args.base_url, max_kernels=args.max_kernels, bundles=args.bundles if args.shared else None,
+                 hub_auth=args.hub_auth)
     if code:
         raise SystemExit(code)
 
@@ -317,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="random map orderings per split for the random-subset baseline")
         if name == "heatmaps":
             p.add_argument("--top-k", type=int, help="weight only the top-k maps by data-set AIS (default: all)")
+            p.add_argument("--display", choices=("default", "paper"), default="default", help=DISPLAY_HELP)
         if name in ("heatmaps", "demo"):
             p.add_argument("--out", required=name == "heatmaps", default="aisviz-demo",
                            help="folder for the PNG overlays")
@@ -328,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(needs internet), or a folder of per-image maps (PNG/NPY named like the images)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", help="also write image | AIS | saliency panels as PNGs here")
+    p.add_argument("--display", choices=("default", "paper"), default="default", help=DISPLAY_HELP)
     p.set_defaults(func=cmd_saliency)
     p = sub.add_parser("sweep", help="score + validation over data sets x networks x layers, on Dask",
                        conflict_handler="resolve")  # --model and --layer(s) take several values here
@@ -349,10 +358,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8866)
     p.add_argument("--pool-size", type=int, default=0, help="preheated kernels (each ~1.1-1.4 GB)")
     p.add_argument("--open", action="store_true", help="open a browser tab")
-    p.add_argument("--cull-idle", type=int, default=1800,
-                   help="seconds before idle kernels (no tab open) are shut down")
+    p.add_argument("--cull-idle", type=int, default=600,
+                   help="seconds before idle kernels (no tab open) are shut down (checked every tenth of it)")
     p.add_argument("--base-url", help="URL prefix when served behind a reverse proxy, e.g. /aisviz/")
+    p.add_argument("--shared", action="store_true",
+                   help="shared viewer mode: light kernels that only show the bundles in --bundles")
+    p.add_argument("--bundles", help="folder of result bundles (aisviz precompute) for --shared")
+    p.add_argument("--max-kernels", type=int, default=0, help="cap on visitors' kernels; 0 = none")
+    p.add_argument("--hub-auth", action="store_true", help="run as a JupyterHub service (see deploy/)")
     p.set_defaults(func=cmd_serve)
+    from .cli_share import add_commands
+
+    add_commands(sub)
     p = sub.add_parser("cache", help="show or clear the feature cache")
     p.add_argument("action", choices=("show", "clear"))
     p.set_defaults(func=cmd_cache)

@@ -19,6 +19,10 @@ OTHER_COLOUR = "#9aa5b1"
 TRAIN_COLOUR = "#1f77b4"
 TEST_COLOUR = "#d62728"
 RANDOM_COLOUR = "#7f7f7f"
+# Transparent backgrounds: the page's theme (JupyterLab light or dark) shows through; the dashboard's CSS
+# recolours text and grid lines in dark themes.
+THEMELESS = {"template": "plotly_white", "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)",
+             "autosize": True}
 
 
 def _go():
@@ -116,34 +120,36 @@ def alignment_curve(k_values, curves: dict, summary: dict, k: int | None = None,
         traces.append(go.Scatter(x=x, y=st[key]["mean"], mode="lines", legendgroup=label,
                                  line={"color": colour, "width": 2}, name=f"{label}, top-k maps by AIS",
                                  hovertemplate=f"k=%{{x}}<br>{label} R² top-k %{{y:.4f}}<extra></extra>"))
+    ends = [x[0], x[-1]]
+    for key, colour, label in (("mean_r2_train_all", TRAIN_COLOUR, "train"), ("mean_r2_test_all", TEST_COLOUR, "test")):
+        traces.append(go.Scatter(x=ends, y=[summary[key]] * 2, mode="lines", name=f"{label}, all maps",
+                                 line={"color": colour, "width": 1.5, "dash": "dot"},
+                                 hovertemplate=f"{label} R² all maps %{{y:.4f}}<extra></extra>"))
+    traces.append(go.Scatter(x=[summary["mean_k_star"]] * 2, y=[_lowest(st, summary), _highest(st, summary)],
+                             mode="lines", name=f"mean k* = {summary['mean_k_star']:.0f} (best train R²)",
+                             line={"color": "#444", "width": 1, "dash": "dash"}, hoverinfo="skip"))
     i = nearest_k_index(x, x[-1] if k is None else k)
     for key, colour, name in (("train_topk", TRAIN_COLOUR, MARKER_TRAIN), ("test_topk", TEST_COLOUR, MARKER_TEST)):
         traces.append(go.Scatter(x=[x[i]], y=[st[key]["mean"][i]], mode="markers", name=name,
                                  marker={"color": colour, "size": 13, "symbol": "diamond",
                                          "line": {"color": "black", "width": 1.5}},
                                  hovertemplate=f"{name}: k=%{{x}}, R² %{{y:.4f}}<extra></extra>"))
-    shapes = [
-        {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": summary["mean_r2_test_all"],
-         "y1": summary["mean_r2_test_all"], "line": {"color": TEST_COLOUR, "dash": "dot", "width": 1.5}},
-        {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": summary["mean_r2_train_all"],
-         "y1": summary["mean_r2_train_all"], "line": {"color": TRAIN_COLOUR, "dash": "dot", "width": 1.5}},
-        {"type": "line", "yref": "paper", "y0": 0, "y1": 1, "x0": summary["mean_k_star"],
-         "x1": summary["mean_k_star"], "line": {"color": "black", "dash": "dash", "width": 1}},
-    ]
-    annotations = [
-        {"x": summary["mean_k_star"], "y": 1, "yref": "paper", "text": f"mean k* = {summary['mean_k_star']:.0f}",
-         "showarrow": False, "yanchor": "bottom", "font": {"size": 11}},
-        {"x": 1, "xref": "paper", "y": summary["mean_r2_test_all"], "text": "test, all maps", "showarrow": False,
-         "xanchor": "right", "yanchor": "top", "font": {"size": 10, "color": TEST_COLOUR}},
-        {"x": 1, "xref": "paper", "y": summary["mean_r2_train_all"], "text": "train, all maps", "showarrow": False,
-         "xanchor": "right", "yanchor": "bottom", "font": {"size": 10, "color": TRAIN_COLOUR}},
-    ]
-    layout = dict(title=title or None, height=height, margin={"l": 60, "r": 20, "t": 50 if title else 30, "b": 50},
+    layout = dict(title=title or None, height=height, margin={"l": 60, "r": 10, "t": 40 if title else 10, "b": 40},
                   xaxis={"title": "k (maps kept, ranked by training AIS)"},
-                  yaxis={"title": "alignment R² (mean ± SD over splits)"},
-                  shapes=shapes, annotations=annotations, hovermode="closest", template="plotly_white",
-                  legend={"orientation": "h", "y": -0.2})
+                  yaxis={"title": "alignment R² (mean ± SD over splits)"}, hovermode="closest",
+                  legend={"orientation": "h", "y": -0.18, "yanchor": "top", "x": 0, "font": {"size": 11}},
+                  **THEMELESS)
     return go.Figure(data=traces, layout=layout)
+
+
+def _lowest(st, summary) -> float:
+    lows = [np.nanmin(st[key]["mean"] - st[key]["sd"]) for key in ("train_topk", "test_topk", "test_random")]
+    return float(min(lows + [summary["mean_r2_test_all"]]))
+
+
+def _highest(st, summary) -> float:
+    highs = [np.nanmax(st[key]["mean"] + st[key]["sd"]) for key in ("train_topk", "test_topk", "test_random")]
+    return float(max(highs + [summary["mean_r2_train_all"]]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,11 +168,17 @@ def ais_bars(ais, k: int | None = None, map_names=None, title: str = "", height:
                                                                       "line": {"width": 0}},
                  customdata=[names[j] for j in order], name="AIS",
                  hovertemplate="rank %{x}: %{customdata}<br>AIS %{y:.3g}<extra></extra>")
-    layout = dict(title=title or None, height=height, bargap=0, template="plotly_white",
-                  margin={"l": 60, "r": 20, "t": 40 if title else 20, "b": 50},
+    # Legend entries only: the one bar trace carries both colours, so that a move of k changes one property.
+    keys = [go.Bar(x=[None], y=[None], marker={"color": colour}, name=name, showlegend=True, hoverinfo="skip")
+            for colour, name in ((TOPK_COLOUR, "top-k maps (kept at the slider's k)"), (OTHER_COLOUR, "other maps"))]
+    layout = dict(title=title or None, height=height, bargap=0,
+                  margin={"l": 60, "r": 10, "t": 40 if title else 10, "b": 40},
                   xaxis={"title": "rank by data-set AIS (1 = largest drop in alignment when removed)"},
-                  yaxis={"title": "AIS = R²(all) − R²(without the map)"}, showlegend=False)
-    return go.Figure(data=[bar], layout=layout)
+                  yaxis={"title": "AIS = R²(all) − R²(without the map)", "zeroline": True,
+                         "zerolinecolor": "#888"},
+                  legend={"orientation": "h", "y": -0.2, "yanchor": "top", "x": 0, "font": {"size": 11}},
+                  barmode="overlay", **THEMELESS)
+    return go.Figure(data=[bar, *keys], layout=layout)
 
 
 def topk_colours(n_maps: int, k: int) -> list[str]:
@@ -234,7 +246,7 @@ def mds_scatter(coords, image_names, thumbnails=None, hover_text=None, title: st
                        xanchor="center", yanchor="middle", layer="below", sizing="contain")
                   for t, (x, y) in zip(thumbnails, xy, strict=True)]
     pad = 0.6 * size
-    layout = dict(title=title or None, height=height, template="plotly_white", images=images, showlegend=False,
+    layout = dict(title=title or None, height=height, images=images, showlegend=False, **THEMELESS,
                   margin={"l": 40, "r": 20, "t": 40 if title else 20, "b": 40}, hovermode="closest",
                   xaxis={"title": "MDS 1 of the human similarities", "zeroline": False,
                          "range": [xy[:, 0].min() - pad, xy[:, 0].max() + pad]},
