@@ -3,9 +3,9 @@
 A cell is (data set, network, perturbed layer). Cells are grouped per (data set, network): one Dask task
 per group loads the images and the network once on its worker (tasks carry only names, never torch models)
 and runs its cells one after the other, reusing the feature cache. Each finished cell is written to
-`OUT/cells/<cell>/` with `row.json` last (atomic), so a re-run skips it; a failing cell becomes a row with
-its one-line error and the others go on. The table of rows is `OUT/sweep.csv` and `OUT/sweep.parquet`,
-rewritten after each group.
+`OUT/cells/<cell>/` (a dashboard result bundle, CSV tables, `row.json` last, all atomic), so a re-run skips
+it; a failing cell becomes a row with its one-line error and the others go on. The table of rows is
+`OUT/sweep.csv` and `OUT/sweep.parquet`, rewritten after each group.
 
 Dask's local threaded scheduler is the default (no server); `scheduler="tcp://host:8786"` (or a
 `distributed.Client`) runs the groups on any Dask cluster.
@@ -150,10 +150,15 @@ def _write_csv(path: Path, frame):
     atomic_write(path, lambda f: f.write(frame.to_csv(index=False).encode()))
 
 
-def _save_cell(cell_dir: Path, row: dict, settings: str, config: dict, scorer, validation, ceiling_rows):
-    """The cell's tables, then row.json (written last: its presence marks the cell finished)."""
+def _save_cell(cell_dir: Path, row: dict, settings: str, config: dict, dataset, scorer, validation, ceiling_rows):
+    """The cell's dashboard bundle and tables, then row.json (written last: its presence marks the cell
+    finished). Each cell has its own bundle folder, so that parallel cells never write the same index."""
     import pandas as pd
 
+    from .bundles import write_bundle
+    from .dashboard.result import build_result
+
+    write_bundle(build_result(scorer, validation, dataset, seconds=row["seconds"]), cell_dir / "bundle", pngs=False)
     _write_csv(cell_dir / "maps.csv", scorer.to_dataframe("maps"))
     _write_csv(cell_dir / "splits.csv", validation.to_dataframe("splits"))
     _write_csv(cell_dir / "curves.csv", validation.to_dataframe("curves"))
@@ -220,7 +225,7 @@ def run_group(dataset_spec, model: str, layers: list[str], config: dict, out: st
                 computed, scorer, validation, ceiling_rows = run_cell(dataset, network, layer, config)
                 row.update(computed, status="computed")
                 if cell_dir is not None:
-                    _save_cell(cell_dir, row, settings, config, scorer, validation, ceiling_rows)
+                    _save_cell(cell_dir, row, settings, config, dataset, scorer, validation, ceiling_rows)
             except Exception as exc:  # one failing cell is reported in its row; the others go on
                 row.update(status="failed", error=_error_line(exc))
             rows[layer] = row

@@ -95,8 +95,15 @@ def test_rows_equal_separate_score_and_validate_runs(first_sweep, second_set):
     assert table.r2_all.nunique() == 2  # two data sets
     pd.testing.assert_frame_equal(read_sweep(out), table, check_dtype=False)  # the table on disk
     cell = out / "cells" / cell_id("synthetic", "efficientnet_lite0", "_head_act")
-    assert {p.name for p in cell.iterdir()} == {"maps.csv", "splits.csv", "curves.csv", "row.json"}
+    assert {p.name for p in cell.iterdir()} == {"bundle", "maps.csv", "splits.csv", "curves.csv", "row.json"}
     assert len(pd.read_csv(cell / "maps.csv")) == 1280
+    from aisviz.bundles import open_catalog
+
+    catalog = open_catalog(cell / "bundle", verify=True)
+    (entry,) = catalog.entries
+    result = catalog.load(entry.id)
+    row = table.set_index(["dataset", "layer"]).loc[("synthetic", "_head_act")]
+    assert result.r2_all == row.r2_all and result.summary["mean_r2_test_topk"] == row.mean_r2_test_topk
 
 
 @pytest.mark.slow
