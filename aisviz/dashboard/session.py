@@ -175,18 +175,17 @@ class Session:
             result = self.compute(settings, report, clicked_at)
         except Superseded:
             log.info("dashboard: request %d was replaced by a newer one", job)
-            return
         except Exception as exc:  # noqa: BLE001 - every failure reaches the user once, through the listener
             log.error("dashboard: request %d failed", job, exc_info=True)
             if job == self._job:
                 self.listener.failed(job, exc)
-            return
-        finally:
+        else:
+            self.add(settings, result)
+            if job == self._job:
+                self.listener.finished(job, result)
+        finally:  # after the listener heard the outcome, so that wait() returns with it delivered
             with self._lock:
                 self._running = None
-        self.add(settings, result)
-        if job == self._job:
-            self.listener.finished(job, result)
 
     # -- computing
 
