@@ -347,7 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="perturbed layers, or 'all-conv' (default: each network's default)")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seeds", type=int, default=8, help="number of seeds: 111, 222, ... (paper: 8)")
-    p.add_argument("--k-step", type=int, default=1, help="evaluate k = 1, 1+step, ..., all maps (paper: 1)")
+    p.add_argument("--k-step", type=int, default=1,
+                   help="evaluate k = 1, 1+step, ..., all maps (paper: 1; 0 = the dashboard's auto step per layer)")
     p.add_argument("--n-random", type=int, default=1, help="random map orderings per split (baseline)")
     p.add_argument("--out", required=True, help="folder for the table and per-cell results (re-runs resume)")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (default: local threads)")

@@ -174,18 +174,22 @@ def _jsonable(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def run_cell(dataset, network, layer: str, config: dict):
-    """Score and validate one cell in this process. Returns (row, scorer, validation, ceiling rows)."""
+def run_cell(dataset, network, layer: str, config: dict, callback=None):
+    """Score and validate one cell in this process. Returns (row, scorer, validation, ceiling rows).
+    config["k_step"] = 0 picks the dashboard's auto step for the layer's maps and engine. callback(Progress)
+    is passed to both fits (an exception it raises stops the cell)."""
     from .ais import AlignmentImportance, TopKValidation
     from .ceiling import ceiling_summary, load_subject_matrices, validation_ceiling
+    from .dashboard.session import auto_k_step
 
     t0 = time.perf_counter()
     scorer = AlignmentImportance(model=network.name, layer=layer, readout=config["readout"],
                                  similarity=config["similarity"], measure=config["measure"], weights=config["weights"],
                                  device=config["device"], dtype=config["dtype"], use_cache=config["use_cache"],
-                                 progress=False).fit(dataset, network=network)
-    validation = TopKValidation(n_folds=config["folds"], seeds=config["seeds"], k_step=config["k_step"],
-                                n_random=config["n_random"], progress=False).fit(scorer)
+                                 progress=False).fit(dataset, network=network, callback=callback)
+    k_step = config["k_step"] or auto_k_step(len(scorer.ais_), scorer.engine_.reruns_tail)
+    validation = TopKValidation(n_folds=config["folds"], seeds=config["seeds"], k_step=k_step,
+                                n_random=config["n_random"], progress=False).fit(scorer, callback=callback)
     subjects = load_subject_matrices(dataset)
     ceiling_rows = validation_ceiling(scorer, validation, subjects) if subjects is not None else None
     ceiling = ceiling_summary(scorer, ceiling_rows, subjects) if subjects is not None else {}
@@ -196,40 +200,57 @@ def run_cell(dataset, network, layer: str, config: dict):
     return row, scorer, validation, ceiling_rows
 
 
-def run_group(dataset_spec, model: str, layers: list[str], config: dict, out: str | None) -> list[dict]:
-    """One Dask task: the cells of one (data set, network), sequentially, in the worker's process."""
-    from .catalog import load_dataset
-    from .models import load_network
-
-    label = _dataset_label(dataset_spec)
+def run_cells(label: str, model: str, layers: list[str], config: dict, out, load, callback=None,
+              stop_on: tuple = ()) -> list[dict]:
+    """The cells (label, model, layer) for each layer, one after the other, in this process: finished cells
+    (row.json under `out` with the same settings) are read back, the others computed and saved. load() ->
+    (dataset, network) is called once, and only when a cell must be computed. callback(i, Progress) reports
+    cell i's fits. An exception of a type in stop_on ends the run (a superseded dashboard job); any other
+    fails only its cell, whose row then holds the one-line error."""
     settings = _settings({k: v for k, v in config.items() if k not in ("device", "use_cache")})
     rows, todo = {}, []
-    for layer in layers:
+    for i, layer in enumerate(layers):
         cell_dir = Path(out) / "cells" / cell_id(label, model, layer) if out else None
         done = _finished(cell_dir, settings) if cell_dir else None
         if done is not None:
             rows[layer] = done
         else:
-            todo.append((layer, cell_dir))
+            todo.append((i, layer, cell_dir))
     if todo:
         try:
-            dataset = load_dataset(dataset_spec) if isinstance(dataset_spec, (str, Path)) else dataset_spec
-            network = load_network(model, weights=config["weights"])
+            dataset, network = load()
+        except stop_on:
+            raise
         except Exception as exc:
-            for layer, _ in todo:
+            for _, layer, _ in todo:
                 rows[layer] = {**_empty_row(label, model, layer), "status": "failed", "error": _error_line(exc)}
             todo = []
-        for layer, cell_dir in todo:
+        for i, layer, cell_dir in todo:
             row = _empty_row(label, model, layer)
+            report = None if callback is None else (lambda p, i=i: callback(i, p))
             try:
-                computed, scorer, validation, ceiling_rows = run_cell(dataset, network, layer, config)
+                computed, scorer, validation, ceiling_rows = run_cell(dataset, network, layer, config, report)
                 row.update(computed, status="computed")
                 if cell_dir is not None:
                     _save_cell(cell_dir, row, settings, config, dataset, scorer, validation, ceiling_rows)
+            except stop_on:
+                raise
             except Exception as exc:  # one failing cell is reported in its row; the others go on
                 row.update(status="failed", error=_error_line(exc))
             rows[layer] = row
     return [rows[layer] for layer in layers]
+
+
+def run_group(dataset_spec, model: str, layers: list[str], config: dict, out: str | None) -> list[dict]:
+    """One Dask task: the cells of one (data set, network), sequentially, in the worker's process."""
+    def load():
+        from .catalog import load_dataset
+        from .models import load_network
+
+        dataset = load_dataset(dataset_spec) if isinstance(dataset_spec, (str, Path)) else dataset_spec
+        return dataset, load_network(model, weights=config["weights"])
+
+    return run_cells(_dataset_label(dataset_spec), model, layers, config, out, load)
 
 
 def _client(scheduler):
@@ -250,7 +271,8 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
 
     datasets: catalog names, folders or ComparisonSets; models: network names; layers: None (each network's
     default perturbed layer), "all-conv" (every convolution block's output) or a list of layer names.
-    seeds: a count (the paper's 111, 222, ...) or the seeds themselves. out: folder for per-cell results and
+    seeds: a count (the paper's 111, 222, ...) or the seeds themselves; k_step: 1 = every k (the paper), 0 = the
+    dashboard's auto step per layer. out: folder for per-cell results and
     the table (resumable); None keeps nothing. scheduler: None = Dask's local threaded scheduler with
     `workers` threads; an address such as "tcp://host:8786" or a distributed.Client = that cluster.
     on_row(row) is called on the client as each group's rows arrive.
@@ -269,9 +291,9 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
     config = {"readout": readout, "folds": int(folds), "seeds": _paper_seeds(seeds), "k_step": int(k_step),
               "n_random": int(n_random), "weights": weights, "similarity": similarity, "measure": measure,
               "dtype": dtype, "device": device, "use_cache": use_cache}
-    if config["folds"] < 2 or config["k_step"] < 1 or config["n_random"] < 0:
-        raise ValueError(f"folds must be at least 2 (got {folds}), k_step at least 1 (got {k_step}) and n_random "
-                         f"at least 0 (got {n_random}).")
+    if config["folds"] < 2 or config["k_step"] < 0 or config["n_random"] < 0:
+        raise ValueError(f"folds must be at least 2 (got {folds}), k_step at least 0 (0 = auto; got {k_step}) and "
+                         f"n_random at least 0 (got {n_random}).")
     out = Path(out) if out is not None else None
     groups, rows = _plan(datasets, models, layers, weights)
     by_group: dict[int, list[dict]] = {}
