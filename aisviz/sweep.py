@@ -368,6 +368,27 @@ def read_sweep(out):
         return pd.read_csv(out / "sweep.csv", keep_default_na=False, na_values=[""])
 
 
+SETTING_COLUMNS = ("weights", "similarity", "measure", "folds", "n_seeds", "k_step", "n_random")
+
+
+def read_cells(out):
+    """Every finished cell under `out` (OUT/cells/*/row.json) as a DataFrame: the row's COLUMNS plus the
+    settings it was computed with (SETTING_COLUMNS). An unreadable cell is left out (a re-run redoes it)."""
+    import pandas as pd
+
+    rows = []
+    for path in sorted(Path(out).glob("cells/*/row.json")):
+        try:
+            saved = json.loads(path.read_text())
+            config = saved["config"]
+            rows.append({**saved["row"], "weights": config["weights"], "similarity": config["similarity"],
+                         "measure": config["measure"], "folds": config["folds"], "n_seeds": len(config["seeds"]),
+                         "k_step": config["k_step"], "n_random": config["n_random"]})
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return pd.DataFrame(rows, columns=[*COLUMNS, *SETTING_COLUMNS])
+
+
 def layer_table(source, dataset: str | None = None, model: str | None = None):
     """The finished cells of one (data set, network) ordered by depth (layer_index): what the layer comparison
     shows. source: a sweep table (DataFrame) or the folder a sweep wrote; dataset/model may be omitted where
