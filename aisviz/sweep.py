@@ -16,6 +16,7 @@ import hashlib
 import json
 import re
 import sys
+import threading
 import time
 import types
 from pathlib import Path
@@ -201,12 +202,12 @@ def run_cell(dataset, network, layer: str, config: dict, callback=None):
 
 
 def run_cells(label: str, model: str, layers: list[str], config: dict, out, load, callback=None,
-              stop_on: tuple = ()) -> list[dict]:
+              stop_on: tuple = (), on_cell=None) -> list[dict]:
     """The cells (label, model, layer) for each layer, one after the other, in this process: finished cells
     (row.json under `out` with the same settings) are read back, the others computed and saved. load() ->
     (dataset, network) is called once, and only when a cell must be computed. callback(i, Progress) reports
-    cell i's fits. An exception of a type in stop_on ends the run (a superseded dashboard job); any other
-    fails only its cell, whose row then holds the one-line error."""
+    cell i's fits; on_cell(row) is called as each cell is done. An exception of a type in stop_on ends the
+    run (a superseded dashboard job); any other fails only its cell, whose row then holds the one-line error."""
     settings = _settings({k: v for k, v in config.items() if k not in ("device", "use_cache")})
     rows, todo = {}, []
     for i, layer in enumerate(layers):
@@ -214,6 +215,8 @@ def run_cells(label: str, model: str, layers: list[str], config: dict, out, load
         done = _finished(cell_dir, settings) if cell_dir else None
         if done is not None:
             rows[layer] = done
+            if on_cell is not None:
+                on_cell(done)
         else:
             todo.append((i, layer, cell_dir))
     if todo:
@@ -224,6 +227,8 @@ def run_cells(label: str, model: str, layers: list[str], config: dict, out, load
         except Exception as exc:
             for _, layer, _ in todo:
                 rows[layer] = {**_empty_row(label, model, layer), "status": "failed", "error": _error_line(exc)}
+                if on_cell is not None:
+                    on_cell(rows[layer])
             todo = []
         for i, layer, cell_dir in todo:
             row = _empty_row(label, model, layer)
@@ -238,10 +243,12 @@ def run_cells(label: str, model: str, layers: list[str], config: dict, out, load
             except Exception as exc:  # one failing cell is reported in its row; the others go on
                 row.update(status="failed", error=_error_line(exc))
             rows[layer] = row
+            if on_cell is not None:
+                on_cell(row)
     return [rows[layer] for layer in layers]
 
 
-def run_group(dataset_spec, model: str, layers: list[str], config: dict, out: str | None) -> list[dict]:
+def run_group(dataset_spec, model: str, layers: list[str], config: dict, out: str | None, on_cell=None) -> list[dict]:
     """One Dask task: the cells of one (data set, network), sequentially, in the worker's process."""
     def load():
         from .catalog import load_dataset
@@ -250,7 +257,7 @@ def run_group(dataset_spec, model: str, layers: list[str], config: dict, out: st
         dataset = load_dataset(dataset_spec) if isinstance(dataset_spec, (str, Path)) else dataset_spec
         return dataset, load_network(model, weights=config["weights"])
 
-    return run_cells(_dataset_label(dataset_spec), model, layers, config, out, load)
+    return run_cells(_dataset_label(dataset_spec), model, layers, config, out, load, on_cell=on_cell)
 
 
 def _client(scheduler):
@@ -303,9 +310,16 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
     bar = tqdm(total=n_cells, desc="sweep cells", unit="cell", disable=not progress)
     bar.update(len(rows))
 
-    def collect(index, group_rows):
+    lock = threading.Lock()
+
+    def cell_done(_row=None, n=1):
+        with lock:
+            bar.update(n)
+
+    def collect(index, group_rows, counted):
         by_group[index] = group_rows
-        bar.update(len(group_rows))
+        if not counted:
+            cell_done(n=len(group_rows))
         for row in group_rows:
             if on_row is not None:
                 on_row(row)
@@ -317,14 +331,15 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
         from dask.callbacks import Callback
 
         # traverse=False: a ComparisonSet travels as it is, not taken apart as a dataclass
+        # Threads share this process, so each finished cell moves the progress bar at once.
         tasks = [dask.delayed(run_group)(dask.delayed(ds, traverse=False), model, names, config, outdir,
-                                         dask_key_name=f"sweep-group-{i}")
+                                         on_cell=cell_done, dask_key_name=f"sweep-group-{i}")
                  for i, (ds, model, names) in enumerate(groups)]
 
         class _Collect(Callback):
             def _posttask(self, key, result, dsk, state, worker_id):
                 if isinstance(key, str) and key.startswith("sweep-group-"):
-                    collect(int(key.rsplit("-", 1)[1]), result)
+                    collect(int(key.rsplit("-", 1)[1]), result, counted=True)
 
         with _Collect():
             dask.compute(*tasks, scheduler="threads", num_workers=max(1, int(workers)))
@@ -335,8 +350,15 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
         print(f"Dask cluster {client.scheduler.address}; its dashboard: {client.dashboard_link}")
         futures = {client.submit(run_group, ds, model, names, config, outdir, pure=False): i
                    for i, (ds, model, names) in enumerate(groups)}
-        for future in as_completed(futures):
-            collect(futures[future], future.result())
+        for future in as_completed(futures):  # the bar moves per group here: cells report from other machines
+            i = futures[future]
+            try:
+                group_rows = future.result()
+            except Exception as exc:  # the task itself died (e.g. its worker was killed): its cells failed
+                ds, model, names = groups[i]
+                group_rows = [{**_empty_row(_dataset_label(ds), model, layer), "status": "failed",
+                               "error": _error_line(exc)} for layer in names]
+            collect(i, group_rows, counted=False)
         if client is not scheduler:
             client.close()
     bar.close()
