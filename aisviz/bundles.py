@@ -224,6 +224,16 @@ def _check_format(doc, name: str):
                           f"version {VERSION}: upgrade aisviz (pip install -U aisviz).")
 
 
+def check_output(out) -> None:
+    """Raise BundleError now if `out` cannot take a setting (a file, or a folder with a foreign or damaged
+    index), before anything is computed for it."""
+    root = Path(out).expanduser()
+    if root.exists() and not root.is_dir():
+        raise BundleError(f"{root} is a file: give a folder for the bundle.")
+    if (root / INDEX).exists():
+        _read_index(root)
+
+
 def write_bundle(result, out, pngs: bool = True) -> BundleEntry:
     """Add one DashboardResult to the bundle folder `out` (created if needed); a setting with the same
     settings is replaced. Returns its index entry. Atomic: readers see the old or the new bundle."""

@@ -50,7 +50,8 @@ def compute_result(dataset="synthetic", model: str = "efficientnet_lite0", layer
 
 def precompute(out, pngs: bool = True, **options):
     """compute_result(**options) written into the bundle folder `out`; returns (entry, result)."""
-    from .bundles import write_bundle
+    from .bundles import check_output, write_bundle
 
+    check_output(out)                 # a foreign or damaged folder fails now, not after the computation
     result = compute_result(**options)
     return write_bundle(result, out, pngs=pngs), result

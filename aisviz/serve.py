@@ -104,7 +104,7 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
     interval = cull_interval_for(cull_idle_timeout) if cull_interval is None else int(cull_interval)
     cmd = [sys.executable, "-m", "aisviz.voila_server", str(notebook or dashboard_notebook()),
            "--Voila.ip=127.0.0.1", f"--port={int(port)}", "--Voila.port_retries=0",
-           "--show_tracebacks=False",
+           "--show_tracebacks=False", "--template=aisviz",  # aisviz.dashboard.voila_template: no CDN
            f"--Voila.open_browser={bool(open_browser)}",
            f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_timeout)}",
            f"--MappingKernelManager.cull_interval={interval}",
@@ -123,13 +123,11 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
 
 def check_installed() -> None:
     """Raise ImportError naming what to install when the dashboard stack is missing."""
-    missing = []
-    for module, package in (("voila", "voila"), ("ipywidgets", "ipywidgets"), ("plotly", "plotly"),
-                            ("anywidget", "anywidget"), ("ipyevents", "ipyevents"), ("ipykernel", "ipykernel")):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(package)
+    from importlib.util import find_spec
+
+    # found, not imported: this process only supervises Voila, and stays small (~30 MB)
+    missing = [package for package in ("voila", "ipywidgets", "plotly", "anywidget", "ipyevents", "ipykernel")
+               if find_spec(package) is None]
     if missing:
         raise ImportError(f"the dashboard needs {', '.join(missing)}: pip install 'aisviz[app]' "
                           f"(or pip install {' '.join(missing)}).")
@@ -200,10 +198,13 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
     (deploy/jupyterhub_config.py): visitors log in through the hub."""
     check_installed()
     check_port_free(port)
-    env = dict(os.environ)
+    from .dashboard.voila_template import voila_environment
+
+    env = voila_environment()
     log_file = env.get("AISVIZ_APP_LOG") or str(aisviz_home() / "logs" / "dashboard.log")
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     env["AISVIZ_APP_LOG"] = log_file
+    env["AISVIZ_SHARED_ASSETS"] = "1"             # kernels load plotly's widget code from the server (once)
     if bundles is not None:
         from .bundles import open_catalog
 

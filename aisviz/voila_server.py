@@ -13,6 +13,10 @@ What it adds to Voila 0.5.13 (each answers a way one visitor could hurt everyone
   answers 403 and a closed tab's kernel lives until culled. The beacon still must come from this
   server's origin, and it names a kernel id (random, known only to the page that owns the kernel);
 - the port: `--Voila.port_retries=0` is set by serve(), so Voila never moves silently to another port;
+- plotly's widget code served once as a cacheable file (PLOTLY_ROUTE): each plotly FigureWidget otherwise
+  carries the whole 5 MB plotly.js bundle in its state, over the kernel websocket, for every figure of
+  every page (16 MB per dashboard page). Kernels started by this server (AISVIZ_SHARED_ASSETS=1) point
+  their FigureWidgets at the file instead (aisviz.viewer.share_plotly_bundle);
 - behind JupyterHub (serve(hub_auth=True)): visitors log in through the hub (JupyterHub's identity
   provider and authorizer), and the OAuth callback lives under the service's URL prefix.
 """
@@ -29,6 +33,7 @@ from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 
 KERNEL_WS_PROTOCOL = "v1.kernel.websocket.jupyter.org"
+PLOTLY_ROUTE = "aisviz/static/plotly-widget.js"
 
 FULL_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Server full</title></head>
@@ -104,6 +109,29 @@ REPLACEMENTS = {VoilaKernelWebsocketHandler: V1OnlyKernelWebsocketHandler,
                 TornadoVoilaHandler: CappedVoilaHandler}
 
 
+class PlotlyBundleHandler(web.StaticFileHandler):
+    """plotly's FigureWidget bundle (only that file), with an ETag, cacheable by the browser."""
+
+    @classmethod
+    def get_absolute_path(cls, root, path):
+        return str(plotly_bundle())
+
+    def validate_absolute_path(self, root, absolute_path):
+        return absolute_path
+
+    def set_extra_headers(self, path):
+        self.set_header("Content-Type", "text/javascript; charset=utf-8")
+        self.set_header("Cache-Control", "public, max-age=86400")
+
+
+def plotly_bundle():
+    """The file plotly's FigureWidget loads in the browser (its anywidget ES module)."""
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    return Path(find_spec("plotly").origin).parent / "package_data" / "widgetbundle.js"
+
+
 class AisvizVoila(Voila):
     """Voila with the handlers above in place of its own."""
 
@@ -127,6 +155,7 @@ class AisvizVoila(Voila):
             if spec[0] in identity_paths and self.base_url != "/":
                 spec = (url_path_join(self.base_url, spec[0]), *spec[1:])
             handlers.append(spec)
+        handlers.insert(0, (url_path_join(self.base_url, PLOTLY_ROUTE) + "()", PlotlyBundleHandler, {"path": "/"}))
         return handlers
 
 

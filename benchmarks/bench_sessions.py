@@ -75,6 +75,7 @@ def memory(pid) -> dict:
         pss = []
     server_rss = sum(p.memory_info().rss for p in [server, *voila]) / 2**20
     return {"kernels": len(kernels), "server_rss_mb": round(server_rss),
+            "voila_rss_mb": round(sum(p.memory_info().rss for p in voila) / 2**20),
             "kernel_rss_mb_mean": round(statistics.mean(rss)) if rss else None,
             "kernel_rss_mb_max": round(max(rss)) if rss else None,
             "kernel_pss_mb_mean": round(statistics.mean(pss)) if pss else None,
@@ -145,7 +146,9 @@ async def run_n(url, n, open_timeout, server_pid):
         await asyncio.gather(*(session(browser, url, i, results, open_timeout) for i in range(n)))
         wall = time.perf_counter() - t0
         mem = memory(server_pid)
-        for _, ctx in results:
+        for _, ctx in results:          # as a visitor closing the tab: the page's unload beacon runs
+            for page in ctx.pages:
+                await page.close(run_before_unload=True)
             await ctx.close()
         await browser.close()
     outs = [r[0] for r in results]
@@ -174,6 +177,7 @@ def main(argv=None):
     ap.add_argument("--researcher", action="store_true", help="researcher mode (the default dashboard)")
     ap.add_argument("--n", type=int, nargs="+", default=[3], help="numbers of concurrent sessions")
     ap.add_argument("--open-timeout", type=float, default=300, help="seconds a page may take to open")
+    ap.add_argument("--pool-size", type=int, default=0, help="preheated kernels (aisviz serve --pool-size)")
     ap.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     args = ap.parse_args(argv)
     if not args.researcher and not args.bundles:
@@ -182,6 +186,8 @@ def main(argv=None):
     cmd = [sys.executable, "-m", "aisviz", "serve", "--port", str(port), "--max-kernels", str(max(args.n) + 5)]
     if not args.researcher:
         cmd += ["--shared", "--bundles", args.bundles]
+    if args.pool_size:
+        cmd += ["--pool-size", str(args.pool_size)]
     home = tempfile.mkdtemp(prefix="aisviz-bench-")
     env = dict(os.environ, AISVIZ_APP_LOG=str(Path(home) / "dashboard.log"))
     log = open(Path(home) / "serve.log", "w")
@@ -200,7 +206,8 @@ def main(argv=None):
         url = f"http://127.0.0.1:{port}/"
         for n in args.n:
             row = asyncio.run(run_n(url, n, args.open_timeout, proc.pid))
-            row["mode"] = "researcher" if args.researcher else "shared"
+            row["mode"] = ("researcher" if args.researcher else "shared") + (
+                f", {args.pool_size} preheated" if args.pool_size else "")
             row["kernels_gone_after_close"] = wait_kernels_gone(proc.pid)
             print(json.dumps(row), flush=True)
             rows.append(row)

@@ -95,3 +95,71 @@ def legacy_request_state(comm_id: str) -> str:
                    "date": "2026-01-01T00:00:00Z", "version": "5.3"},
         "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
         "content": {"comm_id": comm_id, "data": {"method": "request_state"}}})
+
+
+class KernelClient:
+    """A v1-protocol kernel websocket client (what a browser speaks), for sending comm messages by hand:
+    a hostile viewer's tool. find_widget(css_class) -> model id; update(model, state) sends a state change."""
+
+    V1 = "v1.kernel.websocket.jupyter.org"
+
+    def __init__(self, port: int, kernel_id: str, timeout: float = 20):
+        import websocket
+        from jupyter_client.session import Session
+
+        self.session = Session(key=b"", username="t")
+        self.ws = websocket.create_connection(
+            f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels?session_id={self.session.session}",
+            subprotocols=[self.V1], timeout=timeout)
+
+    def send(self, msg_type: str, content: dict, channel: str = "shell"):
+        from jupyter_server.services.kernels.connection.base import serialize_msg_to_ws_v1
+
+        msg = self.session.msg(msg_type, content)
+        self.ws.send_binary(serialize_msg_to_ws_v1(msg, channel, self.session.pack))
+        return msg["header"]["msg_id"]
+
+    def receive(self, until: float):
+        """(channel, msg dict) pairs until the deadline."""
+        import json
+
+        import websocket
+        from jupyter_server.services.kernels.connection.base import deserialize_msg_from_ws_v1
+
+        while time.time() < until:
+            self.ws.settimeout(max(0.1, until - time.time()))
+            try:
+                raw = self.ws.recv()
+            except websocket.WebSocketTimeoutException:
+                return
+            if isinstance(raw, str):
+                continue
+            channel, parts = deserialize_msg_from_ws_v1(raw)
+            header, parent, _, content = (json.loads(p) for p in parts[:4])
+            yield channel, {"header": header, "parent_header": parent, "content": content}
+
+    def comm_ids(self) -> list[str]:
+        msg_id = self.send("comm_info_request", {"target_name": "jupyter.widget"})
+        for _, msg in self.receive(time.time() + 20):
+            if msg["parent_header"].get("msg_id") == msg_id and msg["header"]["msg_type"] == "comm_info_reply":
+                return list(msg["content"]["comms"])
+        raise TimeoutError("no comm_info_reply")
+
+    def find_widget(self, css_class: str) -> str:
+        """The model id of the widget whose _dom_classes hold css_class (asks every widget for its state)."""
+        ids = self.comm_ids()
+        for comm_id in ids:
+            self.send("comm_msg", {"comm_id": comm_id, "data": {"method": "request_state"}})
+        for _, msg in self.receive(time.time() + 30):
+            data = msg["content"].get("data", {})
+            if msg["header"]["msg_type"] == "comm_msg" and data.get("method") == "update" and \
+                    css_class in data.get("state", {}).get("_dom_classes", []):
+                return msg["content"]["comm_id"]
+        raise AssertionError(f"no widget with class {css_class} among {len(ids)} comms")
+
+    def update(self, comm_id: str, state: dict):
+        self.send("comm_msg", {"comm_id": comm_id, "data": {"method": "update", "state": state,
+                                                            "buffer_paths": []}})
+
+    def close(self):
+        self.ws.close()

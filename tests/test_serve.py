@@ -12,8 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
-from serve_helpers import (free_port, get, kernel_id_and_model, kernel_processes, legacy_request_state,
-                           port_is_free, wait_listening, write_tiny_notebook)
+from serve_helpers import (
+    free_port,
+    get,
+    kernel_id_and_model,
+    kernel_processes,
+    legacy_request_state,
+    port_is_free,
+    wait_listening,
+    write_tiny_notebook,
+)
 
 pytestmark = pytest.mark.skipif(any(__import__("importlib").util.find_spec(m) is None
                                     for m in ("voila", "psutil", "websocket")),
@@ -23,7 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _env(tmp_path):
-    env = dict(os.environ, AISVIZ_HOME=str(tmp_path / "home"), AISVIZ_APP_LOG=str(tmp_path / "dashboard.log"))
+    from aisviz.dashboard.voila_template import voila_environment
+
+    env = voila_environment(dict(os.environ, AISVIZ_HOME=str(tmp_path / "home"),
+                                 AISVIZ_APP_LOG=str(tmp_path / "dashboard.log")))
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     return env
 

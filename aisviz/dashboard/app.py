@@ -30,6 +30,7 @@ from .panels import (
     ResultView,
     StatusPanel,
 )
+from .panels.sizes import SlotWidths
 from .result import DEFAULT_DATASET, Settings
 from .session import LRU, Session
 from .state import DashboardState
@@ -41,8 +42,9 @@ CSS = """
 .aisviz-dashboard { box-sizing: border-box; max-width: 100%; min-width: 0; padding: 0 4px; }
 .aisviz-dashboard .widget-box, .aisviz-dashboard .widget-hbox, .aisviz-dashboard .widget-vbox { overflow: visible; }
 .aisviz-row { display: flex; flex-flow: row wrap; gap: 8px 16px; align-items: flex-start; width: 100%; }
-.aisviz-controls { flex: 0 1 320px; max-width: 100%; min-width: 260px; }
+.aisviz-controls-column { flex: 0 1 320px; max-width: 100%; min-width: 260px; }
 .aisviz-main { flex: 1 1 560px; min-width: 0; max-width: 100%; }
+.aisviz-curve-panel { flex: 1 1 520px !important; }
 .aisviz-dashboard .js-plotly-plot, .aisviz-dashboard .plotly { width: 100%; }
 .aisviz-dashboard .aisviz-h { margin: 10px 0 2px 0; }
 .aisviz-dashboard .aisviz-table { font-size: 12px; border-collapse: collapse; }
@@ -148,6 +150,9 @@ class Dashboard:
                               n_random=n_random, provider=provider or default_provider()),
             follow_slider=follow_slider, display=check_mode(display))
         self.options = {"dataset": dataset, "thumb_size": thumb_size, "panel_size": panel_size}
+        self._fitted: dict = {}                 # slot name -> the figure shown in it
+        self.slot_widths = SlotWidths()
+        self.slot_widths.observe(self.guard(lambda _: self._refit(), "resize the charts"), "widths")
         self.panels = [cls(self) for cls in self.PANELS]
         self.root = self._layout(W)
         for result in results:
@@ -173,11 +178,24 @@ class Dashboard:
         main.add_class("aisviz-main")
         controls = W.VBox(areas.get("controls", []))
         controls.add_class("aisviz-controls-column")
-        root = W.VBox([W.HTML(CSS), W.HTML("<h3 style='margin:4px 0'>Alignment importance (AIS) dashboard</h3>"),
-                       *areas.get("top", []), row([controls, main], "aisviz-body")],
+        title = W.HTML("<h3 style='margin:4px 0'>Alignment importance (AIS) dashboard</h3>")
+        root = W.VBox([W.HTML(CSS), self.slot_widths, title, *areas.get("top", []),
+                       row([controls, main], "aisviz-body")],
                       layout=W.Layout(width="100%"))
         root.add_class("aisviz-dashboard")
         return root
+
+    def fit(self, slot: str, figure):
+        """Show figure in that slot at the slot's width as the browser last reported it; returns the figure."""
+        self._fitted[slot] = figure
+        width = self.slot_widths.widths.get(slot)
+        if width and figure.layout.width != width:
+            figure.layout.width = width
+        return figure
+
+    def _refit(self):
+        for slot, figure in self._fitted.items():
+            self.fit(slot, figure)
 
     def panel(self, cls):
         """The panel of that class."""

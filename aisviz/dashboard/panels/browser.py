@@ -35,7 +35,8 @@ class BrowserPanel(Panel):
         self.events = Event(source=self.grid, watched_events=["mousemove", "click"],
                             throttle_or_debounce="throttle", wait=40)
         self.events.on_dom_event(dash.guard(self._on_grid_event, "show that image"))
-        self.mds_box = self.tag(W.Box(layout=W.Layout(display="none", width="100%")), "aisviz-mds-box")
+        self.mds_box = self.tag(W.Box(layout=W.Layout(display="none", width="100%", min_width="0")), "aisviz-mds-box")
+        self.mds_box.add_class("aisviz-slot-mds")
         help_ = W.HTML("<small>Hover over an image to see it; click to pin it (click again or Unpin to follow the "
                        "mouse). MDS map: images placed by classical MDS of the human similarities (near = judged "
                        "similar).</small>")
@@ -72,7 +73,7 @@ class BrowserPanel(Panel):
             self.grid.value = b["sheet"]
             lay = b["layout"]
             self.grid.layout.width = f"{lay['columns'] * (lay['cell'] + lay['gap']) - lay['gap']}px"
-            self.mds_box.children = (b["mds"],)
+            self.mds_box.children = (self.dash.fit("mds", b["mds"]),)
         self.placeholder.layout.display = "none"
         self._apply_mode()
 

@@ -20,7 +20,8 @@ class CurvePanel(Panel):
         import ipywidgets as W
 
         self.readout = self.tag(W.HTML(""), "aisviz-readout")
-        self.slot = self.tag(W.Box(layout=W.Layout(width="100%", min_height="440px")), "aisviz-curve-slot")
+        self.slot = self.tag(W.Box(layout=W.Layout(width="100%", min_width="0", min_height="440px",
+                                                   overflow="hidden")), "aisviz-slot-curve")
         self.w_k = self.tag(W.IntSlider(value=1, min=1, max=1, description="top k maps", disabled=True,
                                         continuous_update=True, style={"description_width": "initial"},
                                         layout=W.Layout(width="100%")), "aisviz-k")
@@ -60,7 +61,7 @@ class CurvePanel(Panel):
         if view is None:
             return
         r = view.result
-        self.slot.children = (view.figures["curve"],)
+        self.slot.children = (self.dash.fit("curve", view.figures["curve"]),)
         self.summary.value = summary_html(r)
         self.downloads.value = ""
         self.w_export.disabled = False

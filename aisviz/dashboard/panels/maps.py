@@ -14,7 +14,8 @@ class MapsPanel(Panel):
         super().__init__(dash)
         import ipywidgets as W
 
-        self.slot = self.tag(W.Box(layout=W.Layout(width="100%", min_height="400px")), "aisviz-bars-slot")
+        self.slot = self.tag(W.Box(layout=W.Layout(width="100%", min_width="0", min_height="400px",
+                                                   overflow="hidden")), "aisviz-slot-bars")
         self.table = self.tag(W.HTML(""), "aisviz-map-table")
         self.downloads = self.tag(W.HTML(""), "aisviz-bars-downloads")
         self.w_export = self.tag(W.Button(description="PNG + SVG of this chart", disabled=True,
@@ -42,7 +43,7 @@ class MapsPanel(Panel):
     def _on_view(self, view):
         if view is None:
             return
-        self.slot.children = (view.figures["bars"],)
+        self.slot.children = (self.dash.fit("bars", view.figures["bars"]),)
         self.table.value = map_table_html(view.result)
         self.downloads.value = ""
         self.w_export.disabled = False
