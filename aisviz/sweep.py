@@ -347,7 +347,8 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
         from distributed import as_completed
 
         client = _client(scheduler)
-        print(f"Dask cluster {client.scheduler.address}; its dashboard: {client.dashboard_link}")
+        # stderr: stdout may carry the --json rows
+        print(f"Dask cluster {client.scheduler.address}; its dashboard: {client.dashboard_link}", file=sys.stderr)
         futures = {client.submit(run_group, ds, model, names, config, outdir, pure=False): i
                    for i, (ds, model, names) in enumerate(groups)}
         for future in as_completed(futures):  # the bar moves per group here: cells report from other machines

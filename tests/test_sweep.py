@@ -148,8 +148,8 @@ def test_same_table_on_a_local_dask_cluster(first_sweep, second_set, tmp_path, c
                                   host="127.0.0.1", dashboard_address=":0") as cluster:
         on_cluster = aisviz.sweep(["synthetic", second_set], "efficientnet_lite0", LAYERS, out=tmp_path,
                                   scheduler=cluster.scheduler_address, progress=False, **PROTOCOL)
-    printed = capsys.readouterr().out
-    assert cluster.scheduler_address in printed and "dashboard" in printed
+    printed = capsys.readouterr()
+    assert cluster.scheduler_address in printed.err and "dashboard" in printed.err and not printed.out
     assert set(on_cluster.status) == {"computed"}
     pd.testing.assert_frame_equal(on_cluster[["dataset", "model", "layer", "engine"]],
                                   table[["dataset", "model", "layer", "engine"]])
