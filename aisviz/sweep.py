@@ -113,7 +113,7 @@ def _empty_row(dataset, model, layer) -> dict:
     return row
 
 
-def _plan(datasets, models, layers, weights) -> tuple[list[tuple], list[dict]]:
+def _plan(datasets, models, layers) -> tuple[list[tuple], list[dict]]:
     """Groups (dataset, model, [layers]) and error rows for models whose layers cannot be listed."""
     from .models import load_network
 
@@ -201,63 +201,74 @@ def run_cell(dataset, network, layer: str, config: dict, callback=None):
     return row, scorer, validation, ceiling_rows
 
 
-def run_cells(label: str, model: str, layers: list[str], config: dict, out, load, callback=None,
-              stop_on: tuple = (), on_cell=None) -> list[dict]:
+def _data_hash(dataset) -> str:
+    """The content of a data set as far as a cell depends on it: images, names, matrix, per-subject matrices."""
+    from .ceiling import load_subject_matrices
+
+    subjects = load_subject_matrices(dataset)
+    extra = "" if subjects is None else hashlib.sha256(subjects.similarity.tobytes()).hexdigest()
+    return dataset.content_hash() + extra
+
+
+def run_cells(label: str, model: str, layers: list[str], config: dict, out, load_dataset, load_network,
+              callback=None, stop_on: tuple = (), on_cell=None) -> list[dict]:
     """The cells (label, model, layer) for each layer, one after the other, in this process: finished cells
-    (row.json under `out` with the same settings) are read back, the others computed and saved. load() ->
-    (dataset, network) is called once, and only when a cell must be computed. callback(i, Progress) reports
-    cell i's fits; on_cell(row) is called as each cell is done. An exception of a type in stop_on ends the
-    run (a superseded dashboard job); any other fails only its cell, whose row then holds the one-line error."""
-    settings = _settings({k: v for k, v in config.items() if k not in ("device", "use_cache")})
-    rows, todo = {}, []
+    (row.json under `out` with the same settings and data content) are read back, the others computed and
+    saved. load_dataset() is called once; load_network() once, and only when a cell must be computed.
+    callback(i, Progress) reports cell i's fits; on_cell(row) is called as each cell is done. An exception of
+    a type in stop_on ends the run (a superseded dashboard job); any other fails only its cell (or, while
+    loading, the cells that need it), whose row then holds the one-line error."""
+    rows = {}
+
+    def done(layer, row):
+        rows[layer] = row
+        if on_cell is not None:
+            on_cell(row)
+
+    try:
+        dataset = load_dataset()
+        settings = _settings({**{k: v for k, v in config.items() if k not in ("device", "use_cache")},
+                              "data": _data_hash(dataset)})  # changed images or ratings are other cells
+    except stop_on:
+        raise
+    except Exception as exc:
+        for layer in layers:
+            done(layer, {**_empty_row(label, model, layer), "status": "failed", "error": _error_line(exc)})
+        return [rows[layer] for layer in layers]
+    todo = []
     for i, layer in enumerate(layers):
         cell_dir = Path(out) / "cells" / cell_id(label, model, layer) if out else None
-        done = _finished(cell_dir, settings) if cell_dir else None
-        if done is not None:
-            rows[layer] = done
-            if on_cell is not None:
-                on_cell(done)
+        finished = _finished(cell_dir, settings) if cell_dir else None
+        if finished is not None:
+            done(layer, finished)
         else:
             todo.append((i, layer, cell_dir))
-    if todo:
+    network = None
+    for i, layer, cell_dir in todo:
+        row = _empty_row(label, model, layer)
+        report = None if callback is None else (lambda p, i=i: callback(i, p))
         try:
-            dataset, network = load()
+            network = network or load_network()
+            computed, scorer, validation, ceiling_rows = run_cell(dataset, network, layer, config, report)
+            row.update(computed, status="computed")
+            if cell_dir is not None:
+                _save_cell(cell_dir, row, settings, config, dataset, scorer, validation, ceiling_rows)
         except stop_on:
             raise
-        except Exception as exc:
-            for _, layer, _ in todo:
-                rows[layer] = {**_empty_row(label, model, layer), "status": "failed", "error": _error_line(exc)}
-                if on_cell is not None:
-                    on_cell(rows[layer])
-            todo = []
-        for i, layer, cell_dir in todo:
-            row = _empty_row(label, model, layer)
-            report = None if callback is None else (lambda p, i=i: callback(i, p))
-            try:
-                computed, scorer, validation, ceiling_rows = run_cell(dataset, network, layer, config, report)
-                row.update(computed, status="computed")
-                if cell_dir is not None:
-                    _save_cell(cell_dir, row, settings, config, dataset, scorer, validation, ceiling_rows)
-            except stop_on:
-                raise
-            except Exception as exc:  # one failing cell is reported in its row; the others go on
-                row.update(status="failed", error=_error_line(exc))
-            rows[layer] = row
-            if on_cell is not None:
-                on_cell(row)
+        except Exception as exc:  # one failing cell is reported in its row; the others go on
+            row.update(status="failed", error=_error_line(exc))
+        done(layer, row)
     return [rows[layer] for layer in layers]
 
 
 def run_group(dataset_spec, model: str, layers: list[str], config: dict, out: str | None, on_cell=None) -> list[dict]:
     """One Dask task: the cells of one (data set, network), sequentially, in the worker's process."""
-    def load():
-        from .catalog import load_dataset
-        from .models import load_network
+    from .catalog import load_dataset
+    from .models import load_network
 
-        dataset = load_dataset(dataset_spec) if isinstance(dataset_spec, (str, Path)) else dataset_spec
-        return dataset, load_network(model, weights=config["weights"])
-
-    return run_cells(_dataset_label(dataset_spec), model, layers, config, out, load, on_cell=on_cell)
+    return run_cells(_dataset_label(dataset_spec), model, layers, config, out,
+                     lambda: load_dataset(dataset_spec) if isinstance(dataset_spec, (str, Path)) else dataset_spec,
+                     lambda: load_network(model, weights=config["weights"]), on_cell=on_cell)
 
 
 def _client(scheduler):
@@ -302,7 +313,7 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
         raise ValueError(f"folds must be at least 2 (got {folds}), k_step at least 0 (0 = auto; got {k_step}) and "
                          f"n_random at least 0 (got {n_random}).")
     out = Path(out) if out is not None else None
-    groups, rows = _plan(datasets, models, layers, weights)
+    groups, rows = _plan(datasets, models, layers)
     by_group: dict[int, list[dict]] = {}
     n_cells = sum(len(g[2]) for g in groups) + len(rows)
     from tqdm.auto import tqdm

@@ -44,15 +44,13 @@ def home(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AISVIZ_HOME", str(home))
 
-        def load():
-            from aisviz import load_dataset, load_network
-
-            return load_dataset("synthetic"), load_network("efficientnet_lite0")
+        from aisviz import load_dataset, load_network
 
         config = {"readout": "flatten", "folds": 5, "seeds": tuple(paper_seeds(8)), "k_step": 0, "n_random": 1,
                   "weights": "pretrained", "similarity": "pearson", "measure": "pearson", "dtype": "float32",
                   "device": "auto", "use_cache": True}
-        rows = run_cells("synthetic", "efficientnet_lite0", LAYERS, config, own_folder(), load)
+        rows = run_cells("synthetic", "efficientnet_lite0", LAYERS, config, own_folder(),
+                         lambda: load_dataset("synthetic"), lambda: load_network("efficientnet_lite0"))
     assert [r["status"] for r in rows] == ["computed", "computed"]
     return home
 
@@ -100,7 +98,7 @@ def page(server):
         context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(server) else r.abort())
         page = context.new_page()
         page.set_default_timeout(60_000)
-        page.goto(server, timeout=120_000)
+        page.goto(server, timeout=300_000)  # Voila sends the page once the kernel has run the notebook
         page.wait_for_selector(".aisviz-readout-inner", timeout=300_000)   # the first result is shown
         yield page
         browser.close()

@@ -246,3 +246,20 @@ def test_layer_comparison_figure_shows_each_number_by_layer():
     fig = layer_comparison(_table(rows))
     band = [t for t in fig.data if t.name == "noise ceiling (per-subject R², test)"]
     assert len(band) == 1 and band[0].fill == "tonexty" and list(band[0].y) == [0.35] * 3
+
+
+@pytest.mark.slow
+def test_changed_ratings_are_not_taken_for_finished_cells(tmp_path, tiny_set):
+    folder = tmp_path / "tiny"
+    (folder / "images").mkdir(parents=True)
+    for name, image in zip(tiny_set.image_names, tiny_set.images):
+        image.save(folder / "images" / name)
+    np.save(folder / "similarity.npy", tiny_set.similarity)
+    protocol = dict(folds=3, seeds=2, k_step=64, out=tmp_path / "out", progress=False)
+    first = aisviz.sweep(str(folder), "efficientnet_lite0", ["_head_act"], **protocol)
+    assert list(aisviz.sweep(str(folder), "efficientnet_lite0", ["_head_act"], **protocol).status) == ["reused"]
+    changed = tiny_set.similarity.copy()
+    changed[0, 1] = changed[1, 0] = 0.0
+    np.save(folder / "similarity.npy", changed)
+    again = aisviz.sweep(str(folder), "efficientnet_lite0", ["_head_act"], **protocol)
+    assert list(again.status) == ["computed"] and again.r2_all[0] != first.r2_all[0]

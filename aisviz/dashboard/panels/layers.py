@@ -194,11 +194,11 @@ class LayerComparisonPanel(Panel):
             self._fraction = min((i + within) / n, 1.0)
             report("validation", self._fraction, f"layer {request.layers[i]} ({i + 1} of {n}): {p.stage}")
 
-        def load():
-            return self.dash.session.dataset(request.dataset), load_network(request.model, weights=request.weights)
-
-        return LayerRows(request, run_cells(request.dataset, request.model, list(request.layers), config,
-                                            own_folder(), load, callback=progress, stop_on=(Superseded,)))
+        rows = run_cells(request.dataset, request.model, list(request.layers), config, own_folder(),
+                         lambda: self.dash.session.dataset(request.dataset),
+                         lambda: load_network(request.model, weights=request.weights),
+                         callback=progress, stop_on=(Superseded,))
+        return LayerRows(request, rows)
 
     _fraction = 0.0
 
