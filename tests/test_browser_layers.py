@@ -57,12 +57,13 @@ def home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(home):
+    from aisviz.dashboard.voila_template import voila_environment
     from aisviz.serve import voila_command
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, AISVIZ_HOME=str(home))
+    env = voila_environment(dict(os.environ, AISVIZ_HOME=str(home)))  # finds the dashboard's Voila template
     log = open(home / "voila.log", "w")
     proc = subprocess.Popen(voila_command(port=port, notebook=ROOT / "notebooks" / "dashboard.ipynb"), env=env,
                             stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
