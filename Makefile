@@ -8,10 +8,17 @@ STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: setup chromium dashboard demo test bench clean-cache hub
 
+# CPU-only machines: `make setup TORCH=cpu` first installs torch and torchvision from PyTorch's CPU wheel index,
+# instead of the default CUDA build (about 3 GB of CUDA libraries a CPU cannot use).
+TORCH  ?=
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+
+# pip runs without --quiet: the first install downloads a few GB, and its progress bars show it is alive.
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(PY) -m pip install --upgrade pip
+	$(if $(filter cpu,$(TORCH)),$(PY) -m pip install --progress-bar on torch torchvision --index-url $(TORCH_CPU_INDEX))
+	$(PY) -m pip install --progress-bar on -e '.[$(EXTRAS)]'
 	touch $@
 
 setup: $(STAMP)

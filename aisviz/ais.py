@@ -1,6 +1,6 @@
 """Alignment Importance Scores and the held-out top-k validation (Truong, Pesenti & Hasson).
 
-Definitions (PAPER.md):
+Definitions (Truong, Pesenti & Hasson 2025, Computational Brain & Behavior 8(3):421-441; arXiv:2409.16292):
 - alignment: (Pearson r between the upper triangles, diagonal excluded, of the network's similarity
   matrix and the human one)^2; Spearman rho^2 as an option.
 - data-set AIS of map j: alignment(all maps) - alignment(map j zeroed in every image).
@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from scipy import stats
 
+from .checks import check_set_size, warn_negative_alignment
 from .engine import condense, make_engine
+from .errors import InputError, UsageError
 from .features import extract_activations, resolve_device
 from .models import OFFLINE_MODEL, load_network
 
@@ -43,7 +45,7 @@ class Progress:
 
 def _check_measure(measure):
     if measure not in MEASURES:
-        raise ValueError(f"measure must be one of {MEASURES}, not {measure!r}.")
+        raise UsageError(f"measure must be one of {MEASURES}, not {measure!r}.")
 
 
 def _rank(x: np.ndarray) -> np.ndarray:
@@ -69,6 +71,7 @@ class AlignmentTarget:
         self.positions = torch.as_tensor(pair_positions(n, images))
         rows, cols = np.triu_indices(n, 1)
         h = human[rows[self.positions.numpy()], cols[self.positions.numpy()]].astype(np.float64)
+        h = h / (np.abs(h).max() or 1.0)  # rescaled first, so no scale (1e160, 1e-170) over- or underflows
         if measure == "spearman":
             h = _rank(h)
         h = torch.as_tensor(h - h.mean())
@@ -107,7 +110,7 @@ def row_correlations(sim_rows: torch.Tensor, human: np.ndarray, measure: str = "
         eye = torch.eye(n, dtype=torch.bool, device=sim_rows.device)
         a = torch.where(eye, 0.0, sim_rows.double())
         a = torch.where(eye, a.sum(-1, keepdim=True) / (n - 1), a)
-        h = torch.tensor(human, dtype=torch.float64, device=a.device)
+        h = torch.tensor(human / (np.abs(human).max() or 1.0), dtype=torch.float64, device=a.device)  # scale-safe
         h = torch.where(eye, 0.0, h)
         h = torch.where(eye, h.sum(-1, keepdim=True) / (n - 1), h)
     a = a - a.mean(-1, keepdim=True)
@@ -135,6 +138,7 @@ class AlignmentImportance:
     def fit(self, dataset, network=None, callback=None):
         """Score every map of the layer on `dataset`. callback(Progress) is called after each chunk of maps."""
         _check_measure(self.measure)
+        check_set_size(dataset)
         net = network or load_network(self.model, weights=self.weights)
         li, ri = net.resolve_layers(self.layer, self.readout)
         self.network_, self.dataset_ = net, dataset
@@ -153,6 +157,7 @@ class AlignmentImportance:
         self.full_rsm_ = self.engine_.full_rsm()
         self.full_pairs_ = condense(self.full_rsm_)
         self.r2_all_ = float(alignment(self.full_pairs_, human, measure=self.measure))
+        self.warnings_ = warn_negative_alignment(self.full_pairs_, human, self.measure, dataset.name)
         self.r_orig_ = row_correlations(self.full_rsm_[None], human, self.measure)[0]
         loo, image_ais = [], []
         from tqdm.auto import tqdm
@@ -169,6 +174,12 @@ class AlignmentImportance:
         self.ais_ = self.r2_all_ - self.r2_without_
         self.image_ais_ = np.concatenate(image_ais).T            # (n_images, n_maps)
         return self
+
+    def to_rsatoolbox(self, k: int | None = None):
+        """The network RDM (1 - network similarity) as rsatoolbox RDMs, with all maps or the top k by AIS."""
+        from .interop import network_rdm
+
+        return network_rdm(self, k)
 
     def ranking(self) -> np.ndarray:
         """Map indices from the highest AIS to the lowest."""
@@ -200,7 +211,7 @@ def top_k_mask(ais: np.ndarray, k: int) -> np.ndarray:
     """Boolean mask of the k maps with the highest AIS (ties broken by channel order)."""
     n_maps = len(ais)
     if not 1 <= k <= n_maps:
-        raise ValueError(f"k = {k} is out of range: this layer has {n_maps} maps, so k must be 1 to {n_maps}.")
+        raise UsageError(f"k = {k} is out of range: this layer has {n_maps} maps, so k must be 1 to {n_maps}.")
     keep = np.zeros(n_maps, bool)
     keep[np.argsort(-np.asarray(ais), kind="stable")[:k]] = True
     return keep
@@ -210,11 +221,12 @@ def kfold_splits(n: int, n_folds: int = 5, seeds=PAPER_SEEDS):
     """(seed, fold, train, test) for each seed and fold; the same partitions as scikit-learn's
     KFold(n_folds, shuffle=True, random_state=seed)."""
     if n_folds < 2:
-        raise ValueError(f"folds must be at least 2, not {n_folds}.")
+        raise UsageError(f"folds must be at least 2, not {n_folds}.")
     if n // n_folds < 3:
-        raise ValueError(
-            f"{n} images are too few for {n_folds} folds: each test fold needs at least 3 images (3 pairs). "
-            f"Use at most {max(2, n // 3)} folds, or more images.")
+        fix = f"Use at most {n // 3} folds, or more images." if n // 3 >= 2 else \
+            "A held-out test needs at least 6 images (2 folds of 3): add images."
+        raise UsageError(
+            f"{n} images are too few for {n_folds} folds: each test fold needs at least 3 images (3 pairs). {fix}")
     out = []
     for seed in seeds:
         order = np.arange(n)
@@ -232,7 +244,7 @@ def kfold_splits(n: int, n_folds: int = 5, seeds=PAPER_SEEDS):
 def k_grid(n_maps: int, k_step: int = 1) -> np.ndarray:
     """The k values evaluated: every k (k_step=1, the paper) or 1, 1+step, ... always ending at n_maps."""
     if k_step < 1:
-        raise ValueError(f"k_step must be at least 1, not {k_step}.")
+        raise UsageError(f"k_step must be at least 1, not {k_step}.")
     ks = list(range(1, n_maps + 1, k_step))
     if ks[-1] != n_maps:
         ks.append(n_maps)
@@ -295,7 +307,7 @@ class TopKValidation:
                     for r in range(self.n_random)]
             tr_rand, te_rand = np.mean([r[0] for r in rand], 0), np.mean([r[1] for r in rand], 0)
             if np.all(np.isnan(tr)):
-                raise ValueError(f"training alignment is undefined for every k in split seed={seed} fold={fold}")
+                raise InputError(f"training alignment is undefined for every k in split seed={seed} fold={fold}")
             best = int(np.nanargmax(tr))  # k with undefined alignment (a silent read-out) cannot be chosen
             for key, val in zip(curves, (tr, te, tr_rand, te_rand)):
                 curves[key].append(val)

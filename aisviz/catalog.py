@@ -12,11 +12,13 @@ import difflib
 import hashlib
 import http.client
 import importlib.util
+import io
 import os
 import re
+import shutil
 import sys
-import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 import zipfile
@@ -27,7 +29,14 @@ import numpy as np
 from PIL import Image
 
 from .datasets import IMAGE_EXTENSIONS, MATRIX_FILES, ComparisonSet, DataError, load_folder
-from .storage import aisviz_home
+from .errors import EnvironmentProblem
+from .storage import aisviz_home, atomic_write, atomic_write_text
+
+
+class NoNetwork(DataError, EnvironmentProblem):
+    """A download failed for want of a network (exit code 4); the message says which files to copy where."""
+
+    exit_code = EnvironmentProblem.exit_code
 
 REPO_DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -71,7 +80,8 @@ _PETERSON_UNRELEASED = (
     "not share it); known copies are unofficial redistributions without a licence. Local research "
     "only, do not redistribute; ask J. C. Peterson / the Griffiths lab for permission."
 )
-# Checksums of the matrix and image list of the six Peterson sets, as staged by the data scout.
+# sha256 of the matrix (similarity_normalized.npy) and image list of the six Peterson sets, taken from known-good
+# copies, so a copy placed by hand can be checked.
 _PETERSON_FILES = {
     "animals": ("3c426c3fb6fdcbaea3ee69e5cbc91c81fdf9a41564a3a6e48cc5ac561edaa48f",
                 "5b35883ffa6ea518b71e549280a8250755cae07c106e323d29bcc04e1b982af8"),
@@ -288,41 +298,48 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fetch(url: str, target: Path, sha256: str | None, timeout: float) -> str:
-    """Download url to target, atomically, and return the file's sha256.
+def _copy_local(url: str, output_file, pooch_instance=None, check_only: bool = False):
+    """pooch downloader for file:// URLs (local mirrors, tests): a plain copy."""
+    source = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
+    if check_only:
+        return source.is_file()
+    shutil.copyfile(source, output_file)
+
+
+def _fetch(url: str, target: Path, sha256: str | None, timeout: float, progress: bool = False) -> str:
+    """Download url to target with pooch (atomic, sha256-checked, progress bar on stderr); return its sha256.
 
     A file already at target is kept when its checksum is right (so files copied in by hand are
-    used as they are). Network failures propagate as URLError/OSError for the caller to explain.
-    """
+    used as they are). Network failures propagate as requests' ConnectionError/Timeout for the caller
+    to explain."""
+    import pooch
+    import requests
+
     if target.is_file():
         actual = _sha256_file(target)
         if sha256 is None or actual == sha256:
             return actual
+        target.unlink()  # a wrong copy: fetch a fresh one
+    downloader = _copy_local if url.startswith("file:") else pooch.HTTPDownloader(progressbar=progress,
+                                                                                  timeout=timeout)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    pooch.get_logger().setLevel("INFO" if progress else "WARNING")  # its "Downloading ..." lines go to stderr
     try:
-        h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            for chunk in iter(lambda: resp.read(1 << 20), b""):
-                h.update(chunk)
-                out.write(chunk)
-        actual = h.hexdigest()
-        if sha256 is not None and actual != sha256:
-            raise DataError(
-                f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}. The "
-                f"download was deleted. Try again; if it persists the file changed upstream, so "
-                f"check it by hand before placing it at {target}."
-            )
-        os.replace(tmp, target)
-        return actual
-    except urllib.error.HTTPError as exc:
+        pooch.retrieve(url, known_hash=None if sha256 is None else f"sha256:{sha256}", fname=target.name,
+                       path=target.parent, downloader=downloader)
+    except ValueError as exc:  # pooch: the downloaded file's hash differs (the file is not kept)
+        actual = re.search(r"got ([0-9a-f]{64})", str(exc))
         raise DataError(
-            f"the server answered HTTP {exc.code} for {url}. The file may have moved: fetch it by "
-            f"hand and place it at {target}."
+            f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual.group(1) if actual else '?'}. "
+            f"The download was deleted. Try again; if it persists the file changed upstream, so check it by "
+            f"hand before placing it at {target}."
+        ) from None
+    except requests.exceptions.HTTPError as exc:
+        raise DataError(
+            f"the server answered HTTP {exc.response.status_code} for {url}. The file may have moved: fetch it "
+            f"by hand and place it at {target}."
         ) from exc
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    return _sha256_file(target)
 
 
 def _unzip_images(archive: Path, images_dir: Path) -> list[str]:
@@ -339,7 +356,8 @@ def _unzip_images(archive: Path, images_dir: Path) -> list[str]:
                 if base in names:
                     raise DataError(f"{archive} holds two images named {base}; extract it by hand.")
                 # Written by base name only, so no path inside the archive can escape images/.
-                (images_dir / base).write_bytes(zf.read(info))
+                data = zf.read(info)
+                atomic_write(images_dir / base, lambda f: f.write(data))
                 names.append(base)
     except zipfile.BadZipFile as exc:
         raise DataError(
@@ -351,11 +369,14 @@ def _unzip_images(archive: Path, images_dir: Path) -> list[str]:
     return names
 
 
+def _save_npy(path: Path, array) -> None:
+    atomic_write(path, lambda f: np.save(f, array))
+
+
 def _convert_peterson_animals(folder: Path) -> list[str]:
     from scipy.io import loadmat
 
     mat = loadmat(folder / "original" / "turkResults_CogSci2016.mat")
-    np.save(folder / "similarity.npy", np.asarray(mat["simMatrix"], dtype=np.float64) / 10.0)
     files = _unzip_images(folder / "original" / "animals.zip", folder / "images")
     # Rows are named by image number ("   7"); match each to the file whose name ends in it.
     by_number: dict[int, list[str]] = {}
@@ -374,7 +395,9 @@ def _convert_peterson_animals(folder: Path) -> list[str]:
             "one to one, so image_list.txt holds the sorted file names; check the row order."
         )
         warnings.warn(notes[-1])
-    (folder / "image_list.txt").write_text("\n".join(names) + "\n")
+    atomic_write_text(folder / "image_list.txt", "\n".join(names) + "\n")
+    # The matrix last: a folder counts as a data set once its matrix exists, so it must be complete by then.
+    _save_npy(folder / "similarity.npy", np.asarray(mat["simMatrix"], dtype=np.float64) / 10.0)
     return notes
 
 
@@ -383,30 +406,32 @@ def _convert_mur92(folder: Path) -> list[str]:
 
     rdms = loadmat(folder / "original" / "92_behavRDMs.mat")["rdms_behav_92"].ravel()
     subjects = np.stack([np.asarray(r["RDM"], dtype=np.float64) for r in rdms])
-    np.save(folder / "dissimilarity_subjects.npy", subjects)
-    np.save(folder / "dissimilarity_mean.npy", subjects.mean(axis=0))
+    _save_npy(folder / "dissimilarity_subjects.npy", subjects)
     subject_names = [str(np.ravel(r["name"])[0]) for r in rdms]
-    (folder / "subjects.txt").write_text("\n".join(subject_names) + "\n")
+    atomic_write_text(folder / "subjects.txt", "\n".join(subject_names) + "\n")
     supplement = folder / "original" / "Kriegeskorte_Neuron2008_supplementalData.mat"
     stimuli = loadmat(supplement)["stimuli_92objs"].ravel()
     (folder / "images").mkdir(exist_ok=True)
     flags = ("human", "face", "animal", "natural")
-    with open(folder / "image_list.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["row", "filename", "category", *flags])
-        for i, stim in enumerate(stimuli):
-            fname = f"{i + 1:03d}.png"  # the standard Kriegeskorte-92 order
-            pixels = np.asarray(stim["image"], dtype=np.uint8)
-            Image.fromarray(pixels).save(folder / "images" / fname)
-            writer.writerow([i, fname, str(np.ravel(stim["category"])[0]),
-                             *(int(np.ravel(stim[k])[0]) for k in flags)])
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["row", "filename", "category", *flags])
+    for i, stim in enumerate(stimuli):
+        fname = f"{i + 1:03d}.png"  # the standard Kriegeskorte-92 order
+        pixels = np.asarray(stim["image"], dtype=np.uint8)
+        atomic_write(folder / "images" / fname, lambda f: Image.fromarray(pixels).save(f, format="PNG"))
+        writer.writerow([i, fname, str(np.ravel(stim["category"])[0]),
+                         *(int(np.ravel(stim[k])[0]) for k in flags)])
+    atomic_write_text(folder / "image_list.csv", table.getvalue())
+    _save_npy(folder / "dissimilarity_mean.npy", subjects.mean(axis=0))  # last: see _convert_peterson_animals
     return [f"dissimilarity_mean.npy is the mean over the {len(subjects)} people, made by aisviz."]
 
 
 _CONVERTERS = {"peterson_animals": _convert_peterson_animals, "mur92": _convert_mur92}
 
 
-def download(name: str, dest_root=None, timeout: float = 20, sources: dict | None = None) -> Path:
+def download(name: str, dest_root=None, timeout: float = 20, sources: dict | None = None,
+             progress: bool = True) -> Path:
     """Fetch catalog set `name` into dest_root (default: user_data_dir()) and convert it.
 
     `sources` ({relative path: URL}) replaces the built-in URLs, e.g. with file:// URLs in tests.
@@ -424,18 +449,26 @@ def download(name: str, dest_root=None, timeout: float = 20, sources: dict | Non
             f"{entry.source_url} and put its files into {folder} (layout: data/README.md), or set "
             f"AISVIZ_DATA to a folder that holds {entry.folder}/."
         )
+    import requests
+
     got = {}
     try:
         for rel, url in urls.items():
-            got[rel] = _fetch(url, folder / rel, entry.files.get(rel), timeout)
-    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as exc:
+            got[rel] = _fetch(url, folder / rel, entry.files.get(rel), timeout, progress)
+    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException,
+            requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
         reason = getattr(exc, "reason", exc)
         by_hand = "\n".join(f"  {url}\n    -> {folder / rel}" for rel, url in urls.items())
-        raise DataError(
+        raise NoNetwork(
             f"cannot download '{name}': no network connection ({reason}). On a machine with "
             f"internet, fetch these files and copy them to exactly these paths:\n{by_hand}\n"
             f"then run `aisviz download {name}` again: files already in place are checked, not "
             f"fetched. Or set AISVIZ_DATA to a folder that already holds {entry.folder}/."
+        ) from exc
+    except OSError as exc:  # after the network errors, which are OSErrors too: disk full, read-only, ...
+        raise EnvironmentProblem(
+            f"cannot write the download of '{name}' into {folder} ({exc.strerror or exc}); free disk space or "
+            "choose another folder with --dest (or set AISVIZ_HOME)."
         ) from exc
 
     notes = _CONVERTERS[name](folder)
@@ -451,5 +484,5 @@ def download(name: str, dest_root=None, timeout: float = 20, sources: dict | Non
         if known is None:
             print(f"note: no published checksum for {rel}; its sha256 {got[rel]} is recorded in "
                   f"{folder / 'DOWNLOADED.txt'}", file=sys.stderr)
-    (folder / "DOWNLOADED.txt").write_text("\n".join(lines + notes) + "\n")
+    atomic_write_text(folder / "DOWNLOADED.txt", "\n".join(lines + notes) + "\n")
     return folder

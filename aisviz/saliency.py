@@ -11,10 +11,12 @@ content hash and the provider's id; files are written atomically and an unreadab
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import os
 import socket
+import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from .datasets import IMAGE_EXTENSIONS
+from .errors import AisvizWarning, InputError
 from .storage import aisviz_home, atomic_write, clear_files
 
 CACHE_VERSION = "1"
@@ -31,7 +34,7 @@ OFFLINE_PROVIDERS = ("spectral_residual", "fine_grained", "center_bias")
 _CLASSIC = "low-level contrast baseline, not a fixation model"
 
 
-class SaliencyError(ValueError):
+class SaliencyError(InputError):
     """A saliency provider or map that cannot be used; the message names the problem and the fix."""
 
 
@@ -247,7 +250,8 @@ class DeepGazeIIE(SaliencyProvider):
             from .features import resolve_device
 
             try:
-                with _socket_timeout(self.timeout):
+                # torch hub prints "Downloading: ..." on stdout, where it would break --json: stderr instead.
+                with _socket_timeout(self.timeout), contextlib.redirect_stdout(sys.stderr):
                     model = torch.hub.load("matthias-k/DeepGaze", "DeepGazeIIE", pretrained=True, trust_repo=True)
             except Exception as exc:  # no network, hub cache missing, download cut, ...
                 raise SaliencyError(
@@ -409,13 +413,19 @@ def _read_cache(path: Path, dataset) -> list | None:
                 raise ValueError("bad map")
         return maps
     except Exception as exc:  # truncated, foreign or stale file: recompute rather than crash
-        warnings.warn(f"ignoring unreadable saliency cache {path} ({type(exc).__name__}: {exc}); recomputing")
+        warnings.warn(f"ignoring unreadable saliency cache {path} ({type(exc).__name__}: {exc}); recomputing",
+                      AisvizWarning)
         return None
 
 
 def _write_cache(path: Path, dataset, maps: list) -> None:
-    atomic_write(path, lambda f: np.savez(f, names=np.asarray(dataset.image_names),
-                                          **{f"m{i}": m for i, m in enumerate(maps)}))
+    try:
+        atomic_write(path, lambda f: np.savez(f, names=np.asarray(dataset.image_names),
+                                              **{f"m{i}": m for i, m in enumerate(maps)}))
+    except OSError as exc:  # read-only or full disk: the maps are fine, only the caching is lost
+        warnings.warn(f"could not write the saliency cache {path} ({type(exc).__name__}: {exc.strerror or exc}); "
+                      f"the maps are complete but not cached. Free disk space or fix {aisviz_home()} (or set "
+                      "AISVIZ_HOME), or pass --no-cache.", AisvizWarning)
 
 
 def saliency_maps(dataset, provider="spectral_residual", use_cache: bool = True,

@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from collections import Counter
 from pathlib import Path
+
+from .errors import EnvironmentProblem, UsageError
+
+TEMP_SUFFIXES = (".tmp", ".part")  # what atomic_write and downloads leave behind when killed mid-write
 
 
 def aisviz_home() -> Path:
@@ -26,10 +32,76 @@ def atomic_write(target: Path, write) -> Path:
     return target
 
 
+def atomic_write_text(target: Path, text: str) -> Path:
+    return atomic_write(target, lambda f: f.write(text.encode("utf-8")))
+
+
 def clear_files(folder: Path, pattern: str = "*.npz") -> int:
-    """Delete the cache files matching pattern in folder; returns how many were removed."""
+    """Delete the cache files matching pattern in folder, and stale temporary files; returns how many."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
     removed = 0
-    for f in Path(folder).glob(pattern):
-        f.unlink(missing_ok=True)
-        removed += 1
+    for f in list(folder.glob(pattern)) + stale_temp_files(folder):
+        if f.is_file():
+            f.unlink(missing_ok=True)
+            removed += 1
     return removed
+
+
+def stale_temp_files(folder: Path) -> list[Path]:
+    """Temporary files of interrupted writes (.name.XXXX.tmp / .part) anywhere below folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.rglob(".*") if p.is_file() and p.name.endswith(TEMP_SUFFIXES)]
+
+
+def folder_usage(folder: Path) -> tuple[int, int]:
+    """(number of files, total bytes) below folder; (0, 0) when it does not exist."""
+    files = [p for p in Path(folder).rglob("*") if p.is_file()] if Path(folder).is_dir() else []
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def output_names(image_names, suffix: str) -> list[str]:
+    """One safe, distinct output file name per image: its stem + suffix, made unique.
+
+    Characters other than letters, digits, '.', '-' and '_' become '_', and leading dots and dashes go (so no
+    name can leave the output folder, hide, or read as an option). Where two images share a stem (stim.png and
+    stim.jpg) both keep their extension (stim_png + suffix); any remaining clash gets -2, -3, ... (compared
+    without case, for macOS and Windows). Callers write the image -> file mapping beside the outputs."""
+    def clean(s):
+        return re.sub(r"[^A-Za-z0-9._-]", "_", s).lstrip(".-") or "image"
+
+    stems = [clean(Path(n).stem) for n in image_names]
+    shared = {s for s, c in Counter(stems).items() if c > 1}
+    base = [clean(Path(n).name.replace(".", "_")) if s in shared else s for n, s in zip(image_names, stems)]
+    seen: set[str] = set()
+    out = []
+    for b in base:
+        name, k = b + suffix, 1
+        while name.lower() in seen:  # case-insensitive file systems (macOS, Windows) would merge them
+            k += 1
+            name = f"{b}-{k}{suffix}"
+        seen.add(name.lower())
+        out.append(name)
+    return out
+
+
+def prepare_output_dir(path, option: str = "--out") -> Path:
+    """Create the output folder now, before any computation, and check that files can be written there."""
+    out = Path(path).expanduser()
+    if not str(path).strip():
+        raise UsageError(f"{option} is empty; give a folder to write into, e.g. {option} results.")
+    for p in [out, *out.parents]:
+        if p.exists() and not p.is_dir():
+            what = "is a file" if p == out else f"lies below {p}, which is a file"
+            raise UsageError(f"{option} {out} {what}; give a folder path (a new or existing folder).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".aisviz-write-check.", suffix=".tmp"):
+            pass
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot write into {option} {out} ({exc.strerror or exc}); choose a folder you can write to.") from None
+    return out

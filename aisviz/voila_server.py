@@ -68,6 +68,8 @@ class BeaconShutdownHandler(VoilaShutdownKernelHandler):
     only from this server's origin."""
 
     def check_xsrf_cookie(self):
+        if not hasattr(self, "_jupyter_current_user"):
+            return          # called while authenticating (JupyterHub's cookie check): checked again later
         if not self.check_origin():
             raise web.HTTPError(404)
 

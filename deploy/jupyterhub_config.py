@@ -52,8 +52,12 @@ c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = str(STATE / "users" / "{username}")
 c.Spawner.default_url = "/lab"
 c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
+if os.geteuid() == 0:             # the demo runs everything as the current user; Jupyter refuses root without this
+    c.Spawner.args = ["--allow-root"]
 c.Spawner.environment = {"AISVIZ_BUNDLES": str(BUNDLES)}
 c.Spawner.mem_limit = "4G"        # honoured by container spawners; a reminder for local ones
+c.Spawner.http_timeout = 120      # a JupyterLab start can take over 30 s on a busy small machine
+c.Spawner.start_timeout = 180
 
 # Viewers: the shared dashboard, one Voila for everyone, as a hub-managed service.
 c.JupyterHub.services = [{

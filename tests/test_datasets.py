@@ -140,7 +140,11 @@ def test_csv_header_names_must_match_image_list(tmp_path):
     (folder / "image_list.txt").write_text("a.png\nb.png\nc.png\n")
     assert load_folder(folder).image_names == ("a.png", "b.png", "c.png")  # stems match
     (folder / "image_list.txt").write_text("b.png\na.png\nc.png\n")
-    with pytest.raises(DataError, match=r"similarity.csv.*do not match image_list.txt"):
+    ds = load_folder(folder)  # the CSV's names label its rows: aligned to the list, not taken by position
+    assert ds.image_names == ("b.png", "a.png", "c.png") and ds.similarity[0, 2] == 0.7 and ds.similarity[1, 2] == 0.5
+    (folder / "image_list.txt").write_text("b.png\na.png\nd.png\n")
+    write_images(folder / "images", ["d.png"])
+    with pytest.raises(DataError, match=r"similarity.csv.*do not match image_list.txt.*same images, in any order"):
         load_folder(folder)
 
 

@@ -76,3 +76,109 @@ def test_registry_lists_offline_and_torchvision_cnns():
     names = [m["name"] for m in list_models()]
     assert names[0] == "efficientnet_lite0" and "vgg16" in names and "resnet50" in names
     assert not any(n.startswith("vit_") for n in names)
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights: enum names, local files, timm
+
+
+def test_weights_enum_names(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache: nothing to find offline
+    with pytest.raises(ModelError, match=r"vgg16 has no weights 'IMAGENET9K'; choose one of IMAGENET1K_V1"):
+        load_network("vgg16", weights="IMAGENET9K")
+    with pytest.raises(ModelError) as err:  # a real member: fails only for want of the file, which it names
+        load_network("resnet50", weights="IMAGENET1K_V1")
+    assert "resnet50-0676ba61.pth" in str(err.value) and "--weights-file" in str(err.value)
+    with pytest.raises(ModelError, match="one set of weights"):
+        load_network("efficientnet_lite0", weights="IMAGENET1K_V1")
+
+
+def test_weights_file_loads_a_saved_state_dict(tmp_path):
+    torch.manual_seed(1)
+    source = load_network("resnet18", weights="none")
+    path = tmp_path / "resnet18-mine.pt"
+    torch.save(source.module.state_dict(), path)
+    torch.manual_seed(2)
+    net = load_network("resnet18", weights_file=path)
+    for (k, a), b in zip(source.module.state_dict().items(), net.module.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+    assert net.weights.startswith("file:resnet18-mine.pt:")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(net.run(x), source.module(x))
+    torch.save({"state_dict": source.module.state_dict()}, tmp_path / "wrapped.pt")  # a common checkpoint layout
+    assert load_network("resnet18", weights_file=tmp_path / "wrapped.pt").weights.startswith("file:wrapped.pt")
+
+
+def test_weights_file_for_another_architecture_is_refused(tmp_path):
+    torch.save(load_network("resnet34", weights="none").module.state_dict(), tmp_path / "r34.pt")
+    with pytest.raises(ModelError, match=r"does not fit resnet18: of its tensors, .*unexpected \(e\.g\. layer1\.2"):
+        load_network("resnet18", weights_file=tmp_path / "r34.pt")
+    head = load_network("resnet18", weights="none").module.state_dict()
+    head["fc.weight"] = torch.zeros(10, 512)
+    torch.save(head, tmp_path / "ten-classes.pt")
+    with pytest.raises(ModelError, match=r"1 of another shape \(e\.g\. fc\.weight: file \(10, 512\), resnet18 "
+                                         r"\(1000, 512\)\)"):
+        load_network("resnet18", weights_file=tmp_path / "ten-classes.pt")
+
+
+class NotWeights:
+    """Any object: unpickling it would run import code of the file's choosing."""
+
+
+def test_weights_file_is_never_unpickled(tmp_path):
+    import pickle
+
+    (tmp_path / "code.pt").write_bytes(pickle.dumps(NotWeights()))
+    with pytest.raises(ModelError, match="cannot load weights file .* as a plain state_dict"):
+        load_network("resnet18", weights_file=tmp_path / "code.pt")
+
+
+def test_cli_runs_with_a_weights_file(tmp_path, capsys, tiny_set):
+    import json
+
+    import numpy as np
+
+    from aisviz.cli import main
+
+    root = tmp_path / "set"
+    (root / "images").mkdir(parents=True)
+    for name, img in zip(tiny_set.image_names, tiny_set.images):
+        img.save(root / "images" / name)
+    np.save(root / "similarity.npy", tiny_set.similarity)
+    torch.manual_seed(0)
+    torch.save(load_network("resnet18", weights="none").module.state_dict(), tmp_path / "w.pt")
+    assert main(["score", "--dataset", str(root), "--model", "resnet18", "--weights-file", str(tmp_path / "w.pt"),
+                 "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["weights"].startswith("file:w.pt:") and out["n_maps"] == 512
+    assert main(["score", "--dataset", str(root), "--model", "resnet34", "--weights-file", str(tmp_path / "w.pt"),
+                 "--quiet"]) == 3
+    assert "does not fit resnet34" in capsys.readouterr().err
+
+
+def test_timm_cnn_by_name():
+    pytest.importorskip("timm")
+    torch.manual_seed(0)
+    net = load_network("timm:resnet18", weights="none")
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(net.run(x), net.module(x))
+        assert net.run(x, 0, 1).shape == (2, 512, 3, 3)      # the perturbed maps
+        assert net.run(x, 0, 2).shape == (2, 512)            # the pooled pre-logits read-out
+    assert net.resolve_layers(None, None) == (0, 1)
+    with pytest.raises(ModelError, match="timm:resnet18"):
+        load_network("timm:resnet81", weights="none")
+
+
+def test_timm_cnn_is_scored(tiny_set):
+    pytest.importorskip("timm")
+    import numpy as np
+
+    from aisviz import AlignmentImportance
+
+    torch.manual_seed(0)
+    net = load_network("timm:resnet18", weights="none")
+    scorer = AlignmentImportance(progress=False, use_cache=False).fit(tiny_set, network=net)
+    assert scorer.ais_.shape == (512,) and np.isfinite(scorer.r2_all_)
+    assert (scorer.layer_, scorer.readout_) == ("forward_features", "pre_logits")

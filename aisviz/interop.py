@@ -1,0 +1,192 @@
+"""The field's data types in and out: pandas DataFrames and rsatoolbox RDMs for human matrices, rsatoolbox
+RDMs for the network's geometry, and activations computed elsewhere (e.g. with thingsvision).
+
+Labels travel with the data: a labelled matrix is aligned to the image names by its labels, never by its
+position, and a mismatch is an error that names the labels at fault.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from .datasets import DataError
+
+# rsatoolbox pattern descriptors that name images, tried in this order ("index" is rsatoolbox's default 0..n-1).
+NAME_DESCRIPTORS = ("image", "images", "image_name", "stimulus", "stimuli", "name", "names", "conds", "condition")
+
+
+def is_rdms(obj) -> bool:
+    return type(obj).__name__ == "RDMs" and hasattr(obj, "get_matrices") and hasattr(obj, "pattern_descriptors")
+
+
+def is_dataframe(obj) -> bool:
+    return hasattr(obj, "index") and hasattr(obj, "columns") and hasattr(obj, "to_numpy")
+
+
+def _labels_match(labels, names) -> list[int] | None:
+    """Position in `labels` of each name (a label may omit the file extension); None if they are not one set."""
+    labels = [str(x) for x in labels]
+    lookup = {}
+    for k, lab in enumerate(labels):
+        lookup.setdefault(lab, k)
+    order = []
+    for n in names:
+        k = lookup.get(n, lookup.get(Path(n).stem))
+        if k is None:
+            return None
+        order.append(k)
+    return order if len(set(order)) == len(labels) == len(names) else None
+
+
+def _mismatch(what, labels, names, set_name) -> DataError:
+    labels = [str(x) for x in labels]
+    stems = {Path(n).stem for n in names} | set(names)
+    extra = [x for x in labels if x not in stems][:3]
+    missing = [n for n in names if n not in labels and Path(n).stem not in labels][:3]
+    return DataError(
+        f"data set '{set_name}': the {what} labels do not match the image names ({len(labels)} labels, "
+        f"{len(names)} names; not among the names: {extra}; without a label: {missing}). Label the rows and "
+        "columns with the image names (in any order), or pass a plain array in image order."
+    )
+
+
+def align_dataframe(df, image_names, set_name: str = "") -> np.ndarray:
+    """A square DataFrame as a matrix in image_names order, aligned by its row and column labels.
+
+    Unlabelled frames (a default 0..n-1 index and columns) are taken in image order."""
+    import pandas as pd
+
+    names = list(image_names)
+    default = (isinstance(df.index, pd.RangeIndex) and isinstance(df.columns, pd.RangeIndex))
+    if default:
+        return df.to_numpy(dtype=np.float64)
+    rows, cols = _labels_match(df.index, names), _labels_match(df.columns, names)
+    if rows is None:
+        raise _mismatch("row", df.index, names, set_name)
+    if cols is None:
+        raise _mismatch("column", df.columns, names, set_name)
+    try:
+        values = df.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"data set '{set_name}': the DataFrame holds values that are not numbers ({exc}). "
+                        "Store plain numbers only.") from None
+    return values[np.ix_(rows, cols)]
+
+
+def rdm_names(rdms, descriptor: str | None = None) -> list[str] | None:
+    """Image names from an RDMs object's pattern descriptors (the first of NAME_DESCRIPTORS), or None."""
+    desc = rdms.pattern_descriptors or {}
+    if descriptor is not None:
+        if descriptor not in desc:
+            raise DataError(f"the RDMs have no pattern descriptor {descriptor!r} (they have {sorted(desc)}); "
+                            "name one of those.")
+        return [str(x) for x in desc[descriptor]]
+    for key in NAME_DESCRIPTORS:
+        if key in desc:
+            return [str(x) for x in desc[key]]
+    return None
+
+
+def rdms_to_similarity(rdms, image_names=None, set_name: str = "", descriptor: str | None = None):
+    """rsatoolbox RDMs (dissimilarities; several are averaged) -> (similarity matrix in image order, note).
+
+    With image_names, the RDMs' name descriptor (if any) aligns the rows; without one, rows are in order."""
+    from .datasets import dissimilarity_to_similarity
+
+    mats = np.asarray(rdms.get_matrices(), dtype=np.float64)
+    d = mats.mean(axis=0)
+    names = rdm_names(rdms, descriptor)
+    if image_names is not None and names is not None:
+        order = _labels_match(names, list(image_names))
+        if order is None:
+            raise _mismatch("RDM pattern-descriptor", names, list(image_names), set_name)
+        d = d[np.ix_(order, order)]
+    sim, note = dissimilarity_to_similarity(d, name=set_name or "RDMs")
+    measure = getattr(rdms, "dissimilarity_measure", None)
+    averaged = f"mean of {len(mats)} RDMs; " if len(mats) > 1 else ""
+    return sim, f"rsatoolbox RDMs ({averaged}measure: {measure}); {note}"
+
+
+def comparison_set_from_rsatoolbox(rdms, images=None, image_paths=None, name: str = "rdms",
+                                   descriptor: str | None = None, **fields):
+    """A ComparisonSet from rsatoolbox RDMs; image names come from a pattern descriptor (see rdm_names),
+    else "0", "1", ..."""
+    from .datasets import ComparisonSet
+
+    names = rdm_names(rdms, descriptor) or [str(i) for i in range(rdms.n_cond)]
+    return ComparisonSet(name=name, image_names=tuple(names), similarity=rdms, images=images,
+                         image_paths=image_paths, **fields)
+
+
+def _rsatoolbox():
+    try:
+        from rsatoolbox.rdm import RDMs
+    except ImportError:
+        raise ImportError("exporting RDMs needs rsatoolbox: pip install 'aisviz[rsa]' (or pip install rsatoolbox)."
+                          ) from None
+    return RDMs
+
+
+def network_rdm(scorer, k: int | None = None):
+    """The fitted scorer's network RDM as rsatoolbox RDMs: dissimilarity = 1 - network similarity of the
+    read-outs, with all maps (k=None) or only the top-k maps by data-set AIS kept (the rest zeroed)."""
+    RDMs = _rsatoolbox()
+    n_maps = len(scorer.ais_)
+    if k is None or k == n_maps:
+        pairs, kept = scorer.full_pairs_, n_maps
+    else:
+        from .ais import top_k_mask
+
+        top_k_mask(scorer.ais_, k)  # checks the range of k
+        (_, pairs), = list(scorer.engine_.prefix_pairs(scorer.ranking(), [k]))
+        pairs, kept = pairs[0], k
+    pairs = np.asarray(pairs.cpu().numpy() if hasattr(pairs, "cpu") else pairs, dtype=np.float64)
+    net = scorer.network_
+    return RDMs(
+        (1.0 - pairs)[None],
+        dissimilarity_measure=f"1 - {scorer.similarity} similarity of the read-outs",
+        descriptors={"model": net.name, "weights": net.weights, "layer": scorer.layer_,
+                     "readout": scorer.readout_, "maps_kept": kept,
+                     "maps": "all" if kept == n_maps else f"top {kept} by data-set AIS"},
+        pattern_descriptors={"image": list(scorer.image_names_)},
+    )
+
+
+def activations_network(activations, name: str = "precomputed"):
+    """A Network that hands out activations computed elsewhere (e.g. thingsvision) and reads them out
+    by a global average pool: each map becomes one read-out dimension (its mean), so the fast pooled
+    engine scores it. activations: (n_images, C, H, W) or (n_images, C) numpy array or torch tensor, or a
+    list of (C, H, W) arrays, in the data set's image order. Pass it as fit(dataset, network=...)."""
+    import torch
+    from torch import nn
+
+    from .models import Network
+
+    if isinstance(activations, torch.Tensor):
+        activations = activations.detach().cpu().numpy()
+    items = list(activations) if isinstance(activations, (list, tuple)) else None
+    if items is None:
+        arr = np.asarray(activations)
+        if arr.ndim == 2:
+            arr = arr[:, :, None, None]
+        if arr.ndim != 4:
+            raise DataError(f"precomputed activations have shape {arr.shape}; give (n_images, channels, height, "
+                            "width) feature maps, or (n_images, channels) already pooled.")
+        items = list(arr)
+    acts = []
+    for i, a in enumerate(items):
+        a = np.asarray(a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a, dtype=np.float32)
+        if a.ndim != 3 or a.shape[0] != np.asarray(items[0]).shape[0]:
+            raise DataError(f"precomputed activation {i} has shape {a.shape}; every image needs (channels, height, "
+                            f"width) with the same number of channels as image 0.")
+        if not np.isfinite(a).all():
+            raise DataError(f"precomputed activation {i} holds NaN or infinite values; recompute it.")
+        acts.append(np.ascontiguousarray(a))
+    digest = hashlib.sha256()
+    for a in acts:
+        digest.update(a.tobytes())
+    stages = [("activations", nn.Identity()), ("avgpool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten(1))]
+    return Network(name=name, weights=f"precomputed:{digest.hexdigest()[:16]}", stages=stages, mean=(0, 0, 0),
+                   std=(1, 1, 1), default_layer="activations", default_readout="flatten", precomputed=acts)

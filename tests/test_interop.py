@@ -1,0 +1,144 @@
+"""The field's types in and out: rsatoolbox RDMs in (ComparisonSet) and out (to_rsatoolbox), activations
+computed elsewhere scored with a pooled read-out; checked against numpy brute force."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aisviz import AlignmentImportance
+from aisviz.datasets import ComparisonSet, DataError
+from aisviz.interop import activations_network
+
+rsatoolbox = pytest.importorskip("rsatoolbox")
+from rsatoolbox.rdm import RDMs  # noqa: E402
+
+
+def _acts(n=10, c=6, hw=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.maximum(rng.normal(size=(n, c, hw, hw)), 0).astype(np.float32) + 0.01
+
+
+def _human(acts, seed=1):
+    """A 'human' similarity that follows the first three maps, plus noise."""
+    pooled = acts.mean((2, 3))[:, :3]
+    rng = np.random.default_rng(seed)
+    s = np.corrcoef(pooled + 0.3 * rng.normal(size=pooled.shape))
+    return (s + s.T) / 2
+
+
+def _r2(readouts, human):
+    iu = np.triu_indices(len(human), 1)
+    return np.corrcoef(np.corrcoef(readouts)[iu], human[iu])[0, 1] ** 2
+
+
+def test_precomputed_activations_match_numpy_brute_force():
+    acts = _acts()
+    human = _human(acts)
+    ds = ComparisonSet(name="pre", image_names=tuple(f"i{k}" for k in range(10)), similarity=human)
+    scorer = AlignmentImportance(progress=False, dtype="float64").fit(ds, network=activations_network(acts))
+    pooled = acts.astype(np.float64).mean((2, 3))
+    assert scorer.r2_all_ == pytest.approx(_r2(pooled, human), abs=1e-9)
+    for j in range(acts.shape[1]):
+        without = pooled.copy()
+        without[:, j] = 0
+        assert scorer.ais_[j] == pytest.approx(_r2(pooled, human) - _r2(without, human), abs=1e-9)
+    assert scorer.engine_.kind == "per-map sufficient statistics"
+    pooled_only = AlignmentImportance(progress=False, dtype="float64").fit(ds, network=activations_network(pooled))
+    np.testing.assert_allclose(pooled_only.ais_, scorer.ais_, rtol=1e-5, atol=1e-7)  # given as float32
+
+
+def test_precomputed_activations_are_checked():
+    ds = ComparisonSet(name="pre", image_names=tuple(f"i{k}" for k in range(10)), similarity=_human(_acts()))
+    with pytest.raises(DataError, match="9 precomputed activations for 10 images"):
+        AlignmentImportance(progress=False).fit(ds, network=activations_network(_acts()[:9]))
+    with pytest.raises(DataError, match="shape"):
+        activations_network(np.zeros((10, 3, 2, 2, 1)))
+    bad = _acts()
+    bad[2, 0, 0, 0] = np.nan
+    with pytest.raises(DataError, match="activation 2 holds NaN"):
+        activations_network(bad)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.permutations(list(range(10))))
+def test_rdms_in_are_aligned_by_pattern_descriptor(perm):
+    acts = _acts()
+    human = _human(acts)
+    names = [f"i{k}.png" for k in range(10)]
+    d = 1 - human
+    iu = np.triu_indices(10, 1)
+    shuffled = d[np.ix_(perm, perm)]
+    rdms = RDMs(shuffled[iu][None], dissimilarity_measure="1 - r",
+                pattern_descriptors={"image": [names[i] for i in perm]})
+    ds = ComparisonSet(name="rdm", image_names=tuple(names), similarity=rdms)
+    ref = ComparisonSet(name="ref", image_names=tuple(names), similarity=1 - d / d[iu].max() + 0 * d)
+    off = ~np.eye(10, dtype=bool)
+    np.testing.assert_allclose(ds.similarity[off], ref.similarity[off], atol=1e-12)
+    assert "rsatoolbox RDMs" in ds.direction_note
+    from_rdms = ComparisonSet.from_rsatoolbox(rdms)
+    assert from_rdms.image_names == tuple(names[i] for i in perm)
+    a = AlignmentImportance(progress=False, dtype="float64").fit(ds, network=activations_network(acts))
+    b = AlignmentImportance(progress=False).fit(from_rdms, network=activations_network(acts[list(perm)]))
+    np.testing.assert_allclose(a.ais_, b.ais_, rtol=1e-5, atol=1e-7)
+
+
+def test_rdms_with_other_names_are_refused():
+    rdms = RDMs(np.random.default_rng(0).random((1, 10)), pattern_descriptors={"image": list("abcde")})
+    with pytest.raises(DataError, match="RDM pattern-descriptor labels do not match"):
+        ComparisonSet(name="x", image_names=tuple("abcdx"), similarity=rdms)
+
+
+def test_several_rdms_are_averaged():
+    rng = np.random.default_rng(0)
+    d = rng.random((3, 10))
+    ds = ComparisonSet.from_rsatoolbox(RDMs(d))
+    mean = ComparisonSet.from_rsatoolbox(RDMs(d.mean(0, keepdims=True)))
+    np.testing.assert_allclose(ds.similarity, mean.similarity)
+    assert ds.image_names == tuple("0123456789"[:5])  # no name descriptor: 0..n-1
+
+
+def test_network_rdm_out_all_maps_and_top_k():
+    acts = _acts()
+    human = _human(acts)
+    ds = ComparisonSet(name="pre", image_names=tuple(f"i{k}" for k in range(10)), similarity=human)
+    scorer = AlignmentImportance(progress=False, dtype="float64").fit(ds, network=activations_network(acts))
+    pooled = acts.astype(np.float64).mean((2, 3))
+    iu = np.triu_indices(10, 1)
+    full = scorer.to_rsatoolbox()
+    np.testing.assert_allclose(full.dissimilarities[0], 1 - np.corrcoef(pooled)[iu], atol=1e-9)
+    assert full.pattern_descriptors["image"] == list(ds.image_names) and full.descriptors["maps_kept"] == 6
+    top = scorer.to_rsatoolbox(k=2)
+    keep = np.argsort(-scorer.ais_, kind="stable")[:2]
+    masked = np.zeros_like(pooled)
+    masked[:, keep] = pooled[:, keep]
+    np.testing.assert_allclose(top.dissimilarities[0], 1 - np.corrcoef(masked)[iu], atol=1e-6)
+    assert top.descriptors["maps"] == "top 2 by data-set AIS"
+    back = ComparisonSet.from_rsatoolbox(full)  # round trip: the network's RDM as a 'human' matrix
+    assert back.image_names == ds.image_names
+    with pytest.raises(ValueError, match="out of range"):
+        scorer.to_rsatoolbox(k=7)
+
+
+@pytest.mark.realdata
+def test_real_mur92_subjects_as_rsatoolbox_rdms(real_data_root):
+    """The 16 people's RDMs of the 92-object set, in rsatoolbox and shuffled, give the catalog set's matrix."""
+    from aisviz.catalog import load_dataset
+
+    folder = real_data_root / "mur2013_92objects"
+    subjects = np.load(folder / "dissimilarity_subjects.npy")
+    ref = load_dataset("mur92")
+    perm = np.random.default_rng(0).permutation(92)
+    iu = np.triu_indices(92, 1)
+    rdms = RDMs(np.stack([s[np.ix_(perm, perm)][iu] for s in subjects]), dissimilarity_measure="behavioural",
+                pattern_descriptors={"image": [ref.image_names[i] for i in perm]})
+    ds = ComparisonSet(name="mur92-rdms", image_names=ref.image_names, similarity=rdms,
+                       image_paths=ref.image_paths)
+    np.testing.assert_allclose(ds.similarity, ref.similarity, atol=1e-12)
+    assert "mean of 16 RDMs" in ds.direction_note
+    back = ComparisonSet.from_rsatoolbox(rdms, image_paths=[ref.image_paths[i] for i in perm], name="back")
+    np.testing.assert_allclose(back.similarity, ref.similarity[np.ix_(perm, perm)], atol=1e-12)
+    import pandas as pd
+
+    frame = pd.DataFrame(ref.similarity, index=ref.image_names, columns=ref.image_names).iloc[perm, perm[::-1]]
+    as_frame = ComparisonSet(name="mur92-df", image_names=ref.image_names, similarity=frame)
+    np.testing.assert_array_equal(as_frame.similarity, ref.similarity)
