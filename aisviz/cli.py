@@ -560,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", nargs="+", default=["efficientnet_lite0"], help="one or more networks")
     p.add_argument("--layers", "--layer", nargs="+", dest="layers",
                    help="perturbed layers, or 'all-conv' (default: each network's default)")
-    p.add_argument("--folds", type=at_least(2), default=5)
+    p.add_argument("--folds", type=at_least(2), default=5, help="cross-validation folds per seed (paper: 5)")
     p.add_argument("--seeds", type=at_least(1), default=8, help="number of seeds: 111, 222, ... (paper: 8)")
     p.add_argument("--k-step", type=at_least(0), default=1,
                    help="evaluate k = 1, 1+step, ..., all maps (paper: 1; 0 = the dashboard's auto step per layer)")
