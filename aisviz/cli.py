@@ -419,6 +419,34 @@ def cmd_saliency(args):
     return payload, show
 
 
+def cmd_sweep(args):
+    """Score + validation for every (data set, network, layer) cell, on Dask; a table and one folder per cell."""
+    from .sweep import COLUMN_MEANINGS, sweep
+
+    if args.weights_file:
+        raise UsageError("aisviz sweep does not take --weights-file (it may run several networks); put the file "
+                         "at the torch hub path that `aisviz models` names for the network, or use validate.")
+    layers = None if args.layers is None else (args.layers[0] if args.layers == ["all-conv"] else args.layers)
+    table = sweep(args.dataset, args.model, layers, readout=args.readout, folds=args.folds,
+                  seeds=paper_seeds(args.seeds), k_step=args.k_step, n_random=args.n_random, out=args.out,
+                  scheduler=args.scheduler, workers=args.workers, weights=args.weights, similarity=args.similarity,
+                  measure=args.measure, device=args.device, dtype=args.dtype, use_cache=not args.no_cache,
+                  progress=not args.quiet)
+    if args.json:
+        rows = table.astype(object).where(table.notna(), None).to_dict("records")  # NaN -> null
+        return _print_json({"out": args.out, "rows": rows, "columns": COLUMN_MEANINGS})
+    cols = ["dataset", "model", "layer", "n_maps", "r2_all", "mean_r2_test_all", "mean_r2_test_topk",
+            "mean_r2_test_random", "mean_k_star", "p_value", "ceiling_fraction_topk"]
+    short = {"mean_r2_test_all": "test_all", "mean_r2_test_topk": "test_topk*", "mean_r2_test_random": "test_random",
+             "mean_k_star": "k*", "ceiling_fraction_topk": "of_ceiling"}
+    print(table[cols].rename(columns=short).to_string(index=False, float_format="%.4g"))
+    for row in table[table.status == "failed"].itertuples():
+        print(f"failed: {row.dataset} {row.model} {row.layer}: {row.error}")
+    print(f"test_*: mean test R^2 over splits; of_ceiling: subject-level test R^2 at k* / noise-ceiling lower bound "
+          f"(sets with per-subject matrices).\nTable: {args.out}/sweep.csv and sweep.parquet; "
+          f"per cell: {args.out}/cells/")
+
+
 def cmd_serve(args):
     from .serve import serve
 
@@ -523,6 +551,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write image | AIS | saliency panels as PNGs here")
     p.add_argument("--display", choices=("default", "paper"), default="default", help=DISPLAY_HELP)
     p.add_argument("--csv", metavar="DIR", help="also write one CSV per data set (one row per image) into DIR")
+    help_ = "score + validation over data sets x networks x layers, on Dask"
+    p = sub.add_parser("sweep", help=help_, description=help_, formatter_class=HelpFormatter, epilog=EXIT_CODES_HELP,
+                       conflict_handler="resolve")  # --dataset, --model and --layer(s) take several values here
+    p.add_argument("--json", action="store_true", help="print the rows as strict JSON on stdout (NaN -> null)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
+    _add_model_args(p, several_datasets=True)
+    p.add_argument("--dataset", nargs="+", default=[DEFAULT_DATASET], help="one or more catalog names or folders")
+    p.add_argument("--model", nargs="+", default=["efficientnet_lite0"], help="one or more networks")
+    p.add_argument("--layers", "--layer", nargs="+", dest="layers",
+                   help="perturbed layers, or 'all-conv' (default: each network's default)")
+    p.add_argument("--folds", type=at_least(2), default=5, help="cross-validation folds per seed (paper: 5)")
+    p.add_argument("--seeds", type=at_least(1), default=8, help="number of seeds: 111, 222, ... (paper: 8)")
+    p.add_argument("--k-step", type=at_least(0), default=1,
+                   help="evaluate k = 1, 1+step, ..., all maps (paper: 1; 0 = the dashboard's auto step per layer)")
+    p.add_argument("--n-random", type=at_least(1), default=1, help="random map orderings per split (baseline)")
+    p.add_argument("--out", required=True, help="folder for the table and per-cell results (re-runs resume)")
+    p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (default: local threads)")
+    p.add_argument("--workers", type=at_least(1), default=1, help="local threads running cells at once")
     p = _sub(sub, "serve", "the dashboard in a browser (Voila, bound to 127.0.0.1)", cmd_serve, json_=False)
     p.add_argument("--port", type=at_least(1, maximum=65535), default=8866, help="port on 127.0.0.1")
     p.add_argument("--pool-size", type=at_least(0), default=0,

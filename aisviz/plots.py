@@ -293,3 +293,45 @@ def cell_centre(layout: dict, i: int) -> tuple[float, float]:
     r, c = divmod(i, layout["columns"])
     pitch = layout["cell"] + layout["gap"]
     return c * pitch + layout["cell"] / 2, r * pitch + layout["cell"] / 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Layer comparison (sweep results)
+
+CEILING_COLOUR = "#2ca02c"
+
+
+def layer_comparison(layers, title: str = "", height: int = 420):
+    """Alignment along network depth for one (data set, network): test R² with all maps, with the top-k* maps
+    by training AIS and with k* random maps (mean ± SD over splits as error bars), and R² with all maps on all
+    pairs. Where the set has per-subject matrices: the noise-ceiling band (lower to upper bound, per-subject R²
+    on the test pairs) and the top-k* per-subject test R² that it bounds. `layers`: aisviz.sweep.layer_table.
+    Each point carries its layer name as customdata, so a click can open that layer."""
+    go = _go()
+    x = list(layers["layer"])
+    traces = []
+    if "ceiling_lower" in layers and layers["ceiling_lower"].notna().any():
+        traces.append(go.Scatter(x=x, y=layers["ceiling_upper"], mode="lines", line={"width": 0}, showlegend=False,
+                                 hoverinfo="skip", name="noise ceiling upper"))
+        traces.append(go.Scatter(x=x, y=layers["ceiling_lower"], mode="lines", line={"width": 0}, fill="tonexty",
+                                 fillcolor=_rgba(CEILING_COLOUR, 0.2), name="noise ceiling (per-subject R², test)",
+                                 hovertemplate="%{x}<br>noise ceiling lower bound %{y:.4f}<extra></extra>"))
+        traces.append(go.Scatter(x=x, y=layers["subject_r2_test_topk"], mode="lines+markers", customdata=x,
+                                 line={"color": CEILING_COLOUR, "dash": "dash"}, name="test, top-k*, per-subject R²",
+                                 hovertemplate="%{x}<br>per-subject test R² top-k* %{y:.4f}<extra></extra>"))
+    for key, colour, label, dash in (("random", RANDOM_COLOUR, "test, k* random maps", "dot"),
+                                     ("all", TRAIN_COLOUR, "test, all maps", "solid"),
+                                     ("topk", TEST_COLOUR, "test, top-k* maps by AIS", "solid")):
+        traces.append(go.Scatter(
+            x=x, y=layers[f"mean_r2_test_{key}"], mode="lines+markers", name=label, customdata=x,
+            error_y={"type": "data", "array": layers[f"sd_r2_test_{key}"], "visible": True, "thickness": 1},
+            line={"color": colour, "dash": dash, "width": 2}, marker={"size": 8},
+            hovertemplate=f"%{{x}}<br>{label}: R² %{{y:.4f}} (mean ± SD over splits)<extra></extra>"))
+    traces.append(go.Scatter(x=x, y=layers["r2_all"], mode="markers", name="all maps, all pairs", customdata=x,
+                             marker={"color": "black", "symbol": "x", "size": 8},
+                             hovertemplate="%{x}<br>R² all maps, all pairs %{y:.4f}<extra></extra>"))
+    layout = dict(title=title or None, height=height, margin={"l": 60, "r": 20, "t": 50 if title else 30, "b": 90},
+                  xaxis={"title": "perturbed layer (network depth →)", "type": "category"},
+                  yaxis={"title": "alignment R²"}, hovermode="closest", template="plotly_white",
+                  legend={"orientation": "h", "y": -0.35})
+    return go.Figure(data=traces, layout=layout)

@@ -58,5 +58,7 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
         assert "network:" in text
     elif path.stem == "01_quickstart":
         assert "test R² at k*" in text and "relevant region" in text
+    elif path.stem == "04_layer_sweep":
+        assert "layer _head_act" in text and "test R² top-k*" in text
     elif path.stem == "03_workshop":
         assert "AIS heatmap" in text and "p(top-k* > random)" in text

@@ -25,6 +25,7 @@ from .panels import (
     CurvePanel,
     DetailPanel,
     ExportPanel,
+    LayerComparisonPanel,
     MapsPanel,
     ResultView,
     StatusPanel,
@@ -114,7 +115,8 @@ class Dashboard:
     """
 
     # Adding a panel: one class (see aisviz.dashboard.panels) and one line here. Order = build order.
-    PANELS = (StatusPanel, ExportPanel, ControlsPanel, CurvePanel, MapsPanel, BrowserPanel, DetailPanel)
+    PANELS = (StatusPanel, ExportPanel, ControlsPanel, CurvePanel, MapsPanel, BrowserPanel, DetailPanel,
+              LayerComparisonPanel)
 
     def __init__(self, dataset=DEFAULT_DATASET, model: str | None = None, provider: str | None = None,
                  n_folds: int = 5, n_seeds: int = 8, k_step: int = 0, n_random: int = 1,

@@ -12,8 +12,9 @@ from .controls import ControlsPanel
 from .curve import CurvePanel
 from .detail import DetailPanel
 from .export import ExportPanel
+from .layers import LayerComparisonPanel
 from .maps import MapsPanel
 from .status import StatusPanel
 
-__all__ = ["BrowserPanel", "ControlsPanel", "CurvePanel", "DetailPanel", "ExportPanel", "MapsPanel", "Panel",
-           "ResultView", "StatusPanel"]
+__all__ = ["BrowserPanel", "ControlsPanel", "CurvePanel", "DetailPanel", "ExportPanel", "LayerComparisonPanel",
+           "MapsPanel", "Panel", "ResultView", "StatusPanel"]
