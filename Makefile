@@ -6,7 +6,7 @@ PORT   ?= 8866
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: setup chromium dashboard demo test bench clean-cache
+.PHONY: setup chromium dashboard demo test bench clean-cache hub
 
 # CPU-only machines: `make setup TORCH=cpu` first installs torch and torchvision from PyTorch's CPU wheel index,
 # instead of the default CUDA build (about 3 GB of CUDA libraries a CPU cannot use).
@@ -44,3 +44,16 @@ bench: setup
 
 clean-cache: setup
 	$(VENV)/bin/aisviz cache clear
+
+# A local demo JupyterHub (deploy/jupyterhub_config.py): log in with any name and the printed password; the
+# shared dashboard is at /services/aisviz/, researchers start JupyterLab from /hub/home. Ctrl-C stops it.
+HUB_STATE ?= .hub
+HUB_PORT  ?= 8000
+hub: setup
+	test -x $(VENV)/bin/jupyterhub || $(PY) -m pip install --quiet -e '.[hub]'
+	cd deploy && npm ci --no-audit --no-fund --loglevel=error
+	test -f $(HUB_STATE)/bundles/bundle.json || $(VENV)/bin/aisviz precompute --out $(HUB_STATE)/bundles
+	@pw=$${AISVIZ_HUB_PASSWORD:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(9))')}; \
+	  echo "demo hub on http://127.0.0.1:$(HUB_PORT)/ - any user name, password: $$pw"; \
+	  AISVIZ_HUB_STATE=$(abspath $(HUB_STATE)) AISVIZ_HUB_PASSWORD=$$pw AISVIZ_HUB_PORT=$(HUB_PORT) \
+	  PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/jupyterhub -f deploy/jupyterhub_config.py

@@ -11,6 +11,7 @@ _LAZY = {
     "load_dataset": "catalog", "list_datasets": "catalog", "download": "catalog",
     "load_network": "models", "list_models": "models", "list_layers": "models", "ModelError": "models",
     "ais_heatmap": "heatmaps", "overlay": "heatmaps",
+    "sweep": "sweep", "noise_ceiling": "ceiling",
 }
 
 

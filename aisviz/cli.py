@@ -298,13 +298,19 @@ def cmd_validate(args):
     return payload, show
 
 
-def write_heatmaps(scorer, out_dir: Path, keep=None) -> list[dict]:
-    """One PNG overlay per image (paper display) plus heatmaps.npz with the raw maps; atomic writes.
+DISPLAY_HELP = ("heatmap display: default = clipped at 0, value/max, viridis with a colour bar; paper = the authors' "
+                "display ((value/max)^2, jet, 0.6 image + 0.4 colour)")
+
+
+def write_heatmaps(scorer, out_dir: Path, keep=None, display: str = "default") -> list[dict]:
+    """One labelled PNG overlay per image (display mode, title, colour bar) plus heatmaps.npz with the raw
+    maps; atomic writes.
 
     File names are made unique and safe (storage.output_names); heatmaps.npz holds `names` (the image
     names), `files` (their PNGs) and `heatmap_0000`, ... in the same order, never keys made of image names.
     Returns one {"image", "file"} row per image."""
-    from .heatmaps import ais_heatmap, overlay
+    from .figures import figure_bytes, heatmap_figure
+    from .heatmaps import ais_heatmap
     from .storage import atomic_write, output_names
 
     ds, raw = scorer.dataset_, []
@@ -312,8 +318,8 @@ def write_heatmaps(scorer, out_dir: Path, keep=None) -> list[dict]:
     for i, fname in enumerate(files):
         heat = ais_heatmap(scorer.activations_[i], scorer.image_ais_[i], keep=keep)
         raw.append(heat)
-        image = ds.load_image(i)
-        atomic_write(out_dir / fname, lambda f: overlay(image, heat).save(f, format="PNG"))
+        png = figure_bytes(heatmap_figure(ds.load_image(i), heat, display, ds.image_names[i]), dpi=100)
+        atomic_write(out_dir / fname, lambda f, png=png: f.write(png))
     arrays = {f"heatmap_{i:04d}": h for i, h in enumerate(raw)}
     atomic_write(out_dir / "heatmaps.npz", lambda f: np.savez(f, names=np.asarray(ds.image_names),
                                                               files=np.asarray(files), **arrays))
@@ -327,7 +333,7 @@ def cmd_heatmaps(args):
     out = prepare_output_dir(args.out)
     scorer = _scorer(args)
     keep = None if args.top_k is None else top_k_mask(scorer.ais_, args.top_k)
-    written = write_heatmaps(scorer, out, keep=keep)
+    written = write_heatmaps(scorer, out, keep=keep, display=args.display)
     maps = "all maps" if keep is None else f"the top {args.top_k} maps by data-set AIS"
     payload = {**_context(scorer), "out": str(out), "maps": maps, "files": written, "npz": str(out / "heatmaps.npz")}
     return payload, lambda: print(f"wrote {len(written)} heatmap overlays ({maps}) and heatmaps.npz to {out}")
@@ -381,7 +387,8 @@ def cmd_saliency(args):
         results.append(result)
         if out_root is not None:
             sal = saliency_maps(scorer.dataset_, provider, use_cache=not args.no_cache)
-            export_panels(scorer.dataset_, ais_heatmaps(scorer), sal, out_root / scorer.dataset_.name)
+            export_panels(scorer.dataset_, ais_heatmaps(scorer), sal, out_root / scorer.dataset_.name,
+                          mode=args.display, provider=provider.label)
         if csv_dir is not None:
             from .storage import output_names
 
@@ -412,11 +419,44 @@ def cmd_saliency(args):
     return payload, show
 
 
+def cmd_sweep(args):
+    """Score + validation for every (data set, network, layer) cell, on Dask; a table and one folder per cell."""
+    from .sweep import COLUMN_MEANINGS, sweep
+
+    if args.weights_file:
+        raise UsageError("aisviz sweep does not take --weights-file (it may run several networks); put the file "
+                         "at the torch hub path that `aisviz models` names for the network, or use validate.")
+    layers = None if args.layers is None else (args.layers[0] if args.layers == ["all-conv"] else args.layers)
+    table = sweep(args.dataset, args.model, layers, readout=args.readout, folds=args.folds,
+                  seeds=paper_seeds(args.seeds), k_step=args.k_step, n_random=args.n_random, out=args.out,
+                  scheduler=args.scheduler, workers=args.workers, weights=args.weights, similarity=args.similarity,
+                  measure=args.measure, device=args.device, dtype=args.dtype, use_cache=not args.no_cache,
+                  progress=not args.quiet)
+    if args.json:
+        rows = table.astype(object).where(table.notna(), None).to_dict("records")  # NaN -> null
+        return _print_json({"out": args.out, "rows": rows, "columns": COLUMN_MEANINGS})
+    cols = ["dataset", "model", "layer", "n_maps", "r2_all", "mean_r2_test_all", "mean_r2_test_topk",
+            "mean_r2_test_random", "mean_k_star", "p_value", "ceiling_fraction_topk"]
+    short = {"mean_r2_test_all": "test_all", "mean_r2_test_topk": "test_topk*", "mean_r2_test_random": "test_random",
+             "mean_k_star": "k*", "ceiling_fraction_topk": "of_ceiling"}
+    print(table[cols].rename(columns=short).to_string(index=False, float_format="%.4g"))
+    for row in table[table.status == "failed"].itertuples():
+        print(f"failed: {row.dataset} {row.model} {row.layer}: {row.error}")
+    print(f"test_*: mean test R^2 over splits; of_ceiling: subject-level test R^2 at k* / noise-ceiling lower bound "
+          f"(sets with per-subject matrices).\nTable: {args.out}/sweep.csv and sweep.parquet; "
+          f"per cell: {args.out}/cells/")
+
+
 def cmd_serve(args):
     from .serve import serve
 
+    if args.shared and not args.bundles:
+        from .errors import UsageError
+
+        raise UsageError("--shared needs --bundles DIR: the result bundles viewers may open (aisviz precompute).")
     code = serve(port=args.port, pool_size=args.pool_size, open_browser=args.open, cull_idle_timeout=args.cull_idle,
-                 base_url=args.base_url)
+                 base_url=args.base_url, max_kernels=args.max_kernels, bundles=args.bundles if args.shared else None,
+                 hub_auth=args.hub_auth)
     if code:
         raise SystemExit(code)
     return None, None
@@ -499,6 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "heatmaps":
             p.add_argument("--top-k", type=at_least(1), help="weight only the top-k maps by data-set AIS "
                                                              "(default: all maps)")
+            p.add_argument("--display", choices=("default", "paper"), default="default", help=DISPLAY_HELP)
         if name in ("heatmaps", "demo"):
             p.add_argument("--out", required=name == "heatmaps", default="aisviz-demo" if name == "demo" else None,
                            help="folder for the PNG overlays and heatmaps.npz")
@@ -508,15 +549,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help="spectral_residual, fine_grained, center_bias (classic baselines, offline), deepgaze_iie "
                         "(needs internet), or a folder of per-image maps (PNG/NPY named like the images)")
     p.add_argument("--out", help="also write image | AIS | saliency panels as PNGs here")
+    p.add_argument("--display", choices=("default", "paper"), default="default", help=DISPLAY_HELP)
     p.add_argument("--csv", metavar="DIR", help="also write one CSV per data set (one row per image) into DIR")
+    help_ = "score + validation over data sets x networks x layers, on Dask"
+    p = sub.add_parser("sweep", help=help_, description=help_, formatter_class=HelpFormatter, epilog=EXIT_CODES_HELP,
+                       conflict_handler="resolve")  # --dataset, --model and --layer(s) take several values here
+    p.add_argument("--json", action="store_true", help="print the rows as strict JSON on stdout (NaN -> null)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
+    _add_model_args(p, several_datasets=True)
+    p.add_argument("--dataset", nargs="+", default=[DEFAULT_DATASET], help="one or more catalog names or folders")
+    p.add_argument("--model", nargs="+", default=["efficientnet_lite0"], help="one or more networks")
+    p.add_argument("--layers", "--layer", nargs="+", dest="layers",
+                   help="perturbed layers, or 'all-conv' (default: each network's default)")
+    p.add_argument("--folds", type=at_least(2), default=5, help="cross-validation folds per seed (paper: 5)")
+    p.add_argument("--seeds", type=at_least(1), default=8, help="number of seeds: 111, 222, ... (paper: 8)")
+    p.add_argument("--k-step", type=at_least(0), default=1,
+                   help="evaluate k = 1, 1+step, ..., all maps (paper: 1; 0 = the dashboard's auto step per layer)")
+    p.add_argument("--n-random", type=at_least(1), default=1, help="random map orderings per split (baseline)")
+    p.add_argument("--out", required=True, help="folder for the table and per-cell results (re-runs resume)")
+    p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (default: local threads)")
+    p.add_argument("--workers", type=at_least(1), default=1, help="local threads running cells at once")
     p = _sub(sub, "serve", "the dashboard in a browser (Voila, bound to 127.0.0.1)", cmd_serve, json_=False)
     p.add_argument("--port", type=at_least(1, maximum=65535), default=8866, help="port on 127.0.0.1")
     p.add_argument("--pool-size", type=at_least(0), default=0,
-                   help="preheated kernels (each 1.3-1.4 GB resident, ~0.7 GB of it its own)")
+                   help="preheated kernels (researcher kernels 1.3-1.4 GB resident, viewer kernels ~225 MB)")
     p.add_argument("--open", action="store_true", help="open a browser tab")
-    p.add_argument("--cull-idle", type=at_least(1), default=1800,
-                   help="seconds before idle kernels (no tab open) are shut down")
+    p.add_argument("--cull-idle", type=at_least(1), default=600,
+                   help="seconds before idle kernels (no tab open) are shut down (checked every tenth of it)")
     p.add_argument("--base-url", help="URL prefix when served behind a reverse proxy, e.g. /aisviz/")
+    p.add_argument("--shared", action="store_true",
+                   help="shared viewer mode: light kernels that only show the bundles in --bundles")
+    p.add_argument("--bundles", help="folder of result bundles (aisviz precompute) for --shared")
+    p.add_argument("--max-kernels", type=at_least(0), default=0, help="cap on visitors' kernels; 0 = none")
+    p.add_argument("--hub-auth", action="store_true", help="run as a JupyterHub service (see deploy/)")
+    from .cli_share import add_commands
+
+    add_commands(sub, _sub)
     p = _sub(sub, "cache", "show the caches with their sizes, or clear them all", cmd_cache)
     p.add_argument("action", choices=("show", "clear"), help="show: list each cache; clear: delete every cached "
                                                              "file and stale temporary file")

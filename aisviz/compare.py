@@ -405,12 +405,12 @@ def activation_strength(scorer) -> dict:
 # Rendering
 
 
-def side_by_side(image: Image.Image, heatmap, sal_map, gap: int = 4) -> Image.Image:
-    """image | AIS heatmap overlay | saliency overlay, both overlays with heatmaps.overlay (the paper's
-    display transform, jet, alpha 0.6). heatmap: the raw AIS heatmap (any size), not a display map, which
-    overlay would square again."""
+def side_by_side(image: Image.Image, heatmap, sal_map, gap: int = 4, mode: str = "default") -> Image.Image:
+    """image | AIS heatmap overlay | saliency overlay as one plain strip, both overlays through
+    heatmaps.overlay in the display mode ("default" or "paper"). heatmap: the raw AIS heatmap (any size),
+    not a display map, which the overlay would transform again."""
     rgb = image.convert("RGB")
-    panels = [rgb, overlay(rgb, heatmap), overlay(rgb, sal_map)]
+    panels = [rgb, overlay(rgb, heatmap, mode), overlay(rgb, sal_map, mode)]
     w, h = rgb.size
     canvas = Image.new("RGB", (3 * w + 2 * gap, h), "white")
     for k, p in enumerate(panels):
@@ -418,9 +418,15 @@ def side_by_side(image: Image.Image, heatmap, sal_map, gap: int = 4) -> Image.Im
     return canvas
 
 
-def export_panels(dataset, ais_maps, sal_maps, out_dir) -> list[Path]:
-    """Write side_by_side panels as <image stem>.png into out_dir (atomic writes); returns the paths.
-    ais_maps: raw AIS heatmaps (e.g. ais_heatmaps(scorer)); sal_maps: saliency maps at image size."""
+def export_panels(dataset, ais_maps, sal_maps, out_dir, mode: str = "default", provider: str = "saliency",
+                  heatmap_title: str = "AIS heatmap (all maps)") -> list[Path]:
+    """Write labelled panels (figures.panel_figure: titles and colour bars) as <image stem>.png into out_dir
+    (atomic writes); returns the paths. ais_maps: raw AIS heatmaps (e.g. ais_heatmaps(scorer)); sal_maps:
+    saliency maps at image size; mode: the heatmaps display mode."""
+    from .figures import figure_bytes, panel_figure
+    from .heatmaps import check_mode
+
+    check_mode(mode)
     if not (len(ais_maps) == len(sal_maps) == dataset.n_images):
         raise ValueError(f"give one AIS heatmap and one saliency map per image ({dataset.n_images}).")
     out = Path(out_dir).expanduser()
@@ -430,6 +436,9 @@ def export_panels(dataset, ais_maps, sal_maps, out_dir) -> list[Path]:
         stems = [n.replace(".", "_") for n in dataset.image_names]
     paths = []
     for i, stem in enumerate(stems):
-        panel = side_by_side(dataset.load_image(i), ais_maps[i], sal_maps[i])
-        paths.append(atomic_write(out / f"{stem}.png", lambda f: panel.save(f, format="PNG")))
+        fig = panel_figure(dataset.load_image(i), ais_maps[i], sal_maps[i], mode=mode,
+                           title=f"{dataset.name}: {dataset.image_names[i]}", heatmap_title=heatmap_title,
+                           saliency_title=provider)
+        png = figure_bytes(fig, "png", dpi=100)
+        paths.append(atomic_write(out / f"{stem}.png", lambda f, png=png: f.write(png)))
     return paths

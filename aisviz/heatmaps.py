@@ -3,9 +3,13 @@
 heatmap_i = sum_j AIS(i, j) A_ij / sum_j AIS(i, j)  (np.average(A_i, axis=0, weights=AIS_i), the paper).
 AIS can be negative, so the weights can sum to about zero (or below): then the map is divided by the sum
 of absolute weights instead, which keeps the sign meaningful (positive = regions whose features support
-the image's alignment with people). Display (paper): bilinear resize to the image, clip negative values
-to 0 (an aisviz choice: squaring would turn them into positive evidence), divide by the maximum,
-square, jet colour map, overlay at alpha 0.6.
+the image's alignment with people).
+
+Two display modes (display_values, overlay): "paper" reproduces the authors' display exactly (bilinear
+resize, divide by the maximum without clipping, square, matplotlib's jet, 0.6 image + 0.4 colours);
+"default" clips at 0, divides by the maximum (linear) and uses viridis, a perceptually uniform,
+colour-blind-safe colormap, shown with a colour bar. display_map (clip, /max, square) is the transform
+the comparison metrics use for both maps (aisviz.compare).
 """
 from __future__ import annotations
 
@@ -36,29 +40,86 @@ def ais_heatmap(activation: np.ndarray, weights: np.ndarray, minmax_maps: bool =
     return np.tensordot(w, a, axes=1) / denominator
 
 
-def jet(values: np.ndarray) -> np.ndarray:
-    """Matplotlib's 'jet' colour map (piecewise linear) for values in [0, 1] -> uint8 RGB."""
-    v = np.clip(np.asarray(values, dtype=np.float64), 0, 1)
-    r = np.clip(1.5 - np.abs(4 * v - 3), 0, 1)
-    g = np.clip(1.5 - np.abs(4 * v - 2), 0, 1)
-    b = np.clip(1.5 - np.abs(4 * v - 1), 0, 1)
-    return (np.stack([r, g, b], -1) * 255).round().astype(np.uint8)
+DISPLAY_MODES = ("default", "paper")
+DEFAULT_CMAP = "viridis"     # perceptually uniform and readable with the common colour-vision deficiencies
+PAPER_CMAP = "jet"
+DEFAULT_ALPHA = 0.5          # default mode: weight of the colours over the image
+PAPER_IMAGE_WEIGHT = 0.6     # paper mode: 0.6 image + 0.4 heatmap colours (the authors' display)
+
+
+def check_mode(mode: str) -> str:
+    if mode not in DISPLAY_MODES:
+        raise ValueError(f"display mode must be one of {DISPLAY_MODES}, not {mode!r}.")
+    return mode
+
+
+def _resize(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    h = Image.fromarray(np.asarray(heatmap, dtype=np.float32), mode="F").resize(size, Image.BILINEAR)
+    return np.asarray(h, dtype=np.float64)
 
 
 def display_map(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The paper's display transform: resize (bilinear) to size=(width, height), clip at 0, divide by
-    the maximum, square. Returns float values in [0, 1] (all zero when nothing is positive)."""
-    h = Image.fromarray(np.asarray(heatmap, dtype=np.float32), mode="F").resize(size, Image.BILINEAR)
-    h = np.clip(np.asarray(h, dtype=np.float64), 0, None)
+    """The display transform the comparison metrics use: resize (bilinear) to size=(width, height), clip
+    at 0, divide by the maximum, square. Returns float values in [0, 1] (all zero when nothing is positive)."""
+    h = np.clip(_resize(heatmap, size), 0, None)
     top = h.max()
     return (h / top) ** 2 if top > 0 else h
 
 
-def overlay(image: Image.Image, heatmap: np.ndarray, alpha: float = 0.6) -> Image.Image:
-    """The image with the heatmap in jet colours on top at `alpha` (paper: 0.6)."""
-    rgb = image.convert("RGB")
-    colours = Image.fromarray(jet(display_map(heatmap, rgb.size)))
-    return Image.blend(rgb, colours, alpha)
+def display_values(heatmap: np.ndarray, size: tuple[int, int], mode: str = "default") -> np.ndarray:
+    """What the colours encode, at size=(width, height).
+
+    "paper" (the authors' display): bilinear resize, divide by the maximum without clipping, square
+    (so strongly negative regions also come out high). "default": bilinear resize, clip at 0, divide by
+    the maximum: the share of the image's largest positive heatmap value, linear, in [0, 1]."""
+    h = _resize(heatmap, size)
+    top = h.max()
+    if check_mode(mode) == "paper":
+        return (h / top) ** 2 if top != 0 else np.zeros_like(h)
+    h = np.clip(h, 0, None)
+    return h / top if top > 0 else h
+
+
+def colormap(mode: str = "default"):
+    """matplotlib's colormap for a display mode (jet for "paper", viridis by default)."""
+    from matplotlib import colormaps
+
+    return colormaps[PAPER_CMAP if check_mode(mode) == "paper" else DEFAULT_CMAP]
+
+
+def colours(values: np.ndarray, mode: str = "default") -> np.ndarray:
+    """Display values -> float RGB in [0, 1] through the mode's matplotlib colormap (values above 1 take
+    the top colour)."""
+    return colormap(mode)(np.asarray(values, dtype=np.float64))[..., :3]
+
+
+def overlay(image: Image.Image, heatmap: np.ndarray, mode: str = "default") -> Image.Image:
+    """The image with the heatmap's colours blended over it. "paper": 0.6 image + 0.4 jet colours of
+    display_values (the authors' display). "default": 0.5 image + 0.5 viridis colours of the clipped,
+    max-scaled heatmap. uint8 by truncation, as numpy's astype."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float64)
+    size = (rgb.shape[1], rgb.shape[0])
+    heat = 255.0 * colours(display_values(heatmap, size, mode), mode)
+    w = PAPER_IMAGE_WEIGHT if mode == "paper" else 1.0 - DEFAULT_ALPHA
+    return Image.fromarray((w * rgb + (1.0 - w) * heat).astype(np.uint8))
+
+
+def scale_note(mode: str = "default", what: str = "AIS heatmap") -> str:
+    """One line saying what the colour scale of a mode means."""
+    if check_mode(mode) == "paper":
+        return (f"{what}: (value / image max)², jet, 0.6 image + 0.4 colour (the authors' display); negative "
+                "values also square to high colours")
+    return f"{what}: value / image max, clipped at 0 (linear), viridis, 0.5 image + 0.5 colour"
+
+
+def colourbar_png(mode: str = "default", height: int = 200, width: int = 14) -> bytes:
+    """A vertical colour bar (top = 1) as PNG bytes, for panels that show overlays of this mode."""
+    import io
+
+    ramp = np.linspace(1.0, 0.0, height)[:, None].repeat(width, 1)
+    buf = io.BytesIO()
+    Image.fromarray((255 * colours(ramp, mode)).round().astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def mass_inside(heatmap: np.ndarray, mask: np.ndarray) -> float:

@@ -19,6 +19,10 @@ OTHER_COLOUR = "#9aa5b1"
 TRAIN_COLOUR = "#1f77b4"
 TEST_COLOUR = "#d62728"
 RANDOM_COLOUR = "#7f7f7f"
+# Transparent backgrounds: the page's theme (JupyterLab light or dark) shows through; the dashboard's CSS
+# recolours text and grid lines in dark themes.
+THEMELESS = {"template": "plotly_white", "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)",
+             "autosize": True}
 
 
 def _go():
@@ -116,34 +120,36 @@ def alignment_curve(k_values, curves: dict, summary: dict, k: int | None = None,
         traces.append(go.Scatter(x=x, y=st[key]["mean"], mode="lines", legendgroup=label,
                                  line={"color": colour, "width": 2}, name=f"{label}, top-k maps by AIS",
                                  hovertemplate=f"k=%{{x}}<br>{label} R² top-k %{{y:.4f}}<extra></extra>"))
+    ends = [x[0], x[-1]]
+    for key, colour, label in (("mean_r2_train_all", TRAIN_COLOUR, "train"), ("mean_r2_test_all", TEST_COLOUR, "test")):
+        traces.append(go.Scatter(x=ends, y=[summary[key]] * 2, mode="lines", name=f"{label}, all maps",
+                                 line={"color": colour, "width": 1.5, "dash": "dot"},
+                                 hovertemplate=f"{label} R² all maps %{{y:.4f}}<extra></extra>"))
+    traces.append(go.Scatter(x=[summary["mean_k_star"]] * 2, y=[_lowest(st, summary), _highest(st, summary)],
+                             mode="lines", name=f"mean k* = {summary['mean_k_star']:.0f} (best train R²)",
+                             line={"color": "#444", "width": 1, "dash": "dash"}, hoverinfo="skip"))
     i = nearest_k_index(x, x[-1] if k is None else k)
     for key, colour, name in (("train_topk", TRAIN_COLOUR, MARKER_TRAIN), ("test_topk", TEST_COLOUR, MARKER_TEST)):
         traces.append(go.Scatter(x=[x[i]], y=[st[key]["mean"][i]], mode="markers", name=name,
                                  marker={"color": colour, "size": 13, "symbol": "diamond",
                                          "line": {"color": "black", "width": 1.5}},
                                  hovertemplate=f"{name}: k=%{{x}}, R² %{{y:.4f}}<extra></extra>"))
-    shapes = [
-        {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": summary["mean_r2_test_all"],
-         "y1": summary["mean_r2_test_all"], "line": {"color": TEST_COLOUR, "dash": "dot", "width": 1.5}},
-        {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": summary["mean_r2_train_all"],
-         "y1": summary["mean_r2_train_all"], "line": {"color": TRAIN_COLOUR, "dash": "dot", "width": 1.5}},
-        {"type": "line", "yref": "paper", "y0": 0, "y1": 1, "x0": summary["mean_k_star"],
-         "x1": summary["mean_k_star"], "line": {"color": "black", "dash": "dash", "width": 1}},
-    ]
-    annotations = [
-        {"x": summary["mean_k_star"], "y": 1, "yref": "paper", "text": f"mean k* = {summary['mean_k_star']:.0f}",
-         "showarrow": False, "yanchor": "bottom", "font": {"size": 11}},
-        {"x": 1, "xref": "paper", "y": summary["mean_r2_test_all"], "text": "test, all maps", "showarrow": False,
-         "xanchor": "right", "yanchor": "top", "font": {"size": 10, "color": TEST_COLOUR}},
-        {"x": 1, "xref": "paper", "y": summary["mean_r2_train_all"], "text": "train, all maps", "showarrow": False,
-         "xanchor": "right", "yanchor": "bottom", "font": {"size": 10, "color": TRAIN_COLOUR}},
-    ]
-    layout = dict(title=title or None, height=height, margin={"l": 60, "r": 20, "t": 50 if title else 30, "b": 50},
+    layout = dict(title=title or None, height=height, margin={"l": 60, "r": 10, "t": 40 if title else 10, "b": 40},
                   xaxis={"title": "k (maps kept, ranked by training AIS)"},
-                  yaxis={"title": "alignment R² (mean ± SD over splits)"},
-                  shapes=shapes, annotations=annotations, hovermode="closest", template="plotly_white",
-                  legend={"orientation": "h", "y": -0.2})
+                  yaxis={"title": "alignment R² (mean ± SD over splits)"}, hovermode="closest",
+                  legend={"orientation": "h", "y": -0.18, "yanchor": "top", "x": 0, "font": {"size": 11}},
+                  **THEMELESS)
     return go.Figure(data=traces, layout=layout)
+
+
+def _lowest(st, summary) -> float:
+    lows = [np.nanmin(st[key]["mean"] - st[key]["sd"]) for key in ("train_topk", "test_topk", "test_random")]
+    return float(min(lows + [summary["mean_r2_test_all"]]))
+
+
+def _highest(st, summary) -> float:
+    highs = [np.nanmax(st[key]["mean"] + st[key]["sd"]) for key in ("train_topk", "test_topk", "test_random")]
+    return float(max(highs + [summary["mean_r2_train_all"]]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,13 +166,19 @@ def ais_bars(ais, k: int | None = None, map_names=None, title: str = "", height:
     k = len(ais) if k is None else k
     bar = go.Bar(x=np.arange(1, len(ais) + 1), y=ais[order], marker={"color": topk_colours(len(ais), k),
                                                                       "line": {"width": 0}},
-                 customdata=[names[j] for j in order], name="AIS",
+                 customdata=[names[j] for j in order], name="AIS", showlegend=False,
                  hovertemplate="rank %{x}: %{customdata}<br>AIS %{y:.3g}<extra></extra>")
-    layout = dict(title=title or None, height=height, bargap=0, template="plotly_white",
-                  margin={"l": 60, "r": 20, "t": 40 if title else 20, "b": 50},
+    # Legend entries only: the one bar trace carries both colours, so that a move of k changes one property.
+    keys = [go.Bar(x=[None], y=[None], marker={"color": colour}, name=name, showlegend=True, hoverinfo="skip")
+            for colour, name in ((TOPK_COLOUR, "top-k maps (kept at the slider's k)"), (OTHER_COLOUR, "other maps"))]
+    layout = dict(title=title or None, height=height, bargap=0,
+                  margin={"l": 60, "r": 10, "t": 40 if title else 10, "b": 40},
                   xaxis={"title": "rank by data-set AIS (1 = largest drop in alignment when removed)"},
-                  yaxis={"title": "AIS = R²(all) − R²(without the map)"}, showlegend=False)
-    return go.Figure(data=[bar], layout=layout)
+                  yaxis={"title": "AIS = R²(all) − R²(without the map)", "zeroline": True,
+                         "zerolinecolor": "#888"},
+                  legend={"orientation": "h", "y": -0.2, "yanchor": "top", "x": 0, "font": {"size": 11}},
+                  barmode="overlay", **THEMELESS)
+    return go.Figure(data=[bar, *keys], layout=layout)
 
 
 def topk_colours(n_maps: int, k: int) -> list[str]:
@@ -197,14 +209,15 @@ def mds_coordinates(similarity, n_components: int = 2) -> np.ndarray:
     return coords * np.where(flip == 0, 1, flip)
 
 
-def png_bytes(image, size: int | None = None) -> bytes:
-    """PNG bytes of a PIL image, optionally resized (aspect kept) so that its longer side is `size`."""
+def png_bytes(image, size: int | None = None, compress_level: int = 6) -> bytes:
+    """PNG bytes of a PIL image, optionally resized (aspect kept) so that its longer side is `size`.
+    compress_level 1 encodes several times faster (bigger files): for images re-rendered on hover."""
     im = image.convert("RGB")
     if size is not None:
         im = im.copy()
         im.thumbnail((size, size))
     buf = io.BytesIO()
-    im.save(buf, format="PNG")
+    im.save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
 
 
@@ -234,7 +247,7 @@ def mds_scatter(coords, image_names, thumbnails=None, hover_text=None, title: st
                        xanchor="center", yanchor="middle", layer="below", sizing="contain")
                   for t, (x, y) in zip(thumbnails, xy, strict=True)]
     pad = 0.6 * size
-    layout = dict(title=title or None, height=height, template="plotly_white", images=images, showlegend=False,
+    layout = dict(title=title or None, height=height, images=images, showlegend=False, **THEMELESS,
                   margin={"l": 40, "r": 20, "t": 40 if title else 20, "b": 40}, hovermode="closest",
                   xaxis={"title": "MDS 1 of the human similarities", "zeroline": False,
                          "range": [xy[:, 0].min() - pad, xy[:, 0].max() + pad]},
@@ -280,3 +293,45 @@ def cell_centre(layout: dict, i: int) -> tuple[float, float]:
     r, c = divmod(i, layout["columns"])
     pitch = layout["cell"] + layout["gap"]
     return c * pitch + layout["cell"] / 2, r * pitch + layout["cell"] / 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Layer comparison (sweep results)
+
+CEILING_COLOUR = "#2ca02c"
+
+
+def layer_comparison(layers, title: str = "", height: int = 420):
+    """Alignment along network depth for one (data set, network): test R² with all maps, with the top-k* maps
+    by training AIS and with k* random maps (mean ± SD over splits as error bars), and R² with all maps on all
+    pairs. Where the set has per-subject matrices: the noise-ceiling band (lower to upper bound, per-subject R²
+    on the test pairs) and the top-k* per-subject test R² that it bounds. `layers`: aisviz.sweep.layer_table.
+    Each point carries its layer name as customdata, so a click can open that layer."""
+    go = _go()
+    x = list(layers["layer"])
+    traces = []
+    if "ceiling_lower" in layers and layers["ceiling_lower"].notna().any():
+        traces.append(go.Scatter(x=x, y=layers["ceiling_upper"], mode="lines", line={"width": 0}, showlegend=False,
+                                 hoverinfo="skip", name="noise ceiling upper"))
+        traces.append(go.Scatter(x=x, y=layers["ceiling_lower"], mode="lines", line={"width": 0}, fill="tonexty",
+                                 fillcolor=_rgba(CEILING_COLOUR, 0.2), name="noise ceiling (per-subject R², test)",
+                                 hovertemplate="%{x}<br>noise ceiling lower bound %{y:.4f}<extra></extra>"))
+        traces.append(go.Scatter(x=x, y=layers["subject_r2_test_topk"], mode="lines+markers", customdata=x,
+                                 line={"color": CEILING_COLOUR, "dash": "dash"}, name="test, top-k*, per-subject R²",
+                                 hovertemplate="%{x}<br>per-subject test R² top-k* %{y:.4f}<extra></extra>"))
+    for key, colour, label, dash in (("random", RANDOM_COLOUR, "test, k* random maps", "dot"),
+                                     ("all", TRAIN_COLOUR, "test, all maps", "solid"),
+                                     ("topk", TEST_COLOUR, "test, top-k* maps by AIS", "solid")):
+        traces.append(go.Scatter(
+            x=x, y=layers[f"mean_r2_test_{key}"], mode="lines+markers", name=label, customdata=x,
+            error_y={"type": "data", "array": layers[f"sd_r2_test_{key}"], "visible": True, "thickness": 1},
+            line={"color": colour, "dash": dash, "width": 2}, marker={"size": 8},
+            hovertemplate=f"%{{x}}<br>{label}: R² %{{y:.4f}} (mean ± SD over splits)<extra></extra>"))
+    traces.append(go.Scatter(x=x, y=layers["r2_all"], mode="markers", name="all maps, all pairs", customdata=x,
+                             marker={"color": "black", "symbol": "x", "size": 8},
+                             hovertemplate="%{x}<br>R² all maps, all pairs %{y:.4f}<extra></extra>"))
+    layout = dict(title=title or None, height=height, margin={"l": 60, "r": 20, "t": 50 if title else 30, "b": 90},
+                  xaxis={"title": "perturbed layer (network depth →)", "type": "category"},
+                  yaxis={"title": "alignment R²"}, hovermode="closest", template="plotly_white",
+                  legend={"orientation": "h", "y": -0.35})
+    return go.Figure(data=traces, layout=layout)

@@ -1,24 +1,35 @@
 """Serve the dashboard with Voila: `aisviz serve` (see serve()).
 
-Voila runs notebooks/dashboard.ipynb (a few lines that build aisviz.app.Dashboard) in one kernel per
-browser tab, shows only its widgets, and never the code. Choices made here:
+Voila runs a thin notebook in one kernel per browser tab, shows only its widgets, and never the code.
+Two modes:
+- researcher mode (default): notebooks/dashboard.ipynb builds aisviz.app.Dashboard, which computes any
+  setting;
+- shared mode (`--shared --bundles DIR`): a generated notebook builds aisviz.viewer's viewer over the result
+  bundles in DIR (aisviz precompute): light kernels that import no torch, offer only the bundled settings
+  and compute nothing.
+
+Choices made here:
 - bound to 127.0.0.1 only (`--Voila.ip`; Voila ignores a plain `--ip`): put a reverse proxy with
-  authentication in front to share it beyond this machine;
+  authentication in front (JupyterHub, see deploy/) to share it beyond this machine;
+- the port printed is the port served: a busy port is an error (Voila would silently take the next one);
+- Voila runs as aisviz.voila_server: legacy-framing kernel websockets refused (they can freeze Voila
+  0.5.13), a cap on kernels with a "server full" page, and the tab-close beacon accepted;
 - tracebacks hidden from viewers (`--show_tracebacks=False`) but kept in the server log; the dashboard
   also logs every callback error (logger "aisviz.app") to the file in AISVIZ_APP_LOG, which serve()
   sets to <AISVIZ_HOME>/logs/dashboard.log unless it is set already;
-- optional preheated kernels (`--preheat_kernel=True --pool_size=N`): each pooled kernel has already
-  run the notebook (so the default results are computing or ready) when a visitor arrives;
-- idle kernels culled (`--MappingKernelManager.cull_idle_timeout`), so a workshop server does not
-  collect kernels of closed tabs; kernels with an open tab are never culled.
+- optional preheated kernels (`--preheat_kernel=True --pool_size=N`);
+- kernels with no tab open are culled after the idle timeout (default 10 min), checked every tenth of it;
+- SIGTERM or SIGINT stops Voila and every kernel, and frees the port.
 """
 from __future__ import annotations
 
-import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from .errors import EnvironmentProblem
 from .storage import aisviz_home
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "dashboard.ipynb"
@@ -30,79 +41,203 @@ NOTEBOOK_SOURCE = (
     "dashboard = Dashboard()\n"
     "dashboard"
 )
+VIEWER_SOURCE = (
+    "# The aisviz dashboard in shared viewer mode (served by `aisviz serve --shared --bundles DIR`): it shows\n"
+    "# only the precomputed result bundles in the folder named by AISVIZ_BUNDLES, imports no torch and\n"
+    "# computes nothing.\n"
+    "from aisviz.viewer import viewer_from_environment\n"
+    "\n"
+    "viewer = viewer_from_environment()\n"
+    "viewer"
+)
+
+
+def _write_notebook(name: str, source: str) -> Path:
+    """A one-cell notebook written atomically to <AISVIZ_HOME>/app/<name> (an installed wheel has no
+    notebooks/ folder; the viewer notebook is generated so that no path of this checkout is served)."""
+    import nbformat
+
+    from .storage import atomic_write
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    text = nbformat.writes(nb).encode("utf-8")
+    return atomic_write(aisviz_home() / "app" / name, lambda f: f.write(text))
 
 
 def dashboard_notebook() -> Path:
-    """The notebook Voila serves: notebooks/dashboard.ipynb of a source checkout, else a copy written to
-    <AISVIZ_HOME>/app/dashboard.ipynb (an installed wheel has no notebooks/ folder)."""
+    """The notebook Voila serves in researcher mode: notebooks/dashboard.ipynb of a source checkout, else a
+    copy written to <AISVIZ_HOME>/app/dashboard.ipynb."""
     if NOTEBOOK.is_file():
         return NOTEBOOK
-    import nbformat
+    return _write_notebook("dashboard.ipynb", NOTEBOOK_SOURCE)
 
-    target = aisviz_home() / "app" / "dashboard.ipynb"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(NOTEBOOK_SOURCE)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    tmp = target.with_suffix(".tmp")
-    nbformat.write(nb, tmp)
-    os.replace(tmp, target)
-    return target
+
+def viewer_notebook() -> Path:
+    """The notebook Voila serves in shared mode (<AISVIZ_HOME>/app/aisviz.ipynb: the page title is its name)."""
+    return _write_notebook("aisviz.ipynb", VIEWER_SOURCE)
+
+
+DEFAULT_CULL_IDLE = 600      # seconds a kernel with no open tab may stay idle before it is shut down
+
+
+def cull_interval_for(cull_idle_timeout: int) -> int:
+    """How often the culler looks: a tenth of the idle timeout, 5 to 60 s, so a closed tab's kernel is gone
+    within cull_idle_timeout + that interval (jupyter-server's fixed default is 300 s)."""
+    return int(min(60, max(5, int(cull_idle_timeout) // 10)))
 
 
 def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = False, notebook=None,
-                  cull_idle_timeout: int = 1800, cull_interval: int = 300, base_url: str | None = None,
+                  cull_idle_timeout: int = DEFAULT_CULL_IDLE, cull_interval: int | None = None,
+                  base_url: str | None = None, max_kernels: int = 0, hub_auth: bool = False,
                   extra_args=()) -> list[str]:
-    """The Voila command line serve() runs (a list for subprocess)."""
+    """The Voila command line serve() runs (a list for subprocess): aisviz.voila_server, i.e. Voila with the
+    kernel cap, the v1-only kernel websockets and the working tab-close beacon."""
     if not 1 <= int(port) <= 65535:
         raise ValueError(f"port must be 1 to 65535, not {port}.")
     if int(pool_size) < 0:
         raise ValueError(f"pool_size must be 0 (no preheated kernels) or more, not {pool_size}.")
-    cmd = [sys.executable, "-m", "voila", str(notebook or dashboard_notebook()),
-           "--Voila.ip=127.0.0.1", f"--port={int(port)}",
-           "--show_tracebacks=False",
+    if int(cull_idle_timeout) < 1:
+        raise ValueError(f"the idle timeout must be at least 1 second, not {cull_idle_timeout}.")
+    if int(max_kernels) < 0:
+        raise ValueError(f"max_kernels must be 0 (no cap) or more, not {max_kernels}.")
+    interval = cull_interval_for(cull_idle_timeout) if cull_interval is None else int(cull_interval)
+    cmd = [sys.executable, "-m", "aisviz.voila_server", str(notebook or dashboard_notebook()),
+           "--Voila.ip=127.0.0.1", f"--port={int(port)}", "--Voila.port_retries=0",
+           "--show_tracebacks=False", "--template=aisviz",  # aisviz.dashboard.voila_template: no CDN
            f"--Voila.open_browser={bool(open_browser)}",
            f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_timeout)}",
-           f"--MappingKernelManager.cull_interval={int(cull_interval)}",
-           "--MappingKernelManager.cull_connected=False"]
+           f"--MappingKernelManager.cull_interval={interval}",
+           "--MappingKernelManager.cull_connected=False",
+           "--ZMQChannelsWebsocketConnection.kernel_ws_protocol=v1.kernel.websocket.jupyter.org",
+           f"--AisvizVoila.max_kernels={int(max_kernels)}"]
     if pool_size > 0:
         cmd += ["--preheat_kernel=True", f"--pool_size={int(pool_size)}"]
     if base_url:
         cmd.append(f"--Voila.base_url={base_url}")
+    if hub_auth:   # run as a JupyterHub service: only users the hub lets in (access:services!service=...)
+        cmd += ["--Voila.identity_provider_class=jupyterhub.singleuser.extension.JupyterHubIdentityProvider",
+                "--Voila.authorizer_class=jupyterhub.singleuser.extension.JupyterHubAuthorizer"]
     return cmd + list(extra_args)
 
 
 def check_installed() -> None:
     """Raise ImportError naming what to install when the dashboard stack is missing."""
-    missing = []
-    for module, package in (("voila", "voila"), ("ipywidgets", "ipywidgets"), ("plotly", "plotly"),
-                            ("anywidget", "anywidget"), ("ipyevents", "ipyevents"), ("ipykernel", "ipykernel")):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(package)
+    from importlib.util import find_spec
+
+    # found, not imported: this process only supervises Voila, and stays small (~30 MB)
+    missing = [package for package in ("voila", "ipywidgets", "plotly", "anywidget", "ipyevents", "ipykernel")
+               if find_spec(package) is None]
     if missing:
         raise ImportError(f"the dashboard needs {', '.join(missing)}: pip install 'aisviz[app]' "
                           f"(or pip install {' '.join(missing)}).")
 
 
-def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False, cull_idle_timeout: int = 1800,
-          base_url: str | None = None, extra_args=()) -> int:
-    """Run the dashboard with Voila on http://127.0.0.1:<port>/ until interrupted; returns Voila's exit code.
+def check_port_free(port: int, host: str = "127.0.0.1") -> None:
+    """Raise PortBusyError when port cannot be bound on host (bound as Voila binds it, SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, int(port)))
+        except OSError as exc:
+            raise PortBusyError(f"port {port} on {host} is busy ({exc.strerror}): stop what uses it or choose "
+                                "another with --port.") from None
 
-    pool_size > 0 keeps that many preheated kernels per notebook (each costs a kernel's memory: measured
-    1.3-1.4 GB resident after the default job, about 0.7 GB of it its own, the rest shared libraries).
-    Kernels idle for cull_idle_timeout seconds (with no tab open) are shut down at the next cull check
-    (every cull_interval seconds)."""
+
+class PortBusyError(EnvironmentProblem):
+    """The requested port is taken (exit code 4)."""
+
+
+class _Stop(Exception):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stop_process_tree(proc: subprocess.Popen, grace: float = 15.0) -> None:
+    """SIGTERM to Voila (it shuts its kernels down), then SIGKILL to whatever of its process tree (kernels
+    included) is still alive after `grace` seconds, so no kernel outlives the server and the port is free."""
+    import psutil
+
+    try:
+        tree = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        tree = []
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    alive = [p for p in tree if p.is_running()]
+    for p in alive:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(alive, timeout=3)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
+          cull_idle_timeout: int = DEFAULT_CULL_IDLE, base_url: str | None = None, max_kernels: int = 0,
+          bundles=None, notebook=None, hub_auth: bool = False, extra_args=()) -> int:
+    """Run the dashboard with Voila on http://127.0.0.1:<port>/ until SIGINT/SIGTERM; returns Voila's exit
+    code (130/143 when stopped by a signal, after Voila and every kernel have stopped).
+
+    bundles: a folder of result bundles (aisviz precompute) = shared mode: viewer kernels that only show the
+    bundled settings, import no torch and compute nothing. Without it: researcher mode (compute anything).
+    pool_size > 0 keeps that many preheated kernels (each costs a kernel's memory: a researcher kernel was
+    measured at 1.3-1.4 GB resident after the default job, a viewer kernel at about 225 MB). Kernels with no
+    tab open are shut down after cull_idle_timeout seconds; max_kernels > 0 caps the kernels serving visitors
+    ("server full" page past it).
+    notebook: serve this notebook instead (researcher mode only). hub_auth: run as a JupyterHub service
+    (deploy/jupyterhub_config.py): visitors log in through the hub."""
     check_installed()
-    env = dict(os.environ)
+    check_port_free(port)
+    from .dashboard.voila_template import voila_environment
+
+    env = voila_environment()
     log_file = env.get("AISVIZ_APP_LOG") or str(aisviz_home() / "logs" / "dashboard.log")
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     env["AISVIZ_APP_LOG"] = log_file
-    cmd = voila_command(port=port, pool_size=pool_size, open_browser=open_browser,
-                        cull_idle_timeout=cull_idle_timeout, base_url=base_url, extra_args=extra_args)
-    print(f"aisviz dashboard on http://127.0.0.1:{port}{base_url or '/'} (Ctrl-C stops it); "
-          f"dashboard log: {log_file}", file=sys.stderr)
+    env["AISVIZ_SHARED_ASSETS"] = "1"             # kernels load plotly's widget code from the server (once)
+    if bundles is not None:
+        from .bundles import open_catalog
+
+        open_catalog(bundles, verify=True)        # every checksum once here; kernels check sizes only
+        env["AISVIZ_BUNDLES"] = str(Path(bundles).expanduser().resolve())
+        notebook = viewer_notebook()
+    cmd = voila_command(port=port, pool_size=pool_size, open_browser=open_browser, notebook=notebook,
+                        cull_idle_timeout=cull_idle_timeout, base_url=base_url, max_kernels=max_kernels,
+                        hub_auth=hub_auth, extra_args=extra_args)
+    mode = "shared viewer mode" if bundles is not None else "researcher mode"
+    print(f"aisviz dashboard ({mode}) on http://127.0.0.1:{port}{base_url or '/'} (Ctrl-C stops it); "
+          f"dashboard log: {log_file}", file=sys.stderr, flush=True)
+    proc = subprocess.Popen(cmd, env=env)
+
+    def on_signal(signum, frame):
+        raise _Stop(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return subprocess.call(cmd, env=env)
+        code = proc.wait()
+        if code == 1 and pool_size == 0:
+            print(f"aisviz: Voila stopped with exit code 1 (see the messages above; is port {port} taken?)",
+                  file=sys.stderr)
+        return code
+    except _Stop as stop:
+        print("aisviz: stopping the dashboard and its kernels ...", file=sys.stderr, flush=True)
+        stop_process_tree(proc)
+        return 128 + stop.signum
     except KeyboardInterrupt:
+        stop_process_tree(proc)
         return 130
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

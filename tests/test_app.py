@@ -1,9 +1,14 @@
-"""The dashboard's widget state without a browser (set values, fire the hover/click callbacks, read what
-each view holds), its figure builders (aisviz.plots) and the Voila command line (aisviz.serve)."""
+"""The dashboard without a browser: set widget values, fire the hover/click callbacks as ipywidgets,
+ipyevents and plotly deliver them, read what each panel holds; the session's job runner on its own; the
+race between publishing and user events; the figure builders (aisviz.plots) and the Voila command line."""
 from __future__ import annotations
 
 import importlib.util
+import io
 import logging
+import threading
+import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -35,30 +40,40 @@ def _same_home(home, monkeypatch):
     monkeypatch.setenv("AISVIZ_HOME", str(home))  # overrides conftest's per-test cache: share the module's
 
 
-def _expected_png(dash, i, k):
-    from aisviz.ais import top_k_mask
+def P(dash, name):
+    from aisviz.dashboard import panels
+
+    return dash.panel(getattr(panels, name))
+
+
+def _expected_png(dash, i, k, mode="default"):
+    """The AIS overlay, recomputed here from the scorer-level arrays of the result."""
     from aisviz.heatmaps import ais_heatmap, overlay
     from aisviz.plots import png_bytes
 
-    res = dash.current
-    small = res.dataset.load_image(i).copy()
-    small.thumbnail((dash.panel_size, dash.panel_size))
-    keep = None if k is None else top_k_mask(res.scorer.ais_, k)
-    heat = ais_heatmap(res.scorer.activations_[i], res.scorer.image_ais_[i], keep=keep)
-    return png_bytes(overlay(small, heat)), heat
+    r = dash.current
+    small = r.image(i)
+    small.thumbnail((200, 200))
+    keep = None
+    if k is not None:
+        keep = np.zeros(r.n_maps, bool)
+        keep[np.argsort(-r.ais, kind="stable")[:k]] = True
+    heat = ais_heatmap(r.activations[i], r.image_ais[i], keep=keep)
+    return png_bytes(overlay(small, heat, mode), compress_level=1), heat
 
 
 def _grid_event(dash, i, kind="mousemove"):
     from aisviz.plots import cell_centre
 
-    x, y = cell_centre(dash._grid_layout, i)
-    dash._grid_events._dom_handlers({"type": kind, "dataX": x, "dataY": y})  # as ipyevents delivers it
+    b = P(dash, "BrowserPanel")
+    x, y = cell_centre(b.layout, i)
+    b.events._dom_handlers({"type": kind, "dataX": x, "dataY": y})  # as ipyevents delivers it
 
 
 def _mds_event(dash, i, kind="hover"):
     from plotly.callbacks import Points
 
-    trace = dash.mds_box.children[0].data[0]
+    trace = P(dash, "BrowserPanel").mds_box.children[0].data[0]
     points = Points(point_inds=[i], xs=[trace.x[i]], ys=[trace.y[i]], trace_name=trace.name, trace_index=0)
     getattr(trace, f"_dispatch_on_{kind}")(points, None)  # as plotly's FigureWidget delivers it
 
@@ -67,27 +82,41 @@ def _mds_event(dash, i, kind="hover"):
 # the dashboard
 
 
-def test_builds_and_every_view_holds_results(dash):
+def test_builds_and_every_panel_holds_results(dash):
     import plotly.graph_objects as go
 
-    s = dash.state()
-    assert s["dataset"] == "tiny" and s["n_maps"] == 1280 and not s["busy"]
-    assert s["progress"] == 1.0 and "ready" in s["status"] and s["message"] == ""
-    curve, bars = dash.curve_box.children[0], dash.bars_box.children[0]
+    s = dash.state_summary()
+    assert s["dataset"] == "tiny" and s["n_maps"] == 1280 and not s["busy"] and s["error"] == ""
+    assert s["progress"] == 1.0 and s["status"].startswith("ready in") and "from the click" in s["status"]
+    curve = P(dash, "CurvePanel").slot.children[0]
+    bars = P(dash, "MapsPanel").slot.children[0]
     assert isinstance(curve, go.FigureWidget) and "aisviz-curve" in curve._dom_classes
-    assert {"current k (test)", "current k (train)"} <= {t.name for t in curve.data}
-    assert len(bars.data[0].y) == 1280
-    assert dash.grid.value[:4] == b"\x89PNG" and dash.p_ais.value[:4] == b"\x89PNG"
-    assert dash.p_sal.value[:4] == b"\x89PNG" and dash.p_image.value[:4] == b"\x89PNG"
-    assert "data-index='0'" in dash.metrics.value and "aisviz-m-cc" in dash.metrics.value
-    assert "tiny" in dash.info.value and "_head_act" in dash.info.value
-    # the slider starts at the evaluated k nearest the mean k*
-    v = dash.current.validation
-    assert dash.w_k.value == v.k_values_[np.argmin(np.abs(v.k_values_ - v.summary_["mean_k_star"]))]
-    assert dash.w_k.max == 1280 and dash.w_k.step == dash.current.k_step
+    names = {t.name for t in curve.data}
+    assert {"current k (test)", "current k (train)", "train, all maps", "test, all maps"} <= names
+    assert len(bars.data[0].y) == 1280 and {t.name for t in bars.data[1:]} == {
+        "top-k maps (kept at the slider's k)", "other maps"}
+    d = P(dash, "DetailPanel")
+    assert P(dash, "BrowserPanel").grid.value[:4] == b"\x89PNG"
+    for slot in (d.p_image, d.p_ais, d.p_sal, d.bar_ais):
+        assert slot.value[:4] == b"\x89PNG"
+    assert "data-index='0'" in d.metrics.value and "aisviz-m-cc" in d.metrics.value
+    assert "0.5 = chance" in d.metrics.value and "1 = chance" in d.metrics.value
+    assert "tiny" in P(dash, "StatusPanel").info.value and "_head_act" in P(dash, "StatusPanel").info.value
+    r = dash.current
+    k0 = r.k_values[np.argmin(np.abs(r.k_values - r.summary["mean_k_star"]))]
+    w_k = P(dash, "CurvePanel").w_k
+    assert w_k.value == k0 and w_k.max == 1280 and w_k.step == r.k_step
 
 
-def test_slider_reads_precomputed_curves_only(dash, monkeypatch):
+def test_the_first_heatmap_is_the_papers_all_maps_heatmap(dash):
+    d = P(dash, "DetailPanel")
+    assert not dash.state.follow_slider and dash.state_summary()["heatmap_k"] is None
+    dash.hover_image(4)
+    assert d.p_ais.value == _expected_png(dash, 4, None)[0]
+    assert "all maps (the paper's heatmap)" in d.cap_ais.value and "following" not in d.cap_ais.value
+
+
+def test_slider_reads_the_stored_curves_only(dash, monkeypatch):
     from aisviz import ais
 
     def boom(*a, **k):
@@ -95,82 +124,136 @@ def test_slider_reads_precomputed_curves_only(dash, monkeypatch):
 
     monkeypatch.setattr(ais.TopKValidation, "fit", boom)
     monkeypatch.setattr(ais.AlignmentImportance, "fit", boom)
-    v, curve = dash.current.validation, dash.curve_box.children[0]
-    for k in (1, 31, 200, 1280):
-        dash.w_k.value = k
-        i = int(np.argmin(np.abs(v.k_values_ - k)))
+    r, c = dash.current, P(dash, "CurvePanel")
+    curve = c.slot.children[0]
+    for k in (1, 31, 201, 1280):
+        c.w_k.value = k
+        i = int(np.argmin(np.abs(r.k_values - k)))
         marker = next(t for t in curve.data if t.name == "current k (test)")
-        assert marker.x[0] == v.k_values_[i]
-        assert marker.y[0] == pytest.approx(np.nanmean(v.curves_["test_topk"][:, i]))
-        r = dash.last_readout
-        assert r["test_random"] == pytest.approx(np.nanmean(v.curves_["test_random"][:, i]))
-        assert r["test_all"] == pytest.approx(v.summary_["mean_r2_test_all"])
-        assert f"data-test-topk='{r['test_topk']!r}'" in dash.readout.value
-        colours = dash.bars_box.children[0].data[0].marker.color
+        assert marker.x[0] == r.k_values[i]
+        assert marker.y[0] == pytest.approx(np.nanmean(r.curves["test_topk"][:, i]))
+        values = c.last_readout
+        assert values["test_random"] == pytest.approx(np.nanmean(r.curves["test_random"][:, i]))
+        assert values["test_all"] == pytest.approx(r.summary["mean_r2_test_all"])
+        assert f"data-test-topk='{values['test_topk']!r}'" in c.readout.value
+        colours = P(dash, "MapsPanel").slot.children[0].data[0].marker.color
         assert list(colours).count("#d62728") == k
     assert dash.messages == []
 
 
 def test_hover_shows_that_image_and_click_pins_it(dash):
-    dash.w_k.value = 31
+    d = P(dash, "DetailPanel")
     _grid_event(dash, 7)
-    assert dash.shown == 7 and dash.state()["image"] == "img07.png"
-    png, heat = _expected_png(dash, 7, 31)
-    assert dash.p_ais.value == png
-    assert "data-name='img07.png'" in dash.detail_title.value and "data-index='7'" in dash.metrics.value
-    # the metrics are compare_pair's for that image's display maps
+    assert dash.state.image == 7 and dash.state_summary()["image_name"] == "img07.png"
+    png, heat = _expected_png(dash, 7, None)
+    assert d.p_ais.value == png
+    assert "data-name='img07.png'" in d.title.value and "data-index='7'" in d.metrics.value
     from aisviz.compare import compare_pair, image_maps
 
     a, s = image_maps([heat], [dash.current.saliency[7]], "display")
     row = compare_pair(a[0], s[0])
-    assert f"data-value='{float(row['cc'])!r}'" in dash.metrics.value
+    assert f"data-value='{float(row['cc'])!r}'" in d.metrics.value
     _grid_event(dash, 7, "click")
-    assert dash.pinned == 7 and "data-state='pinned'" in dash.detail_title.value and not dash.w_unpin.disabled
+    assert dash.state.pinned == 7 and "data-state='pinned'" in d.title.value and not d.w_unpin.disabled
     _grid_event(dash, 3)
-    assert dash.shown == 7  # pinned: hover does not replace it
+    assert dash.state.image == 7  # pinned: hover does not replace it
     _grid_event(dash, 7, "click")  # click the pinned image again: unpin
-    assert dash.pinned is None
+    assert dash.state.pinned is None
     _grid_event(dash, 3)
-    assert dash.shown == 3
-    # the MDS map's plotly callbacks
+    assert dash.state.image == 3
     _mds_event(dash, 11)
-    assert dash.shown == 11
+    assert dash.state.image == 11
     _mds_event(dash, 12, "click")
-    assert dash.pinned == 12 and dash.shown == 12
-    dash.w_unpin.click()
-    assert dash.pinned is None
-    # outside the grid: nothing happens
-    dash._grid_events._dom_handlers({"type": "mousemove", "dataX": -5, "dataY": 3})
+    assert dash.state.pinned == 12 and dash.state.image == 12
+    d.w_unpin.click()
+    assert dash.state.pinned is None
+    P(dash, "BrowserPanel").events._dom_handlers({"type": "mousemove", "dataX": -5, "dataY": 3})
     assert dash.messages == []
 
 
-def test_heatmap_follows_the_slider_unless_unticked(dash):
+def test_following_the_slider_is_opt_in_and_labelled(dash):
+    c, d = P(dash, "CurvePanel"), P(dash, "DetailPanel")
     dash.hover_image(5)
-    dash.w_k.value = 11
-    assert dash.heatmap_k() == 11 and dash.p_ais.value == _expected_png(dash, 5, 11)[0]
-    assert "top 11 maps" in dash.p_ais_caption.value
-    dash.w_follow.value = False
-    assert dash.heatmap_k() is None and dash.p_ais.value == _expected_png(dash, 5, None)[0]
-    assert "all maps" in dash.p_ais_caption.value
-    dash.w_follow.value = True
+    c.w_k.value = 11
+    assert d.p_ais.value == _expected_png(dash, 5, None)[0]  # off: all maps whatever k
+    c.w_follow.value = True
+    assert dash.state_summary()["heatmap_k"] == 11 and d.p_ais.value == _expected_png(dash, 5, 11)[0]
+    assert "top 11 maps" in d.cap_ais.value and "following the slider" in d.cap_ais.value
+    c.w_follow.value = False
+    assert d.p_ais.value == _expected_png(dash, 5, None)[0] and "all maps" in d.cap_ais.value
+
+
+def test_display_modes_switch_the_overlays_and_the_colour_bar(dash):
+    from aisviz.heatmaps import colourbar_png
+
+    d = P(dash, "DetailPanel")
+    dash.hover_image(6)
+    d.w_display.value = "paper"
+    assert d.p_ais.value == _expected_png(dash, 6, None, "paper")[0]
+    assert d.bar_ais.value == colourbar_png("paper", height=200) and "jet" in d.scale.value
+    d.w_display.value = "default"
+    assert d.p_ais.value == _expected_png(dash, 6, None, "default")[0] and "viridis" in d.scale.value
+
+
+def test_results_zip_holds_the_same_values_as_the_results(dash):
+    import pandas as pd
+
+    e = P(dash, "ExportPanel")
+    e.button.click()
+    href = e.link.value.split("href='")[1].split("'")[0]
+    import base64
+
+    data = base64.b64decode(href.split(",", 1)[1])
+    r = dash.current
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert set(z.namelist()) >= {"maps.csv", "splits.csv", "curves.csv", "images.csv", "summary.csv",
+                                     "settings.json"}
+        maps = pd.read_csv(z.open("maps.csv"))
+        curves = pd.read_csv(z.open("curves.csv"))
+        images = pd.read_csv(z.open("images.csv"))
+        settings = __import__("json").loads(z.read("settings.json"))
+    np.testing.assert_allclose(maps["ais"].to_numpy(), r.ais, rtol=1e-12)
+    np.testing.assert_allclose(curves["r2_test_topk"].to_numpy(), r.curves["test_topk"].ravel(), rtol=1e-12)
+    np.testing.assert_allclose(images["r_orig"].to_numpy(), r.r_orig, rtol=1e-12)
+    assert settings["settings"]["n_seeds"] == 2 and settings["n_maps"] == 1280
+    assert "efficientnet_lite0" in e.link.value and "download=" in e.link.value
+
+
+def test_panel_and_chart_downloads(dash):
+    import base64
+
+    from PIL import Image
+
+    d, c, m = P(dash, "DetailPanel"), P(dash, "CurvePanel"), P(dash, "MapsPanel")
+    dash.hover_image(2)
+    d.w_export.click()
+    png = base64.b64decode(d.download.value.split("base64,")[1].split("'")[0])
+    im = Image.open(io.BytesIO(png))
+    assert im.width > 3 * 200 and "img02_panel_default.png" in d.download.value
+    c.w_export.click()
+    m.w_export.click()
+    for panel, name in ((c, "alignment_curve"), (m, "ais_per_map")):
+        assert f"download='{name}.png'" in panel.downloads.value and f"download='{name}.svg'" in panel.downloads.value
+    assert dash.messages == []
 
 
 def test_bad_folder_shows_an_in_app_message_and_logs_it(dash, caplog):
     caplog.set_level(logging.ERROR, logger="aisviz.app")
-    dash.w_path.value = "/no/such/folder"
-    dash.w_add.click()
-    assert "does not exist" in dash.message.value and "/no/such/folder" in dash.message.value
-    assert dash.message_box.layout.display == "flex"
+    ctl, st = P(dash, "ControlsPanel"), P(dash, "StatusPanel")
+    ctl.w_path.value = "/no/such/folder"
+    ctl.w_add.click()
+    assert "does not exist" in st.message.value and "/no/such/folder" in st.message.value
+    assert st.message_box.layout.display == "flex"
     assert any("does not exist" in r.getMessage() for r in caplog.records)
-    dash.w_dismiss.click()
-    assert dash.message_box.layout.display == "none"
+    st.message_box.children[1].click()
+    assert st.message_box.layout.display == "none"
 
 
 def test_unexpected_callback_error_is_caught(dash, monkeypatch):
-    def broken(i):
+    def broken(*args):
         raise RuntimeError("simulated failure")
 
-    monkeypatch.setattr(dash, "image_view", broken)
+    monkeypatch.setattr(P(dash, "DetailPanel"), "image_view", broken)
     _grid_event(dash, 9)
     text = dash.messages[-1]
     assert "unexpected RuntimeError" in text and "simulated failure" in text and "log" in text
@@ -178,16 +261,18 @@ def test_unexpected_callback_error_is_caught(dash, monkeypatch):
 
 
 def test_invalid_validation_settings_keep_the_last_results(dash):
+    ctl, st = P(dash, "ControlsPanel"), P(dash, "StatusPanel")
     before = dash.current
-    dash.w_folds.value = 10  # 20 images: 2 per test fold, too few
-    dash.w_apply.click()
+    ctl.w_folds.value = 10  # 20 images: 2 per test fold, too few
+    ctl.w_apply.click()
     assert "too few" in dash.messages[-1] and "10 folds" in dash.messages[-1]
-    assert dash.progress.bar_style == "danger" and "last results" in dash.status.value
+    assert st.progress.bar_style == "danger" and "last results" in st.status.value
     assert dash.current is before
+    n = len(dash.messages)
     dash.clear_message()
-    dash.w_folds.value = 4
-    dash.w_apply.click()  # back to the cached result, instantly
-    assert dash.current is before and "from memory" in dash.status.value
+    ctl.w_folds.value = 4
+    ctl.w_apply.click()  # back to the cached result, instantly
+    assert dash.current is before and "from memory" in st.status.value and len(dash.messages) == n
 
 
 def test_switching_provider_reuses_the_cached_scorer(dash, monkeypatch):
@@ -197,35 +282,56 @@ def test_switching_provider_reuses_the_cached_scorer(dash, monkeypatch):
     monkeypatch.setattr(ais.AlignmentImportance, "fit", lambda *a, **k: calls.append(1))
     monkeypatch.setattr(ais.TopKValidation, "fit", lambda *a, **k: calls.append(1))
     first = dash.current
-    dash.w_provider.value = "center_bias"
-    assert calls == [] and dash.current is not first and dash.current.scorer is first.scorer
-    assert "center_bias" in dash.p_sal_caption.value
-    dash.w_provider.value = first.settings.provider
-    assert dash.current is first and "from memory" in dash.status.value
+    ctl = P(dash, "ControlsPanel")
+    ctl.w_provider.value = "center_bias"
+    assert calls == [] and dash.current is not first
+    np.testing.assert_array_equal(dash.current.ais, first.ais)
+    assert "center_bias" in P(dash, "DetailPanel").cap_sal.value
+    ctl.w_provider.value = first.settings.provider
+    assert dash.current is first and "from memory" in dash.state.status
+
+
+def test_a_saliency_failure_is_reported_once(dash, monkeypatch):
+    from aisviz import saliency
+
+    def broken(*a, **k):
+        raise ValueError("the provider is broken here")
+
+    monkeypatch.setattr(saliency, "saliency_maps", broken)
+    n = len(dash.messages)
+    P(dash, "ControlsPanel").w_provider.value = "fine_grained"
+    new = dash.messages[n:]
+    assert len(new) == 1 and "the provider is broken here" in new[0]
+    assert dash.current.saliency is None and "unavailable" in P(dash, "DetailPanel").cap_sal.value
+    dash.clear_message()
+    P(dash, "ControlsPanel").w_provider.value = "center_bias"
 
 
 def test_a_data_set_folder_can_be_added(dash, tmp_path):
+    from aisviz.datasets import DataError
+
     tiny = make_tiny_set(n=15, size=48, seed=4)
     root = tmp_path / "myset"
     (root / "images").mkdir(parents=True)
     for name, img in zip(tiny.image_names, tiny.images, strict=True):
         img.save(root / "images" / name)
     np.save(root / "similarity.npy", tiny.similarity)
-    dash.w_folds.value = 3
-    dash.use_folder(str(root))
-    assert dash.state()["dataset"] == "myset" and dash.messages[-1:] != ["x"]
-    assert dash.w_dataset.value == str(root.resolve())
-    assert dash.shown == 0 and dash.pinned is None
-    # a matrix-only folder is refused in plain words
+    ctl = P(dash, "ControlsPanel")
+    ctl.w_folds.value = 3
+    n = len(dash.messages)
+    ctl.use_folder(str(root))
+    assert dash.state_summary()["dataset"] == "myset" and dash.messages[n:] == []
+    assert ctl.w_dataset.value == str(root.resolve())
+    assert dash.state.image == 0 and dash.state.pinned is None
     bare = tmp_path / "bare"
     bare.mkdir()
     np.save(bare / "similarity.npy", tiny.similarity)
     (bare / "image_list.txt").write_text("\n".join(tiny.image_names) + "\n")
-    with pytest.raises(Exception, match="images"):
-        dash.use_folder(str(bare))
+    with pytest.raises(DataError, match="images"):
+        ctl.use_folder(str(bare))
 
 
-def test_a_data_root_adds_its_catalog_sets(dash, tmp_path, monkeypatch):
+def test_a_data_root_adds_its_catalog_sets_and_refreshes_the_hint(dash, tmp_path, monkeypatch):
     tiny = make_tiny_set(n=15, size=48, seed=5)
     folder = tmp_path / "root" / "peterson2018" / "fruits"
     (folder / "images").mkdir(parents=True)
@@ -234,11 +340,15 @@ def test_a_data_root_adds_its_catalog_sets(dash, tmp_path, monkeypatch):
     np.save(folder / "similarity_normalized.npy", tiny.similarity)
     (folder / "image_list.txt").write_text("\n".join(tiny.image_names) + "\n")
     monkeypatch.setenv("AISVIZ_DATA", "")  # restored after the test; the dashboard prepends the root
-    dash.refresh_datasets()
-    dash.w_folds.value = 3
-    dash.use_folder(str(tmp_path / "root"))
-    assert dash.w_dataset.value == "peterson_fruits" and dash.state()["n_maps"] == 1280
-    assert dash.current.dataset.n_images == 15
+    ctl = P(dash, "ControlsPanel")
+    ctl.refresh_datasets()
+    assert "peterson_fruits" in ctl.hint.value  # missing before
+    ctl.w_folds.value = 3
+    ctl.use_folder(str(tmp_path / "root"))
+    assert ctl.w_dataset.value == "peterson_fruits" and dash.state_summary()["n_maps"] == 1280
+    assert dash.current.n_images == 15
+    assert "peterson_fruits" not in ctl.hint.value.split("Search path")[0]  # the hint is no longer stale
+    assert str(tmp_path / "root") in ctl.hint.value
 
 
 def test_unavailable_network_weights_are_an_in_app_message(dash):
@@ -247,13 +357,101 @@ def test_unavailable_network_weights_are_an_in_app_message(dash):
     if weights_cache_path("vgg16").exists():
         pytest.skip("VGG-16 weights are cached here: the offline error path cannot be shown")
     n = len(dash.messages)
-    dash.w_model.value = "vgg16"
+    ctl = P(dash, "ControlsPanel")
+    ctl.w_model.value = "vgg16"
     assert len(dash.messages) == n + 1 and "weights" in dash.messages[-1]
     assert "efficientnet_lite0" in dash.messages[-1]  # the message names the offline alternative
-    dash.w_model.value = "efficientnet_lite0"
-    assert dash.state()["model"] == "efficientnet_lite0"
+    ctl.w_model.value = "efficientnet_lite0"
+    assert dash.state_summary()["model"] == "efficientnet_lite0"
 
 
+def test_a_result_from_another_source_is_shown_without_computing(dash, monkeypatch):
+    """A read-only viewer's path: a finished DashboardResult handed to a Dashboard, nothing computed."""
+    from aisviz import ais
+    from aisviz.app import Dashboard
+
+    monkeypatch.setattr(ais.AlignmentImportance, "fit", lambda *a, **k: pytest.fail("must not compute"))
+    viewer = Dashboard(results=[dash.current], run_async=False)
+    assert viewer.current is dash.current and viewer.state.status.startswith("ready")
+    assert P(viewer, "CurvePanel").slot.children[0] is not P(dash, "CurvePanel").slot.children[0]
+    assert P(viewer, "DetailPanel").p_ais.value[:4] == b"\x89PNG" and viewer.messages == []
+
+
+# ---------------------------------------------------------------------------------------------
+# races and the job runner
+
+
+def test_hover_and_slider_during_publication_raise_no_error(dash):
+    """Publish two results back and forth on another thread while the slider moves and the mouse hovers
+    here: every event sees a result and its figures together, nothing raises."""
+    first = dash.current
+    P(dash, "ControlsPanel").w_seeds.value = 3
+    P(dash, "ControlsPanel").w_apply.click()
+    second = dash.current
+    assert second is not first
+    stop = threading.Event()
+
+    def publisher():
+        while not stop.is_set():
+            for r in (first, second):
+                dash.publish(r)
+
+    n_messages = len(dash.messages)
+    t = threading.Thread(target=publisher)
+    t.start()
+    try:
+        w_k = P(dash, "CurvePanel").w_k
+        for n in range(50):
+            w_k.value = 1 + 10 * (n % 100)
+            _grid_event(dash, n % 20)
+    finally:
+        stop.set()
+        t.join()
+    assert dash.messages[n_messages:] == []
+    P(dash, "ControlsPanel").w_seeds.value = 2
+    P(dash, "ControlsPanel").w_apply.click()
+    assert dash.current is first
+
+
+class _Recorder:
+    def __init__(self):
+        self.events = []
+
+    def progress(self, job, stage, fraction, text):
+        self.events.append(("progress", job, stage, time.perf_counter()))
+
+    def finished(self, job, result):
+        self.events.append(("finished", job, result, time.perf_counter()))
+
+    def failed(self, job, exc):
+        self.events.append(("failed", job, exc, time.perf_counter()))
+
+
+def test_a_superseded_job_stops_within_a_chunk(home):
+    """The session alone (no widgets): a second request while the first is in its validation stops the
+    first at its next progress report; only the newest result is delivered."""
+    from aisviz.dashboard.result import Settings
+    from aisviz.dashboard.session import Session
+
+    rec = _Recorder()
+    ds = make_tiny_set(n=20, size=64, seed=1)
+    session = Session(rec, given={"tiny": ds})
+    slow = Settings(dataset="tiny", n_folds=4, n_seeds=20, k_step=1, provider="center_bias")
+    first = session.request(slow)
+    deadline = time.time() + 300
+    while not any(e[0] == "progress" and e[2] == "validation" for e in rec.events) and time.time() < deadline:
+        time.sleep(0.01)
+    second = session.request(Settings(dataset="tiny", n_folds=4, n_seeds=2, provider="center_bias"))
+    asked = time.perf_counter()
+    assert session.wait(300)
+    late = [e for e in rec.events if e[1] == first and e[0] == "progress" and e[3] > asked]
+    assert late == []  # the first job reported nothing after being superseded
+    delivered = [e for e in rec.events if e[0] == "finished"]
+    assert [e[1] for e in delivered] == [second] and delivered[0][2].settings.n_seeds == 2
+    assert not any(e[0] == "failed" for e in rec.events)
+
+
+@pytest.mark.slow
 def test_default_dashboard_computes_in_the_background(home):
     """The real default: the generated set, the offline network, work in a thread with progress."""
     pytest.importorskip("aisviz.synthetic")
@@ -262,12 +460,10 @@ def test_default_dashboard_computes_in_the_background(home):
     d = Dashboard()
     assert d.busy  # returned at once; the work goes on in the background
     assert d.wait(timeout=600)
-    s = d.state()
-    assert s["dataset"] == "synthetic" and s["message"] == "" and s["progress"] == 1.0
-    assert "ais_mass_inside" in d.metrics.value  # the generated set has ground-truth regions
+    s = d.state_summary()
+    assert s["dataset"] == "synthetic" and s["error"] == "" and s["progress"] == 1.0
+    assert "ais_mass_inside" in P(d, "DetailPanel").metrics.value  # the generated set has ground-truth regions
     assert d.current.k_step == 10  # auto k step for 1280 maps
-    d.w_k.value = 1280
-    assert d.heatmap_k() is None
 
 
 def test_auto_k_step():
@@ -306,13 +502,15 @@ def test_contact_sheet_cells_round_trip():
 
 
 def test_alignment_curve_and_readout(dash):
-    from aisviz.plots import MARKER_TEST, alignment_curve, curve_stats, readout_at
+    from aisviz.dashboard.derive import readout
+    from aisviz.plots import MARKER_TEST, alignment_curve, curve_stats
 
-    v = dash.current.validation
-    fig = alignment_curve(v.k_values_, v.curves_, v.summary_, k=21)
+    r = dash.current
+    fig = alignment_curve(r.k_values, r.curves, r.summary, k=21)
     marker = next(t for t in fig.data if t.name == MARKER_TEST)
-    r = readout_at(v, 21)
-    assert marker.x[0] == r["k"] == 21 and marker.y[0] == pytest.approx(r["test_topk"])
+    values = readout(r, 21)
+    assert marker.x[0] == values["k"] == 21 and marker.y[0] == pytest.approx(values["test_topk"])
+    assert fig.layout.annotations == ()  # every line is named in the legend, no labels to overlap
     st = curve_stats({"a": np.array([[1.0, np.nan], [3.0, 2.0]])})["a"]
     np.testing.assert_allclose(st["mean"], [2.0, 2.0])
     np.testing.assert_allclose(st["sd"], [np.sqrt(2), 0.0])
@@ -357,11 +555,12 @@ def test_a_newer_request_replaces_a_running_job(home):
     d = Dashboard(dataset=make_tiny_set(n=20, size=64, seed=1), n_folds=4, n_seeds=2)
     assert d.wait(timeout=600) and d.current is not None
     first = d.current
-    d.w_seeds.value = 5
-    d.w_apply.click()                  # a validation job starts in the background
-    d.w_seeds.value = 2
-    d.w_apply.click()                  # back to the cached result: shown at once
-    assert d.current is first and "from memory" in d.status.value
+    ctl = P(d, "ControlsPanel")
+    ctl.w_seeds.value = 5
+    ctl.w_apply.click()                  # a validation job starts in the background
+    ctl.w_seeds.value = 2
+    ctl.w_apply.click()                  # back to the cached result: shown at once
+    assert d.current is first and "from memory" in d.state.status
     assert d.wait(timeout=600)
-    assert d.current is first and not d.busy and "from memory" in d.status.value
+    assert d.current is first and not d.busy and "from memory" in d.state.status
     assert d.messages == []

@@ -228,7 +228,10 @@ def test_panels_layout_and_export(tmp_path):
     paths = export_panels(ds, [np.ones((2, 3))] * 3, [np.ones((20, 30))] * 3, tmp_path / "out")
     assert [p.name for p in paths] == ["im0.png", "im1.png", "im2.png"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["im0.png", "im1.png", "im2.png"]
-    assert Image.open(paths[0]).size == (98, 20)
+    labelled = Image.open(paths[0])
+    assert labelled.width > 3 * 30 and labelled.height > 20  # titles and colour bars around the three panels
+    with pytest.raises(ValueError, match="display mode"):
+        export_panels(ds, [np.ones((2, 3))] * 3, [np.ones((20, 30))] * 3, tmp_path / "out", mode="rainbow")
 
 
 @pytest.mark.realdata

@@ -39,6 +39,11 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
 
     monkeypatch.setenv("AISVIZ_QUICK", "1")  # the kernel inherits the environment (and conftest's private cache)
     nb = nbformat.read(path, as_version=4)
+    if path.stem == "dashboard":  # wait (without blocking the kernel's event loop) until the result is shown
+        nb.cells.append(nbformat.v4.new_code_cell(
+            "assert await dashboard.ready(600), dashboard.state_summary()\n"
+            "s = dashboard.state_summary()\n"
+            "print('DASHBOARD', s['status'], '|', s['dataset'], s['n_maps'], '|', s['error'] or 'no error')"))
     NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
@@ -47,10 +52,13 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     text = "\n".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     if path.stem == "dashboard":
         assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+        assert "DASHBOARD ready in" in text and "| synthetic 1280 | no error" in text
     elif path.stem == "02_paper_validation":
         assert ("skipped" in text) or ("paper (VGG-16 ImageNet)" in text)
         assert "network:" in text
     elif path.stem == "01_quickstart":
         assert "test R² at k*" in text and "relevant region" in text
+    elif path.stem == "04_layer_sweep":
+        assert "layer _head_act" in text and "test R² top-k*" in text
     elif path.stem == "03_workshop":
         assert "AIS heatmap" in text and "p(top-k* > random)" in text

@@ -1,0 +1,392 @@
+"""The Dashboard: wires the state, the session and the panels, and lays them out.
+
+    from aisviz.app import Dashboard      # (or aisviz.dashboard)
+    Dashboard()                            # in JupyterLab, or served by Voila (`aisviz serve`)
+
+Threads: the session computes on a worker thread and reports through `progress`, `finished` and `failed`;
+these are handed to the kernel's main thread (its event loop) before any widget changes, so the worker
+never touches a widget. Every widget callback and every publication hold one UI lock, and a result is
+published whole: its figures are built first, then `state.view` is assigned once. Every callback error
+is shown in plain words in the message area and logged (logger "aisviz.app"), never lost.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from .html import plain_message
+from .panels import (
+    BrowserPanel,
+    ControlsPanel,
+    CurvePanel,
+    DetailPanel,
+    ExportPanel,
+    LayerComparisonPanel,
+    MapsPanel,
+    ResultView,
+    StatusPanel,
+)
+from .panels.sizes import SlotWidths
+from .result import DEFAULT_DATASET, Settings
+from .session import LRU, Session
+from .state import DashboardState
+
+log = logging.getLogger("aisviz.app")
+
+CSS = """
+<style>
+.aisviz-dashboard { box-sizing: border-box; max-width: 100%; min-width: 0; padding: 0 4px; }
+.aisviz-dashboard .widget-box, .aisviz-dashboard .widget-hbox, .aisviz-dashboard .widget-vbox { overflow: visible; }
+.aisviz-row { display: flex; flex-flow: row wrap; gap: 8px 16px; align-items: flex-start; width: 100%; }
+.aisviz-controls-column { flex: 0 1 320px; max-width: 100%; min-width: 260px; }
+.aisviz-main { flex: 1 1 560px; min-width: 0; max-width: 100%; }
+.aisviz-curve-panel { flex: 1 1 520px !important; }
+.aisviz-dashboard .js-plotly-plot, .aisviz-dashboard .plotly { width: 100%; }
+.aisviz-dashboard .aisviz-h { margin: 10px 0 2px 0; }
+.aisviz-dashboard .aisviz-table { font-size: 12px; border-collapse: collapse; }
+.aisviz-dashboard .aisviz-table td, .aisviz-dashboard .aisviz-table th { padding: 1px 6px; text-align: left; }
+.aisviz-dashboard .aisviz-warn, .aisviz-dashboard .aisviz-error { color: #b00; }
+.aisviz-dashboard .aisviz-placeholder { color: #777; background: #eee; display: flex; align-items: center;
+  justify-content: center; padding: 6px; }
+.aisviz-dashboard .aisviz-cap { line-height: 1.25; min-height: 2.5em; max-width: 214px; }
+.aisviz-dashboard .widget-inline-hbox .widget-label { max-width: none; }
+.aisviz-message-box { border: 1px solid #d62728; padding: 4px; margin: 4px 0; }
+body[data-jp-theme-light="false"] .aisviz-dashboard .js-plotly-plot .main-svg text {
+  fill: var(--jp-ui-font-color1, #ddd) !important; }
+body[data-jp-theme-light="false"] .aisviz-dashboard .js-plotly-plot .gridlayer path {
+  stroke: var(--jp-border-color2, #555) !important; }
+body[data-jp-theme-light="false"] .aisviz-dashboard .js-plotly-plot .legend .bg {
+  fill: transparent !important; }
+</style>
+"""
+
+_LOGGING_READY = False
+
+
+def _setup_logging():
+    """Log to the file named in AISVIZ_APP_LOG (serve() sets it), once per process."""
+    global _LOGGING_READY
+    if _LOGGING_READY:
+        return
+    _LOGGING_READY = True
+    path = os.environ.get("AISVIZ_APP_LOG")
+    if not path:
+        return
+    try:
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(Path(path).expanduser(), encoding="utf-8")
+    except OSError as exc:
+        log.warning("cannot write the dashboard log %s (%s)", path, exc)
+        return
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [pid %(process)d] %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+def default_provider() -> str:
+    try:
+        import cv2
+
+        return "spectral_residual" if hasattr(cv2, "saliency") else "center_bias"
+    except ImportError:
+        return "center_bias"
+
+
+def _running_loop():
+    """The kernel's event loop when there is one running in this (the main) thread, else None."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class Dashboard:
+    """The AIS dashboard. Display it (it is the ipywidgets tree in `.root`).
+
+    dataset: a catalog name, a data-set folder, or a ComparisonSet; model: a network name (see
+    aisviz.models.list_models). run_async=False computes in the calling thread (tests, scripts);
+    autostart=False waits for `run()`. results: finished DashboardResults to show without computing (the
+    first is shown); compute: another source of results, (settings, report, clicked_at) -> result. The
+    remaining arguments set the first values of the controls.
+    """
+
+    # Adding a panel: one class (see aisviz.dashboard.panels) and one line here. Order = build order.
+    PANELS = (StatusPanel, ExportPanel, ControlsPanel, CurvePanel, MapsPanel, BrowserPanel, DetailPanel,
+              LayerComparisonPanel)
+
+    def __init__(self, dataset=DEFAULT_DATASET, model: str | None = None, provider: str | None = None,
+                 n_folds: int = 5, n_seeds: int = 8, k_step: int = 0, n_random: int = 1,
+                 measure: str = "pearson", similarity: str = "pearson", weights: str = "pretrained",
+                 run_async: bool = True, autostart: bool = True, thumb_size: int | None = None,
+                 panel_size: int = 200, follow_slider: bool = False, display: str = "default",
+                 results=(), compute=None):
+        import ipywidgets as W
+
+        from ..heatmaps import check_mode
+        from ..models import OFFLINE_MODEL
+
+        _setup_logging()
+        self.ui_lock = threading.RLock()
+        self._loop = _running_loop()
+        self._main = threading.get_ident()
+        self._views = LRU(4)
+        self.timings = {"slider_ms": [], "hover_ms": [], "render_ms": []}
+        given, self.extra_sets = {}, []
+        if not isinstance(dataset, str):              # a ComparisonSet given directly
+            key = f"<given> {dataset.name}"
+            given[key] = dataset
+            self.extra_sets.append((f"{dataset.name} (given)", key))
+            dataset = key
+        elif dataset != DEFAULT_DATASET and Path(dataset).expanduser().is_dir():
+            self.extra_sets.append((f"folder: {dataset}", dataset))
+        self.session = Session(self, run_async=run_async, compute=compute, given=given)
+        self.state = DashboardState(
+            settings=Settings(dataset=dataset, model=model or OFFLINE_MODEL, weights=weights, similarity=similarity,
+                              measure=measure, n_folds=n_folds, n_seeds=n_seeds, k_step=k_step,
+                              n_random=n_random, provider=provider or default_provider()),
+            follow_slider=follow_slider, display=check_mode(display))
+        self.options = {"dataset": dataset, "thumb_size": thumb_size, "panel_size": panel_size}
+        self._fitted: dict = {}                 # slot name -> the figure shown in it
+        self.slot_widths = SlotWidths()
+        self.slot_widths.observe(self.guard(lambda _: self._refit(), "resize the charts"), "widths")
+        self.panels = [cls(self) for cls in self.PANELS]
+        self.root = self._layout(W)
+        for result in results:
+            self.session.add(result.settings, result)
+        if results:
+            self.publish(results[0])
+        elif autostart:
+            self.run()
+
+    def _layout(self, W):
+        areas = {}
+        for p in self.panels:
+            areas.setdefault(p.area, []).append(p.root)
+
+        def row(children, cls):
+            box = W.Box(children, layout=W.Layout(display="flex", flex_flow="row wrap", width="100%"))
+            box.add_class("aisviz-row")
+            box.add_class(cls)
+            return box
+
+        main = W.VBox([row(areas.get("charts", []), "aisviz-charts"), row(areas.get("images", []), "aisviz-images"),
+                       *areas.get("wide", [])])
+        main.add_class("aisviz-main")
+        controls = W.VBox(areas.get("controls", []))
+        controls.add_class("aisviz-controls-column")
+        title = W.HTML("<h3 style='margin:4px 0'>Alignment importance (AIS) dashboard</h3>")
+        root = W.VBox([W.HTML(CSS), self.slot_widths, title, *areas.get("top", []),
+                       row([controls, main], "aisviz-body")],
+                      layout=W.Layout(width="100%"))
+        root.add_class("aisviz-dashboard")
+        return root
+
+    def fit(self, slot: str, figure):
+        """Show figure in that slot at the slot's width as the browser last reported it; returns the figure."""
+        self._fitted[slot] = figure
+        width = self.slot_widths.widths.get(slot)
+        if width and figure.layout.width != width:
+            figure.layout.width = width
+        return figure
+
+    def _refit(self):
+        for slot, figure in self._fitted.items():
+            self.fit(slot, figure)
+
+    @property
+    def event_loop(self):
+        """The kernel's event loop (None in scripts and tests without one)."""
+        return self._loop
+
+    def panel(self, cls):
+        """The panel of that class."""
+        return next(p for p in self.panels if isinstance(p, cls))
+
+    # -- display
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.root._repr_mimebundle_(**kwargs)
+
+    # -- threads and errors
+
+    def _on_main(self, fn):
+        """Run fn on the kernel's main thread (now, when already there or when there is no event loop)."""
+        if self._loop is not None and threading.get_ident() != self._main and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.guard(fn, "update the views"))
+        else:
+            with self.ui_lock:
+                fn()
+
+    def guard(self, fn, action: str):
+        """Wrap a callback: it runs under the UI lock; any exception is shown in plain words and logged."""
+        def wrapped(*args, **kwargs):
+            with self.ui_lock:
+                try:
+                    return fn(*args, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - every callback error must reach the user
+                    self.show_error(action, exc)
+                    return None
+        return wrapped
+
+    def show_error(self, action: str, exc: BaseException | str):
+        text = exc if isinstance(exc, str) else plain_message(action, exc)
+        if isinstance(exc, BaseException):
+            log.error("dashboard: %s", text, exc_info=(type(exc), exc, exc.__traceback__))
+        else:
+            log.error("dashboard: %s", text)
+        self.state.messages = [*self.state.messages, text]
+        self.state.error = text
+
+    def clear_message(self):
+        self.state.error = ""
+
+    @property
+    def messages(self) -> list:
+        return list(self.state.messages)
+
+    # -- requests
+
+    def settings(self) -> Settings:
+        return self.panel(ControlsPanel).settings()
+
+    def run(self):
+        """Compute (or take from memory) and show the results for the current controls."""
+        s = self.settings()
+        with self.ui_lock:
+            self.state.settings = s
+            self.state.clicked_at = time.perf_counter()
+            self.state.busy = True
+            self.state.progress = 0.0
+            self.state.status = "starting"
+        self.session.request(s, clicked_at=self.state.clicked_at)
+        if self._loop is not None and self.state.busy:
+            self._loop.call_later(1.0, self._tick)
+
+    def _tick(self):
+        """Once a second while busy: the status line's time since the click."""
+        if self.state.busy:
+            self._status(self._stage)
+            self._loop.call_later(1.0, self._tick)
+
+    _stage = "starting"
+
+    def _status(self, text: str):
+        since = "" if self.state.clicked_at is None else f" · {time.perf_counter() - self.state.clicked_at:.0f} s"
+        meanwhile = " · the views show the previous results meanwhile" if self.state.view is not None else ""
+        self.state.status = f"{text}{since}{meanwhile}"
+
+    def wait(self, timeout: float = 600) -> bool:
+        """Block until no job is running or queued (tests and scripts without an event loop). True when idle."""
+        return self.session.wait(timeout)
+
+    async def ready(self, timeout: float = 600) -> bool:
+        """Await (in a notebook cell) until the newest request is computed and shown. True when it is."""
+        end = time.perf_counter() + timeout
+        while time.perf_counter() < end:
+            if not self.state.busy:
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
+    @property
+    def busy(self) -> bool:
+        return self.state.busy
+
+    # -- the session's listener (worker thread)
+
+    def progress(self, job: int, stage: str, fraction: float, text: str):
+        def show():
+            if self.session.current(job):
+                self._stage = text
+                self.state.progress = fraction
+                self._status(text)
+        self._on_main(show)
+
+    def finished(self, job: int, result):
+        def show():
+            if self.session.current(job):
+                self.publish(result)
+        self._on_main(show)
+
+    def failed(self, job: int, exc: BaseException):
+        def show():
+            if self.session.current(job):
+                self.show_error("compute the results", exc)
+                self.state.busy = False
+                shown = "" if self.state.view is None else " Still showing the last results that worked."
+                self.state.status = f"failed.{shown}"
+        self._on_main(show)
+
+    # -- publishing and images
+
+    def publish(self, result):
+        """Show a finished result: build its figures (once per result), then assign the view whole."""
+        with self.ui_lock:
+            view = self._views.get_(id(result))
+            if view is None or view.result is not result:
+                view = ResultView(result)
+                for p in self.panels:
+                    p.build(view)
+                self._views.put(id(result), view)
+            st, prev = self.state, self.state.view
+            with st.hold_trait_notifications():
+                st.view = view
+                if prev is None or prev.result.image_names != result.image_names:
+                    st.pinned = st.hovered = None
+                    st.image = 0
+            since = "" if st.clicked_at is None else f" in {time.perf_counter() - st.clicked_at:.1f} s from the click"
+            how = "from memory" if result.seconds == 0 or view.memo.get("shown") else "computed"
+            view.memo["shown"] = True
+            st.busy = False
+            st.progress = 1.0
+            st.status = f"ready{since} ({how})"
+            if result.saliency_error and not view.memo.get("saliency_error_shown"):
+                view.memo["saliency_error_shown"] = True
+                self.show_error("", result.saliency_error)
+
+    def hover_image(self, i: int):
+        """The mouse is over image i: show it in the detail panel unless an image is pinned."""
+        st = self.state
+        st.hovered = int(i)
+        if st.pinned is None and st.image != i:
+            t0 = time.perf_counter()
+            st.image = int(i)
+            self.timings["hover_ms"].append(1000 * (time.perf_counter() - t0))
+
+    def pin_image(self, i: int | None):
+        """Pin image i in the detail panel (None: unpin and follow the mouse again)."""
+        st = self.state
+        st.pinned = None if i is None else int(i)
+        target = st.pinned if st.pinned is not None else st.hovered
+        if target is not None:
+            st.image = target
+
+    def set_k(self, k: int):
+        """Move the top-k slider to k (as the user would)."""
+        self.panel(CurvePanel).w_k.value = int(k)
+
+    # -- introspection (tests, notebooks)
+
+    @property
+    def current(self):
+        """The shown DashboardResult, or None."""
+        return None if self.state.view is None else self.state.view.result
+
+    def state_summary(self) -> dict:
+        """A plain summary of what the views hold now."""
+        st, r = self.state, self.current
+        out = {"busy": st.busy, "status": st.status, "error": st.error, "messages": list(st.messages),
+               "progress": st.progress, "k": st.k, "image": st.image, "pinned": st.pinned,
+               "follow_slider": st.follow_slider, "display": st.display}
+        if r is not None:
+            from . import derive
+
+            out.update(dataset=r.dataset_name, model=r.settings.model, layer=r.settings.layer,
+                       readout=r.settings.readout, n_maps=r.n_maps, readout_values=derive.readout(r, st.k),
+                       heatmap_k=derive.heatmap_k(r, st.k, st.follow_slider),
+                       image_name=None if st.image is None else r.image_names[st.image])
+        return out

@@ -1,0 +1,40 @@
+"""The panel base class and the published view of a result."""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+
+
+@dataclass(eq=False)
+class ResultView:
+    """A published result with the figures the panels built for it (figures exist before the view is
+    published) and a memo of rendered images (PNG bytes), reused when the user comes back to it."""
+
+    result: object
+    figures: dict = field(default_factory=dict)
+    memo: dict = field(default_factory=dict)
+
+
+def download_link(data: bytes, filename: str, mime: str, label: str, cls: str) -> str:
+    """An <a download> link carrying the file as a data URI (served by no one: nothing leaves the page)."""
+    href = f"data:{mime};base64," + base64.b64encode(data).decode()
+    return f"<a class='aisviz-download {cls}' download='{filename}' href='{href}'>{label}</a>"
+
+
+class Panel:
+    """A part of the dashboard. dash: the Dashboard (its state, session, guard and helpers)."""
+
+    area = "charts"
+
+    def __init__(self, dash):
+        self.dash = dash
+        self.state = dash.state
+        self.root = None
+
+    def build(self, view: ResultView) -> None:
+        """Add this panel's figures to a view before it is published (main thread)."""
+
+    @staticmethod
+    def tag(widget, cls: str):
+        widget.add_class(cls)
+        return widget

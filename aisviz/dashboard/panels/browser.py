@@ -1,0 +1,105 @@
+"""Image browser: a thumbnail grid or an MDS map of the human similarities. Hovering shows an image in
+the detail panel; a click pins it (click again, or Unpin, to follow the mouse)."""
+from __future__ import annotations
+
+from .base import Panel
+
+GRID_WIDTH = 420             # px available to the thumbnail grid
+
+
+def grid_geometry(n_images: int, cell: int | None = None) -> dict:
+    """Cell size (px), gap and columns of the thumbnail grid for n images (see plots.contact_sheet)."""
+    cell = cell or (56 if n_images <= 64 else 40)
+    gap = 2
+    return {"cell": cell, "gap": gap, "columns": max(1, min(n_images, GRID_WIDTH // (cell + gap)))}
+
+
+class BrowserPanel(Panel):
+    area = "images"
+
+    def __init__(self, dash):
+        super().__init__(dash)
+        import ipywidgets as W
+        from ipyevents import Event
+
+        self.thumb_size = dash.options.get("thumb_size")
+        self.cache: dict = {}           # image names -> {"sheet", "layout", "mds"}
+        self.layout = None              # the shown grid's geometry
+        self.w_mode = self.tag(W.ToggleButtons(options=["thumbnail grid", "MDS map"], value="thumbnail grid",
+                                               style={"button_width": "120px"}), "aisviz-browser-mode")
+        self.w_mode.observe(dash.guard(lambda _: self._apply_mode(), "switch the image view"), "value")
+        self.grid = self.tag(W.Image(format="png", layout=W.Layout(max_width="100%", height="auto")), "aisviz-grid")
+        self.placeholder = self.tag(W.HTML("<div class='aisviz-placeholder' style='width:100%;height:160px'>"
+                                           "images appear here when the first result is ready</div>"),
+                                    "aisviz-grid-placeholder")
+        self.events = Event(source=self.grid, watched_events=["mousemove", "click"],
+                            throttle_or_debounce="throttle", wait=40)
+        self.events.on_dom_event(dash.guard(self._on_grid_event, "show that image"))
+        self.mds_box = self.tag(W.Box(layout=W.Layout(display="none", width="100%", min_width="0")), "aisviz-mds-box")
+        self.mds_box.add_class("aisviz-slot-mds")
+        help_ = W.HTML("<small>Hover over an image to see it; click to pin it (click again or Unpin to follow the "
+                       "mouse). MDS map: images placed by classical MDS of the human similarities (near = judged "
+                       "similar).</small>")
+        self.root = self.tag(W.VBox([W.HTML("<h4 class='aisviz-h'>Images</h4>"), self.w_mode, self.placeholder,
+                                     self.grid, self.mds_box, help_],
+                                    layout=W.Layout(flex="0 1 440px", min_width="0")), "aisviz-browser")
+        self.state.observe(lambda ch: self._on_view(ch["new"]), "view")
+
+    def build(self, view):
+        import plotly.graph_objects as go
+
+        from ...plots import contact_sheet, mds_scatter, png_bytes
+
+        r = view.result
+        key = (r.image_names, r.display_size)
+        if key not in self.cache:
+            images = [r.image(i) for i in range(r.n_images)]
+            geo = grid_geometry(r.n_images, self.thumb_size)
+            sheet, layout = contact_sheet(images, cell=geo["cell"], columns=geo["columns"], gap=geo["gap"])
+            thumbs = [png_bytes(im, 40) for im in images]
+            mds = go.FigureWidget(mds_scatter(r.mds, r.image_names, thumbnails=thumbs, height=420))
+            mds.add_class("aisviz-mds")
+            mds.data[0].on_hover(self.dash.guard(self._on_mds_hover, "show that image"))
+            mds.data[0].on_click(self.dash.guard(self._on_mds_click, "pin that image"))
+            self.cache = {key: {"sheet": png_bytes(sheet), "layout": layout, "mds": mds}}  # the newest set only
+        view.figures["browser"] = self.cache[key]
+
+    def _on_view(self, view):
+        if view is None:
+            return
+        b = view.figures["browser"]
+        self.layout = b["layout"]
+        if self.grid.value != b["sheet"]:
+            self.grid.value = b["sheet"]
+            lay = b["layout"]
+            self.grid.layout.width = f"{lay['columns'] * (lay['cell'] + lay['gap']) - lay['gap']}px"
+            self.mds_box.children = (self.dash.fit("mds", b["mds"]),)
+        self.placeholder.layout.display = "none"
+        self._apply_mode()
+
+    def _apply_mode(self):
+        grid = self.w_mode.value == "thumbnail grid"
+        self.grid.layout.display = "block" if grid and self.layout else "none"
+        self.mds_box.layout.display = "none" if grid else "flex"
+
+    def _on_grid_event(self, event):
+        from ...plots import cell_at
+
+        if self.layout is None or "dataX" not in event:
+            return
+        i = cell_at(self.layout, float(event["dataX"]), float(event["dataY"]))
+        if i is None:
+            return
+        if event.get("type") == "click":
+            self.dash.pin_image(None if self.state.pinned == i else i)
+        else:
+            self.dash.hover_image(i)
+
+    def _on_mds_hover(self, trace, points, state):
+        if points.point_inds:
+            self.dash.hover_image(int(points.point_inds[0]))
+
+    def _on_mds_click(self, trace, points, state):
+        if points.point_inds:
+            i = int(points.point_inds[0])
+            self.dash.pin_image(None if self.state.pinned == i else i)

@@ -1,0 +1,114 @@
+"""Held-out alignment: the curve of train/test R² against k with the top-k slider, the read-out at k,
+the summary, and PNG/SVG downloads of the curve. The slider only reads the stored curves."""
+from __future__ import annotations
+
+import time
+
+from .. import derive
+from ..html import readout_html, summary_html
+from .base import Panel, download_link
+
+FOLLOW_NOTE = ("Off (default): the heatmaps use all maps, as in the paper. On: they use only the top-k maps by "
+               "data-set AIS at the slider's k, and their captions say so.")
+
+
+class CurvePanel(Panel):
+    area = "charts"
+
+    def __init__(self, dash):
+        super().__init__(dash)
+        import ipywidgets as W
+
+        self.readout = self.tag(W.HTML(""), "aisviz-readout")
+        self.slot = self.tag(W.Box(layout=W.Layout(width="100%", min_width="0", min_height="440px",
+                                                   overflow="hidden")), "aisviz-slot-curve")
+        self.w_k = self.tag(W.IntSlider(value=1, min=1, max=1, description="top k maps", disabled=True,
+                                        continuous_update=True, style={"description_width": "initial"},
+                                        layout=W.Layout(width="100%")), "aisviz-k")
+        self.w_follow = self.tag(W.Checkbox(value=self.state.follow_slider, indent=False,
+                                            description="heatmaps follow the slider (top-k maps)",
+                                            layout=W.Layout(width="auto")), "aisviz-follow")
+        self.summary = self.tag(W.HTML(""), "aisviz-summary")
+        self.downloads = self.tag(W.HTML(""), "aisviz-curve-downloads")
+        self.w_export = self.tag(W.Button(description="PNG + SVG of this chart", disabled=True,
+                                          layout=W.Layout(width="auto")), "aisviz-curve-export")
+        self.w_export.on_click(dash.guard(lambda _: self.export(), "export the curve"))
+        self.w_k.observe(dash.guard(lambda ch: self.set_k(ch["new"]), "move the top-k slider"), "value")
+        self.w_follow.observe(dash.guard(lambda ch: setattr(self.state, "follow_slider", ch["new"]),
+                                         "switch the heatmap maps"), "value")
+        self.root = self.tag(W.VBox([
+            W.HTML("<h4 class='aisviz-h'>Held-out alignment: top-k maps by training AIS, tested on held-out "
+                   "images</h4>"),
+            self.readout, self.slot, self.w_k, self.w_follow, W.HTML(f"<small>{FOLLOW_NOTE}</small>"),
+            self.summary, W.HBox([self.w_export, self.downloads], layout=W.Layout(flex_flow="row wrap")),
+        ], layout=W.Layout(flex="1 1 480px", min_width="0")), "aisviz-curve-panel")
+        self.state.observe(lambda ch: self._on_view(ch["new"]), "view")
+
+    def build(self, view):
+        import plotly.graph_objects as go
+
+        from ...plots import MARKER_TEST, MARKER_TRAIN, alignment_curve
+
+        r = view.result
+        k0 = derive.initial_k(r)
+        fig = go.FigureWidget(alignment_curve(r.k_values, r.curves, r.summary, k=k0, height=440))
+        fig.add_class("aisviz-curve")
+        view.figures["curve"] = fig
+        view.figures["markers"] = [i for i, t in enumerate(fig.data) if t.name in (MARKER_TRAIN, MARKER_TEST)]
+        view.figures["k0"] = k0
+
+    def _on_view(self, view):
+        if view is None:
+            return
+        r = view.result
+        self.slot.children = (self.dash.fit("curve", view.figures["curve"]),)
+        self.summary.value = summary_html(r)
+        self.downloads.value = ""
+        self.w_export.disabled = False
+        prev = getattr(self, "_shown_settings", None)
+        k = view.figures["k0"] if prev is None or prev.scorer_key() != r.settings.scorer_key() else \
+            min(self.state.k, r.n_maps)
+        self._shown_settings = r.settings
+        self.w_k.disabled = False
+        self.w_k.max = max(r.n_maps, 2)
+        self.w_k.step = r.k_step  # each step lands on an evaluated k (and the last one, n_maps)
+        if self.w_k.value != k:
+            self.w_k.value = k    # the observer moves the marker
+        else:
+            self.set_k(k)
+
+    def set_k(self, k: int):
+        """Move to k: marker and read-out from the stored curves (no recomputation), then the state's k
+        (the per-map highlight and, when following, the heatmaps)."""
+        view = self.state.view
+        if view is None:
+            return
+        t0 = time.perf_counter()
+        r, fig = view.result, view.figures["curve"]
+        values = derive.readout(r, int(k))
+        it, ie = view.figures["markers"]
+        with fig.batch_update():
+            fig.data[it].x, fig.data[it].y = [values["k"]], [values["train_topk"]]
+            fig.data[ie].x, fig.data[ie].y = [values["k"]], [values["test_topk"]]
+        self.readout.value = readout_html(r, values, int(k))
+        self.last_readout = values
+        self.dash.timings["slider_ms"].append(1000 * (time.perf_counter() - t0))
+        self.state.k = int(k)
+
+    def export(self):
+        from ...figures import curve_figure
+
+        view = self.state.view
+        r, k = view.result, self.state.k
+        title = f"{r.dataset_name}: {r.settings.model} {r.settings.layer} → {r.settings.readout}"
+        self.downloads.value = figure_links(curve_figure(r.k_values, r.stats, r.summary, k=k, title=title),
+                                            "alignment_curve")
+
+
+def figure_links(fig, name: str) -> str:
+    """Download links for a matplotlib figure as PNG and SVG."""
+    from ...figures import figure_bytes
+
+    return " · ".join(download_link(figure_bytes(fig, fmt), f"{name}.{fmt}", mime, f"{name}.{fmt}",
+                                    f"aisviz-dl-{fmt}") for fmt, mime in (("png", "image/png"),
+                                                                          ("svg", "image/svg+xml")))

@@ -1,0 +1,155 @@
+"""Detail panel: the shown image | its AIS heatmap | its saliency map, with colour bars that state the scale
+in the chosen display mode, the comparison metrics beside their chance levels, and a download of the
+labelled panel."""
+from __future__ import annotations
+
+import time
+
+from .. import derive
+from ..html import data_attrs, esc, metrics_html
+from .base import Panel, download_link
+
+PANEL_SIZE = 200             # px of each of the three images
+
+
+def placeholder_png(size: int) -> bytes:
+    from PIL import Image
+
+    from ...plots import png_bytes
+
+    return png_bytes(Image.new("RGB", (size, size), (232, 232, 232)))
+
+
+class DetailPanel(Panel):
+    area = "images"
+
+    def __init__(self, dash):
+        super().__init__(dash)
+        import ipywidgets as W
+
+        self.size = dash.options.get("panel_size") or PANEL_SIZE
+        px = f"{self.size}px"
+        empty = placeholder_png(self.size)
+
+        def slot(cls):  # a grey placeholder until the first result, never a broken image
+            return self.tag(W.Image(value=empty, format="png",
+                                    layout=W.Layout(width=px, height=px, object_fit="contain")), cls)
+
+        self.p_image, self.p_ais, self.p_sal = (slot("aisviz-panel-image"), slot("aisviz-panel-ais"),
+                                                slot("aisviz-panel-saliency"))
+        bar = placeholder_png(14)
+        self.bar_ais = self.tag(W.Image(value=bar, format="png", layout=W.Layout(width="14px", height=px)),
+                                "aisviz-bar-ais")
+        self.bar_sal = self.tag(W.Image(value=bar, format="png", layout=W.Layout(width="14px", height=px)),
+                                "aisviz-bar-sal")
+        self.cap_image = self.tag(W.HTML("image"), "aisviz-image-caption")
+        self.cap_ais = self.tag(W.HTML("AIS heatmap"), "aisviz-ais-caption")
+        self.cap_sal = self.tag(W.HTML("saliency"), "aisviz-sal-caption")
+        self.scale = self.tag(W.HTML(""), "aisviz-scale-note")
+        self.title = self.tag(W.HTML("<div class='aisviz-placeholder'>computing the first result…</div>"),
+                              "aisviz-detail-title")
+        self.metrics = self.tag(W.HTML(""), "aisviz-metrics")
+        self.w_unpin = self.tag(W.Button(description="Unpin", disabled=True, layout=W.Layout(width="80px")),
+                                "aisviz-unpin")
+        self.w_unpin.on_click(dash.guard(lambda _: dash.pin_image(None), "unpin"))
+        self.w_display = self.tag(W.ToggleButtons(options=[("default (viridis, colour bar)", "default"),
+                                                           ("paper (jet, as the authors)", "paper")],
+                                                  value=self.state.display, style={"button_width": "190px"}),
+                                  "aisviz-display")
+        self.w_display.observe(dash.guard(lambda ch: setattr(self.state, "display", ch["new"]),
+                                          "switch the display mode"), "value")
+        self.w_export = self.tag(W.Button(description="Labelled PNG of this panel", disabled=True,
+                                          layout=W.Layout(width="auto")), "aisviz-panel-export")
+        self.w_export.on_click(dash.guard(lambda _: self.export(), "export the image panel"))
+        self.download = self.tag(W.HTML(""), "aisviz-panel-download")
+
+        def column(caption, *items):
+            return W.VBox([caption, W.HBox(list(items), layout=W.Layout(overflow="visible"))],
+                          layout=W.Layout(flex="0 0 auto", overflow="visible"))
+
+        panels = self.tag(W.HBox([column(self.cap_image, self.p_image), column(self.cap_ais, self.p_ais, self.bar_ais),
+                                  column(self.cap_sal, self.p_sal, self.bar_sal)],
+                                 layout=W.Layout(flex_flow="row wrap", overflow="visible")), "aisviz-panels")
+        self.root = self.tag(W.VBox([
+            W.HTML("<h4 class='aisviz-h'>AIS heatmap against saliency</h4>"),
+            W.HBox([self.title, self.w_unpin], layout=W.Layout(flex_flow="row wrap", align_items="center")),
+            self.w_display, panels, self.scale, self.metrics,
+            W.HBox([self.w_export, self.download], layout=W.Layout(flex_flow="row wrap")),
+        ], layout=W.Layout(flex="1 1 520px", min_width="0")), "aisviz-detail")
+        self.state.observe(lambda ch: self.render(), ["view", "image", "follow_slider", "display", "pinned"])
+        self.state.observe(lambda ch: self.state.follow_slider and self.render(), "k")
+        self.state.observe(lambda ch: setattr(self.w_unpin, "disabled", ch["new"] is None), "pinned")
+
+    def image_view(self, view, i: int, k: int | None, mode: str) -> dict:
+        """PNGs and metrics of image i for heatmap k (None = all maps) in a display mode, memoised per view."""
+        from ...heatmaps import colourbar_png, overlay
+        from ...plots import png_bytes
+
+        key = (i, k, mode)
+        if key in view.memo:
+            return view.memo[key]
+        r = view.result
+        small = r.image(i)
+        small.thumbnail((self.size, self.size))
+        heat = derive.heatmap(r, i, k)
+        if ("image", i) not in view.memo:
+            view.memo[("image", i)] = png_bytes(small, compress_level=1)
+        if ("bar", mode) not in view.memo:
+            view.memo[("bar", mode)] = colourbar_png(mode, height=self.size)
+        out = {"image_png": view.memo[("image", i)], "ais_png": png_bytes(overlay(small, heat, mode), compress_level=1),
+               "saliency_png": None, "bar": view.memo[("bar", mode)], "heat": heat}
+        if r.saliency is not None:  # the overlay resizes the display-size map to the panel
+            out["saliency_png"] = png_bytes(overlay(small, r.saliency[i], mode), compress_level=1)
+        if len(view.memo) > 600:
+            view.memo.clear()
+        view.memo[key] = out
+        return out
+
+    def render(self):
+        from ...heatmaps import scale_note
+
+        view, st = self.state.view, self.state
+        if view is None or st.image is None:
+            return
+        t0 = time.perf_counter()
+        r = view.result
+        i = min(st.image, r.n_images - 1)
+        k = derive.heatmap_k(r, st.k, st.follow_slider)
+        out = self.image_view(view, i, k, st.display)
+        self.p_image.value = out["image_png"]
+        self.p_ais.value = out["ais_png"]
+        self.bar_ais.value = self.bar_sal.value = out["bar"]
+        if out["saliency_png"] is not None:
+            self.p_sal.value = out["saliency_png"]
+        maps = ("all maps (the paper's heatmap)" if k is None else
+                f"<b>top {k} maps</b> (following the slider)")
+        cap = "<div class='aisviz-cap'>{}<br><small>{}</small></div>"
+        self.cap_image.value = cap.format("image", esc(f"{r.image_sizes[i][0]}×{r.image_sizes[i][1]} px"))
+        self.cap_ais.value = cap.format("AIS heatmap", f"{maps} · image-AIS weights")
+        self.cap_sal.value = cap.format("saliency", esc(r.saliency_provider or "none") if r.saliency is not None
+                                        else "unavailable")
+        self.scale.value = (f"<small>Colour bars: top = 1. {esc(scale_note(st.display, 'Both maps'))}.</small>")
+        state = "pinned" if st.pinned == i else "hover"
+        attrs = data_attrs(index=i, name=r.image_names[i], state=state, k=k or "all", n=r.n_images,
+                           display=st.display)
+        self.title.value = (f"<div class='aisviz-detail-inner'{attrs}><b>{esc(r.image_names[i])}</b> (image {i + 1} "
+                            f"of {r.n_images}) · {'<b>pinned</b>' if state == 'pinned' else 'follows the mouse'}"
+                            "</div>")
+        if "metrics" not in out:  # after the overlays and the title went out: what the eye follows first
+            out["metrics"] = derive.image_metrics(r, i, out["heat"])
+        self.metrics.value = metrics_html(r, i, out["metrics"])
+        self.download.value = ""
+        self.w_export.disabled = False
+        self.dash.timings["render_ms"].append(1000 * (time.perf_counter() - t0))
+
+    def export(self):
+        from ..export import panel_png
+
+        view, st = self.state.view, self.state
+        r = view.result
+        i = min(st.image, r.n_images - 1)
+        k = derive.heatmap_k(r, st.k, st.follow_slider)
+        stem = r.image_names[i].rsplit(".", 1)[0]
+        name = f"{stem}_panel_{st.display}{'' if k is None else f'_top{k}'}.png"
+        self.download.value = download_link(panel_png(r, i, k, st.display), name, "image/png", f"Download {name}",
+                                            "aisviz-panel-link")

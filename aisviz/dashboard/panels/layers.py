@@ -1,0 +1,224 @@
+"""Layer comparison: alignment along network depth for the shown data set and network (aisviz.sweep cells).
+
+Rows come from sweep folders: the dashboard's own (AISVIZ_HOME/sweeps/dashboard, where layers computed
+here are kept) and any folder typed in (`aisviz sweep --out DIR`). Only cells computed with the shown
+settings are used (data set, network, weights, read-out, similarity, measure, folds, seeds, random orders;
+the k step may differ). "Compute" runs the selected layers in the background through a Session (the
+dashboard's job runner: the newest request wins, a superseded job stops within a chunk); finished cells
+are reused. Clicking a point opens that layer in the other views (it sets the perturbed-layer control).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..html import esc
+from ..result import Settings
+from .base import Panel
+
+MATCHED = ("weights", "readout", "similarity", "measure", "folds", "n_seeds", "n_random")
+
+
+@dataclass(frozen=True)
+class LayerRequest(Settings):
+    """The shown settings plus the layers to compute: the key of one layer-comparison job."""
+
+    layers: tuple = ()
+
+
+@dataclass(frozen=True)
+class LayerRows:
+    """A finished layer-comparison job: its request and one sweep row per layer."""
+
+    settings: LayerRequest
+    rows: list
+
+
+def own_folder() -> Path:
+    from ...storage import aisviz_home
+
+    return aisviz_home() / "sweeps" / "dashboard"
+
+
+class LayerComparisonPanel(Panel):
+    area = "wide"
+
+    def __init__(self, dash):
+        super().__init__(dash)
+        import ipywidgets as W
+
+        from ..session import Session
+
+        self.folders = [own_folder()]
+        self.table = None              # the rows shown (aisviz.sweep.layer_table), or None
+        self.w_source = self.tag(W.Text(placeholder="a sweep folder (aisviz sweep --out DIR)",
+                                        description="sweep results", style={"description_width": "initial"},
+                                        layout=W.Layout(flex="1 1 320px")), "aisviz-sweep-folder")
+        self.w_add = self.tag(W.Button(description="Add folder", layout=W.Layout(width="auto")), "aisviz-sweep-add")
+        self.w_layers = self.tag(W.SelectMultiple(options=[], rows=6, description="layers",
+                                                  layout=W.Layout(width="320px")), "aisviz-sweep-layers")
+        self.w_compute = self.tag(W.Button(description="Compute the selected layers", disabled=True,
+                                           layout=W.Layout(width="auto")), "aisviz-sweep-compute")
+        self.w_progress = self.tag(W.FloatProgress(value=0, min=0, max=1, layout=W.Layout(width="320px")),
+                                   "aisviz-sweep-progress")
+        self.note = self.tag(W.HTML(""), "aisviz-sweep-note")
+        self.slot = self.tag(W.Box(layout=W.Layout(width="100%")), "aisviz-layer-slot")
+        on = dash.guard
+        self.w_add.on_click(on(lambda _: self.add_folder(self.w_source.value), "read that sweep folder"))
+        self.w_compute.on_click(on(lambda _: self.compute(list(self.w_layers.value)), "compute the layers"))
+        self.session = Session(self, run_async=dash.session.run_async, compute=self._compute)
+        self.root = self.tag(W.VBox([
+            W.HTML("<h4 class='aisviz-h'>Layer comparison: held-out alignment by perturbed layer</h4>"),
+            self.slot, self.note,
+            W.HBox([self.w_layers, W.VBox([self.w_compute, self.w_progress])],
+                   layout=W.Layout(flex_flow="row wrap")),
+            W.HBox([self.w_source, self.w_add], layout=W.Layout(flex_flow="row wrap")),
+        ], layout=W.Layout(width="100%")), "aisviz-layer-panel")
+        self.state.observe(lambda ch: self.refresh(), "view")
+
+    # -- what is shown
+
+    def _shown(self):
+        view = self.state.view
+        return None if view is None else view.result
+
+    def rows(self):
+        """The cells of every sweep folder that match the shown result's settings, by depth."""
+        import pandas as pd
+
+        from ...sweep import layer_table, read_cells
+
+        r = self._shown()
+        cells = pd.concat([read_cells(f) for f in self.folders], ignore_index=True)
+        s = r.settings
+        want = {"weights": s.weights, "readout": s.readout, "similarity": s.similarity, "measure": s.measure,
+                "folds": s.n_folds, "n_seeds": s.n_seeds, "n_random": s.n_random}
+        keep = cells.dataset.isin([s.dataset, r.dataset_name]) & (cells.model == s.model)
+        for column in MATCHED:
+            keep &= cells[column] == want[column]
+        # one data set under either name (the dashboard's key, or the set's own name in a sweep run elsewhere)
+        cells = cells[keep & (cells.status != "failed")].assign(dataset=s.dataset)
+        cells = cells.drop_duplicates("layer", keep="last")  # the folder added last wins
+        return layer_table(cells) if len(cells) else cells
+
+    def refresh(self):
+        """Rebuild the layer menu and the figure for the shown result (main thread)."""
+        r = self._shown()
+        if r is None:
+            return
+        rows = self.dash.session.layers.get(r.settings.model) or []
+        conv = [row["name"] for row in rows if row["conv_map"]]
+        if list(self.w_layers.options) != conv:
+            self.w_layers.options = conv
+            self.w_layers.value = tuple(dict.fromkeys(conv[-3:] + [r.settings.layer]))
+        self.w_compute.disabled = self.session.busy or not conv
+        self.table = self.rows()
+        self._draw()
+
+    def _draw(self):
+        import plotly.graph_objects as go
+
+        from ...plots import layer_comparison
+
+        r = self._shown()
+        if self.table is None or not len(self.table):
+            self.slot.children = ()
+            self.note.value = (f"<small>No layer results yet for {esc(r.dataset_name)} · {esc(r.settings.model)} → "
+                               f"{esc(r.settings.readout)} with these settings. Select layers and compute them "
+                               "here, or add a folder written by <code>aisviz sweep</code>.</small>")
+            return
+        fig = go.FigureWidget(layer_comparison(self.table, height=380))
+        fig.add_class("aisviz-layer-figure")
+        for trace in fig.data:
+            if trace.customdata is not None:
+                trace.on_click(self.dash.guard(self._clicked, "open that layer"))
+        self.slot.children = (fig,)
+        self.figure = fig
+        steps = ", ".join(sorted({str(k or "auto") for k in self.table.k_step}))
+        self.note.value = (f"<small>{len(self.table)} layers of {esc(r.settings.model)} on "
+                           f"{esc(r.dataset_name)}, read out at {esc(r.settings.readout)}: {r.settings.n_folds} "
+                           f"folds × {r.settings.n_seeds} seeds, k step {esc(steps)}. All maps, all pairs is the "
+                           "read-out's alignment (the same for every perturbed layer); the test R² lines show what "
+                           "selecting that layer's maps by training AIS does on held-out images (mean ± SD over "
+                           "splits). Click a point to open that layer.</small>")
+
+    def add_folder(self, path: str):
+        """Show the cells of a sweep folder too."""
+        folder = Path((path or "").strip()).expanduser()
+        if not (folder / "cells").is_dir():
+            raise ValueError(f"{folder} holds no sweep results (no cells/ folder). Give the folder passed to "
+                             "`aisviz sweep --out`.")
+        if folder not in self.folders:
+            self.folders.append(folder)
+        self.refresh()
+
+    def _clicked(self, trace, points, _selector=None):
+        if points.point_inds:
+            self.open_layer(trace.customdata[points.point_inds[0]])
+
+    def open_layer(self, layer: str):
+        """Show this layer in the other views, as if it were picked in the perturbed-layer control."""
+        from .controls import ControlsPanel
+
+        control = self.dash.panel(ControlsPanel).w_layer
+        if layer not in [value for _, value in control.options]:
+            raise ValueError(f"{layer!r} is not a perturbed layer of the shown network; pick one in the layer menu.")
+        control.value = layer
+
+    # -- computing (the Session calls these)
+
+    def compute(self, layers: list[str]):
+        """Compute the selected layers for the shown settings in the background (finished cells are reused)."""
+        r = self._shown()
+        if r is None or not layers:
+            raise ValueError("select one or more layers first (and wait for the first results).")
+        s = r.settings
+        self.w_compute.disabled = True
+        self.w_progress.value = 0
+        self.session.request(LayerRequest(**s.to_dict(), layers=tuple(layers)))
+
+    def _compute(self, request: LayerRequest, report, clicked_at):
+        from ...models import load_network
+        from ...sweep import run_cells
+        from ..result import paper_seeds
+        from ..session import Superseded
+
+        n = len(request.layers)
+        config = {"readout": request.readout, "folds": request.n_folds, "seeds": tuple(paper_seeds(request.n_seeds)),
+                  "k_step": request.k_step, "n_random": request.n_random, "weights": request.weights,
+                  "similarity": request.similarity, "measure": request.measure, "dtype": "float32",
+                  "device": "auto", "use_cache": True}
+
+        def progress(i, p):  # each layer: leave-one-map-out, then the validation, half the bar each
+            within = 0.5 * p.done / p.total + (0.5 if p.stage == "validation" else 0.0)
+            self._fraction = min((i + within) / n, 1.0)
+            report("validation", self._fraction, f"layer {request.layers[i]} ({i + 1} of {n}): {p.stage}")
+
+        rows = run_cells(request.dataset, request.model, list(request.layers), config, own_folder(),
+                         lambda: self.dash.session.dataset(request.dataset),
+                         lambda: load_network(request.model, weights=request.weights),
+                         callback=progress, stop_on=(Superseded,))
+        return LayerRows(request, rows)
+
+    _fraction = 0.0
+
+    def progress(self, job, stage, fraction, text):
+        def show():
+            self.w_progress.value = self._fraction
+            self.note.value = f"<small>computing: {esc(text)}</small>"
+        self.dash._on_main(show)
+
+    def finished(self, job, result: LayerRows):
+        def show():
+            failed = [f"{row['layer']}: {row['error']}" for row in result.rows if row["status"] == "failed"]
+            self.w_progress.value = 1.0
+            self.refresh()
+            if failed:
+                self.dash.show_error("compute every layer", "Some layers failed: " + "; ".join(failed))
+        self.dash._on_main(show)
+
+    def failed(self, job, exc):
+        def show():
+            self.w_compute.disabled = False
+            self.dash.show_error("compute the layer comparison", exc)
+        self.dash._on_main(show)

@@ -1,0 +1,131 @@
+"""Publishable static figures (matplotlib): the held-out alignment curve, the per-map AIS chart and the
+labelled image | AIS heatmap | saliency panel with colour bars. Pure functions from arrays to a
+matplotlib Figure (object API, no pyplot state, so safe off the main thread); `figure_bytes` writes
+PNG or SVG. The dashboard's downloads, the CLI's panels and notebooks use them.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from .heatmaps import colormap, overlay, scale_note
+
+FORMATS = ("png", "svg")
+TRAIN_COLOUR, TEST_COLOUR, RANDOM_COLOUR = "#1f77b4", "#d62728", "#7f7f7f"
+TOPK_COLOUR, OTHER_COLOUR = "#d62728", "#9aa5b1"
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def figure_bytes(fig, fmt: str = "png", dpi: int = 150) -> bytes:
+    """The figure as PNG or SVG bytes."""
+    if fmt not in FORMATS:
+        raise ValueError(f"figure format must be one of {FORMATS}, not {fmt!r}.")
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi)
+    return buf.getvalue()
+
+
+def curve_figure(k_values, stats: dict, summary: dict, k: int | None = None, title: str = ""):
+    """Train and test R² against k (top-k maps by training AIS), mean ± SD over splits; k random maps
+    (test); the all-maps levels as dotted lines, in the legend; mean k*; the current k."""
+    fig = _figure(7.5, 4.6)
+    ax = fig.add_subplot()
+    x = np.asarray(k_values)
+    rows = (("test_random", RANDOM_COLOUR, "test, k random maps", ":"),
+            ("train_topk", TRAIN_COLOUR, "train, top-k maps by training AIS", "-"),
+            ("test_topk", TEST_COLOUR, "test, top-k maps by training AIS", "-"))
+    for key, colour, label, style in rows:
+        m, sd = stats[key]["mean"], stats[key]["sd"]
+        ax.fill_between(x, m - sd, m + sd, color=colour, alpha=0.15, linewidth=0)
+        ax.plot(x, m, style, color=colour, label=label, linewidth=1.8)
+    ax.axhline(summary["mean_r2_train_all"], color=TRAIN_COLOUR, linestyle=(0, (1, 2)), linewidth=1.2,
+               label=f"train, all maps ({summary['mean_r2_train_all']:.3f})")
+    ax.axhline(summary["mean_r2_test_all"], color=TEST_COLOUR, linestyle=(0, (1, 2)), linewidth=1.2,
+               label=f"test, all maps ({summary['mean_r2_test_all']:.3f})")
+    ax.axvline(summary["mean_k_star"], color="black", linestyle="--", linewidth=1,
+               label=f"mean k* = {summary['mean_k_star']:.0f} (argmax of train R²)")
+    if k is not None:
+        i = int(np.argmin(np.abs(x - k)))
+        ax.plot([x[i]], [stats["test_topk"]["mean"][i]], "D", color=TEST_COLOUR, markeredgecolor="black",
+                label=f"k = {x[i]}: test R² {stats['test_topk']['mean'][i]:.3f}")
+    ax.set_xlabel("k (maps kept, ranked by training AIS)")
+    ax.set_ylabel("alignment R² (mean ± SD over splits)")
+    ax.set_title(title or None, fontsize=10)
+    ax.legend(fontsize=7.5, loc="lower right", framealpha=0.9)
+    ax.grid(alpha=0.25)
+    return fig
+
+
+def bars_figure(ais, k: int, title: str = ""):
+    """Data-set AIS of every map, sorted from the highest; the top-k maps in red, the rest grey, with a
+    legend and the zero line (AIS 0 = removing the map does not change the alignment)."""
+    from matplotlib.patches import Patch
+
+    fig = _figure(6.5, 4.0)
+    ax = fig.add_subplot()
+    a = np.sort(np.asarray(ais, dtype=np.float64))[::-1]
+    n = len(a)
+    colours = [TOPK_COLOUR] * int(k) + [OTHER_COLOUR] * (n - int(k))
+    ax.bar(np.arange(1, n + 1), a, width=1.0, color=colours, linewidth=0)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("rank by data-set AIS (1 = largest drop in alignment when removed)")
+    ax.set_ylabel("AIS = R²(all) − R²(without the map)")
+    ax.set_title(title or None, fontsize=10)
+    ax.legend(handles=[Patch(color=TOPK_COLOUR, label=f"top {int(k)} maps (kept at k = {int(k)})"),
+                       Patch(color=OTHER_COLOUR, label="other maps")], fontsize=8, loc="upper right")
+    ax.set_xlim(0, n + 1)
+    return fig
+
+
+def _colourbar(fig, ax, mode: str, label: str):
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    bar = fig.colorbar(ScalarMappable(norm=Normalize(0, 1), cmap=colormap(mode)), ax=ax, fraction=0.046, pad=0.02)
+    bar.set_label(label, fontsize=7)
+    bar.ax.tick_params(labelsize=7)
+
+
+def panel_figure(image, heatmap, saliency=None, mode: str = "default", title: str = "",
+                 heatmap_title: str = "AIS heatmap (all maps)", saliency_title: str = "saliency"):
+    """Labelled image | AIS heatmap overlay | saliency overlay (saliency None: two panels), each overlay
+    with a colour bar stating its scale in this display mode."""
+    panels = 3 if saliency is not None else 2
+    fig = _figure(3.3 * panels + 0.6, 3.9)
+    axes = fig.subplots(1, panels)
+    label = "(value / max)²" if mode == "paper" else "value / max (clipped at 0)"
+    axes[0].imshow(np.asarray(image.convert("RGB")))
+    axes[0].set_title("image", fontsize=9)
+    axes[1].imshow(np.asarray(overlay(image, heatmap, mode)))
+    axes[1].set_title(heatmap_title, fontsize=9)
+    _colourbar(fig, axes[1], mode, label)
+    if saliency is not None:
+        axes[2].imshow(np.asarray(overlay(image, saliency, mode)))
+        axes[2].set_title(saliency_title, fontsize=9)
+        _colourbar(fig, axes[2], mode, label)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=10)
+    fig.text(0.5, 0.005, scale_note(mode, "colours"), ha="center", va="bottom", fontsize=7)
+    return fig
+
+
+def heatmap_figure(image, heatmap, mode: str = "default", title: str = ""):
+    """One labelled AIS heatmap overlay with its colour bar (the CLI's `heatmaps` images)."""
+    fig = _figure(4.6, 4.3)
+    ax = fig.add_subplot()
+    ax.imshow(np.asarray(overlay(image, heatmap, mode)))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+    _colourbar(fig, ax, mode, "(value / max)²" if mode == "paper" else "value / max (clipped at 0)")
+    fig.text(0.5, 0.005, scale_note(mode), ha="center", va="bottom", fontsize=6)
+    return fig
+

@@ -1,0 +1,259 @@
+"""Driving the dashboard in a real browser: a Voila (or JupyterLab) server subprocess on a free 127.0.0.1
+port and headless Chromium through Playwright (the system /usr/bin/chromium; never `playwright install`).
+Shared by tests/test_browser.py and benchmarks/bench_dashboard.py."""
+from __future__ import annotations
+
+import base64
+import io
+import os
+import signal
+import socket
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "dashboard.ipynb"
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+COMPUTE_TIMEOUT_MS = 300_000
+# what must be on screen, whole: both charts and the three overlays
+KEY_PARTS = {"curve": ".aisviz-curve .main-svg", "bars": ".aisviz-ais-bars .main-svg",
+             "image": ".aisviz-panel-image", "heatmap": ".aisviz-panel-ais", "saliency": ".aisviz-panel-saliency"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(proc, port: int, log_path: Path, seconds: float = 90):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"the server did not open port {port} within {seconds} s")
+
+
+@contextmanager
+def server_process(cmd: list, env: dict, log_path: Path, port: int, cwd: Path = ROOT):
+    """A server subprocess, stopped (SIGTERM, then SIGKILL) on exit."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(cwd))
+        try:
+            wait_for_port(proc, port, log_path)
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+@contextmanager
+def voila_server(home: Path, pool_size: int = 0):
+    from aisviz.dashboard.voila_template import voila_environment
+    from aisviz.serve import voila_command
+
+    port = free_port()
+    env = voila_environment(dict(os.environ, AISVIZ_HOME=str(home), AISVIZ_APP_LOG=str(home / "dashboard.log")))
+    with server_process(voila_command(port=port, pool_size=pool_size, notebook=NOTEBOOK), env,
+                        home / "voila.log", port) as proc:
+        yield {"url": f"http://127.0.0.1:{port}/", "port": port, "proc": proc, "home": home}
+
+
+def new_page(browser, port: int, width: int = 1280, height: int = 800):
+    """A fresh context and page; every request not to our 127.0.0.1 server is aborted and recorded in
+    page.outside; console errors and page errors are recorded in page.errors."""
+    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+    local = f"http://127.0.0.1:{port}"
+    outside, errors = [], []
+
+    def route(r):
+        if r.request.url.startswith(local) or r.request.url.startswith("data:") or r.request.url.startswith("blob:"):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.outside, page.errors = outside, errors
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_default_timeout(60_000)
+    return page
+
+
+def open_dashboard(browser, server, width: int = 1280, height: int = 800):
+    """The Voila app at that viewport; returns (page, seconds from navigation to an interactive dashboard)."""
+    page = new_page(browser, server["port"], width, height)
+    t0 = time.perf_counter()
+    page.goto(server["url"], timeout=120_000)
+    try:
+        wait_interactive(page)
+    except Exception:
+        shot(page, f"failed_open_{width}")  # what the page showed instead
+        raise
+    return page, time.perf_counter() - t0
+
+
+def wait_interactive(page):
+    page.wait_for_selector(".aisviz-dashboard", timeout=120_000)
+    page.wait_for_selector(".aisviz-readout-inner", timeout=COMPUTE_TIMEOUT_MS)
+    page.wait_for_selector(".aisviz-detail-inner", timeout=60_000)
+    page.wait_for_selector(".aisviz-curve .main-svg", timeout=180_000)  # plotly's bundle loads late under load
+
+
+def shot(page, name: str):
+    """A screenshot of the whole dashboard: the page scrolls inside the app's shell (Voila's and JupyterLab's),
+    so the viewport is made tall enough for the dashboard for the shot (same width), then restored."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    size = page.viewport_size
+    tall = page.evaluate("() => { const e = document.querySelector('.aisviz-dashboard'); "
+                         "return e ? e.getBoundingClientRect().height + 400 : 0; }")
+    if tall > size["height"]:
+        page.set_viewport_size({"width": size["width"], "height": int(tall)})
+        page.wait_for_timeout(400)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
+    return path
+
+
+GEOMETRY_JS = """sel => {
+    const e = document.querySelector(sel);
+    if (!e) return {missing: true};
+    e.scrollIntoView({block: 'nearest', inline: 'nearest'});  // reachable by scrolling is fine; clipped is not
+    const r = e.getBoundingClientRect();
+    const doc = document.scrollingElement || document.documentElement;
+    const clippers = [];
+    // An overflow:hidden ancestor clips only what it contains as a containing block: an absolutely
+    // positioned box (Lumino's panels) escapes the static ancestors between it and its positioned one.
+    let escaping = ['absolute', 'fixed'].includes(getComputedStyle(e).position);
+    for (let p = e.parentElement; p; p = p.parentElement) {
+        const s = getComputedStyle(p);
+        const skip = s.display === 'contents' || (escaping && s.position === 'static');
+        if (['absolute', 'fixed'].includes(s.position)) escaping = true;
+        else if (s.position !== 'static') escaping = false;
+        if (skip) continue;
+        const hides = v => v === 'hidden' || v === 'clip';
+        const q = p.getBoundingClientRect();
+        if (hides(s.overflowX) && (r.left < q.left - 1 || r.right > q.right + 1)) clippers.push(p.className + ' x');
+        if (hides(s.overflowY) && (r.top < q.top - 1 || r.bottom > q.bottom + 1))
+            clippers.push(`${p.className} y: ${Math.round(r.top)}..${Math.round(r.bottom)} outside ` +
+                          `${Math.round(q.top)}..${Math.round(q.bottom)}`);
+        if (s.display === 'none' || s.visibility === 'hidden') clippers.push(p.className + ' hidden');
+    }
+    return {left: r.left + window.scrollX, right: r.right + window.scrollX, top: r.top + window.scrollY,
+            width: r.width, height: r.height, clippers: clippers, viewport: window.innerWidth,
+            page_width: doc.scrollWidth};
+}"""
+
+
+def geometry(page, selector: str) -> dict:
+    return page.evaluate(GEOMETRY_JS, selector)
+
+
+def layout_problems(page, parts=KEY_PARTS) -> list[str]:
+    """What is wrong with the key parts at this viewport: missing, empty, clipped by an overflow:hidden parent,
+    or reaching past the viewport's width (the page must not need sideways scrolling to show them)."""
+    problems = []
+    for name, sel in parts.items():
+        g = geometry(page, sel)
+        if g.get("missing"):
+            problems.append(f"{name}: not on the page")
+            continue
+        if g["width"] < 50 or g["height"] < 50:
+            problems.append(f"{name}: only {g['width']:.0f}×{g['height']:.0f} px")
+        if g["clippers"]:
+            problems.append(f"{name}: clipped by {g['clippers']}")
+        if g["left"] < -1 or g["right"] > g["viewport"] + 1:
+            problems.append(f"{name}: spans x {g['left']:.0f}..{g['right']:.0f}, viewport {g['viewport']}")
+    return problems
+
+
+def attrs(page, selector: str) -> dict:
+    return page.eval_on_selector(selector, "e => Object.assign({}, e.dataset)")
+
+
+def marker(page) -> dict:
+    return page.eval_on_selector(".aisviz-curve.js-plotly-plot", """e => {
+        const t = e.data.find(d => d.name === 'current k (test)');
+        const r = e.data.find(d => d.name === 'current k (train)');
+        return {x: t.x[0], y: t.y[0], train_y: r.y[0]}; }""")
+
+
+def img(page, selector: str) -> np.ndarray:
+    """The pixels an <img> shows (its blob fetched in the page)."""
+    from PIL import Image
+
+    b64 = page.eval_on_selector(selector, """async e => {
+        const buf = await (await fetch(e.src)).arrayBuffer();
+        let s = ''; const a = new Uint8Array(buf);
+        for (let i = 0; i < a.length; i++) s += String.fromCharCode(a[i]);
+        return btoa(s); }""")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"), dtype=np.int16)
+
+
+def cell_point(page, i: int) -> tuple[float, float]:
+    """Page coordinates of the centre of image i in the thumbnail grid."""
+    from aisviz.app import grid_geometry
+    from aisviz.plots import cell_centre
+
+    loc = page.locator(".aisviz-grid")
+    loc.scroll_into_view_if_needed()
+    box = loc.bounding_box()
+    natural = page.eval_on_selector(".aisviz-grid", "e => [e.naturalWidth, e.naturalHeight]")
+    n = int(attrs(page, ".aisviz-detail-inner")["n"])
+    geo = grid_geometry(n)
+    geo.update(rows=int(np.ceil(n / geo["columns"])), n=n)
+    x, y = cell_centre(geo, i)
+    return box["x"] + x * box["width"] / natural[0], box["y"] + y * box["height"] / natural[1]
+
+
+def move_slider(page, presses: int = 1) -> float:
+    """Press ArrowRight on the top-k slider; returns ms until the curve's marker and the read-out agree on
+    the new k."""
+    handle = page.locator(".aisviz-k .noUi-handle")
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    before = marker(page)["x"]
+    t0 = time.perf_counter()
+    for _ in range(presses):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(f"""() => {{
+        const e = document.querySelector('.aisviz-curve.js-plotly-plot');
+        const t = e.data.find(d => d.name === 'current k (test)');
+        const r = document.querySelector('.aisviz-readout-inner');
+        return t.x[0] !== {before} && r && Number(r.dataset.k) === t.x[0]; }}""", timeout=20_000)
+    return 1000 * (time.perf_counter() - t0)
+
+
+def hover(page, i: int) -> float:
+    """Move the mouse over image i of the grid; returns ms until the detail panel and metrics show it."""
+    x, y = cell_point(page, i)
+    t0 = time.perf_counter()
+    page.mouse.move(x, y)
+    page.wait_for_selector(f".aisviz-detail-inner[data-index='{i}']", timeout=20_000)
+    page.wait_for_selector(f".aisviz-metrics-inner[data-index='{i}']", timeout=20_000)
+    return 1000 * (time.perf_counter() - t0)
+
+
+def click_widget_button(page, cls: str):
+    sel = f".{cls} button" if page.locator(f".{cls} button").count() else f".{cls}"
+    page.locator(sel).first.scroll_into_view_if_needed()
+    page.click(sel)
