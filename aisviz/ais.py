@@ -364,7 +364,8 @@ class TopKValidation:
     uniformly random subset of size k), scored the same way.
 
     After fit(scorer): k_values_, splits_ (list of dicts), curves_ (dict of (n_splits, n_k) arrays:
-    train_topk, test_topk, train_random, test_random), summary_ (dict).
+    train_topk, test_topk, train_random, test_random), summary_ (dict), train_ais_ ((n_splits, n_maps): each
+    split's training AIS, whose order ranks the maps).
 
     Training AIS uses the leave-one-map-out similarities restricted to the training pairs; one streamed pass
     over chunks of maps gives it for every split (SubsetAlignments), so memory stays O(splits * n + chunk * n^2).
@@ -405,12 +406,12 @@ class TopKValidation:
                 return lambda f: callback(Progress("validation", (run + 1 + f) / (runs + 1), len(splits)))
             return lambda f: callback(Progress("validation", split + (run + f) / runs, len(splits)))
 
-        ais_train_all = self._training_ais(scorer, [train for _, _, train, _ in splits], tick(0, -1))
+        self.train_ais_ = self._training_ais(scorer, [train for _, _, train, _ in splits], tick(0, -1))
         for done, (seed, fold, train, test) in enumerate(tqdm(splits, desc="validation splits",
                                                                disable=not self.progress)):
             train_target, test_target = AlignmentTarget(human, train, measure), AlignmentTarget(human, test, measure)
             r2_train_all, r2_test_all = float(train_target(scorer.full_pairs_)), float(test_target(scorer.full_pairs_))
-            ais_train = ais_train_all[done]
+            ais_train = self.train_ais_[done]
             order = np.argsort(-ais_train, kind="stable")
             tr, te = self._curves(engine, order, train_target, test_target, tick(done, 0))
             rng = np.random.default_rng([self.random_seed, seed, fold])

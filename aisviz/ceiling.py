@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from .ais import MEASURES, AlignmentTarget, pair_positions
+from .ais import MEASURES, pair_positions
 from .datasets import DataError
 
 # Looked for in a data set's folder; "dissimilarity" files are turned into similarities by negation
@@ -149,15 +149,11 @@ def validation_ceiling(scorer, validation, subjects: SubjectMatrices) -> list[di
     """Per split of a fitted TopKValidation: the noise ceiling on the split's test pairs and the network's
     subject-level test alignment with all maps and with the top-k* maps (k* and the map order as in the
     validation: ranked by training AIS)."""
-    measure, human = scorer.measure, scorer.dataset_.similarity
+    measure = scorer.measure
     index = {name: i for i, name in enumerate(scorer.dataset_.image_names)}
-    n = scorer.dataset_.n_images
     rows = []
-    for split in validation.splits_:
+    for split, ais_train in zip(validation.splits_, validation.train_ais_):
         test = np.array(sorted(index[name] for name in split["test_images"]))
-        train = np.setdiff1d(np.arange(n), test)
-        train_target = AlignmentTarget(human, train, measure)
-        ais_train = float(train_target(scorer.full_pairs_)) - train_target(scorer.loo_pairs_)
         order = np.argsort(-ais_train, kind="stable")   # the validation's ranking
         (_, topk_pairs), = scorer.engine_.prefix_pairs(order, [split["k_star"]])
         bounds = noise_ceiling(subjects, test, measure)
