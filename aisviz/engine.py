@@ -38,7 +38,7 @@ _CHANNELWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.SiLU, nn.Hardswish, nn.GELU,
 
 
 @functools.lru_cache(maxsize=1)
-def keep_large_blocks_apart(threshold: int = 4 << 20) -> bool:
+def keep_large_blocks_apart(threshold: int = 6 << 20) -> bool:
     """Make glibc give large freed blocks back to the OS (once per process; True if it applied).
 
     glibc raises its mmap threshold (up to 32 MiB) whenever a large block is freed, e.g. during feature
