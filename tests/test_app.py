@@ -131,9 +131,10 @@ def test_slider_reads_the_stored_curves_only(dash, monkeypatch):
         i = int(np.argmin(np.abs(r.k_values - k)))
         marker = next(t for t in curve.data if t.name == "current k (test)")
         assert marker.x[0] == r.k_values[i]
-        assert marker.y[0] == pytest.approx(np.nanmean(r.curves["test_topk"][:, i]))
+        # k = 1 is undefined (one pooled map makes every similarity +-1): the marker then shows NaN as well
+        np.testing.assert_allclose(marker.y[0], np.nanmean(r.curves["test_topk"][:, i]), equal_nan=True)
         values = c.last_readout
-        assert values["test_random"] == pytest.approx(np.nanmean(r.curves["test_random"][:, i]))
+        np.testing.assert_allclose(values["test_random"], np.nanmean(r.curves["test_random"][:, i]), equal_nan=True)
         assert values["test_all"] == pytest.approx(r.summary["mean_r2_test_all"])
         assert f"data-test-topk='{values['test_topk']!r}'" in c.readout.value
         colours = P(dash, "MapsPanel").slot.children[0].data[0].marker.color
