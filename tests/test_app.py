@@ -392,10 +392,13 @@ def test_hover_and_slider_during_publication_raise_no_error(dash):
     assert second is not first
     stop = threading.Event()
 
-    def publisher():
-        while not stop.is_set():
+    def publisher():  # bounded: an unbounded loop can starve the events it races against (GIL)
+        for _ in range(10):
+            if stop.is_set():
+                return
             for r in (first, second):
                 dash.publish(r)
+                time.sleep(0.01)
 
     n_messages = len(dash.messages)
     t = threading.Thread(target=publisher)
