@@ -1,12 +1,12 @@
 # The README's two commands: `make dashboard` (set up + serve the dashboard) and `make test` (set up + all tests).
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-EXTRAS ?= offline,saliency,app,test,rsa,sweep
+EXTRAS ?= offline,saliency,app,test,rsa,sweep,timm,hub
 PORT   ?= 8866
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: setup chromium dashboard demo test bench clean-cache hub
+.PHONY: setup chromium hubproxy dashboard demo test bench clean-cache hub
 
 # CPU-only machines: `make setup TORCH=cpu` first installs torch and torchvision from PyTorch's CPU wheel index,
 # instead of the default CUDA build (about 3 GB of CUDA libraries a CPU cannot use).
@@ -35,7 +35,13 @@ dashboard: setup
 demo: setup
 	$(VENV)/bin/aisviz demo --out aisviz-demo
 
-test: setup chromium
+# JupyterHub's proxy (npm) for the hub's end-to-end test and `make hub`.
+hubproxy:
+	@test -x deploy/node_modules/.bin/configurable-http-proxy || \
+	  { command -v npm >/dev/null && cd deploy && npm ci --no-audit --no-fund --loglevel=error; } || \
+	  echo "the hub test needs npm (JupyterHub's proxy): it will be skipped"
+
+test: setup chromium hubproxy
 	$(VENV)/bin/ruff check aisviz tests benchmarks
 	$(PY) -m pytest -q
 
