@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .storage import sha256_file
 
 FORMAT = "aisviz-bundle"
 VERSION = 1
@@ -72,13 +73,6 @@ class BundleEntry:
 
 # ---------------------------------------------------------------------------------------------------
 # helpers
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def jsonable(x):
@@ -187,7 +181,7 @@ def _write_setting(folder: Path, result, settings: dict, pngs: bool) -> dict:
         _write_pngs(folder, result, files)
     for rel in files:
         p = folder / rel
-        files[rel] = {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+        files[rel] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
     manifest = {"format": FORMAT, "version": VERSION, "kind": "setting", "settings": settings,
                 "curves": sorted(result.curves), "has_saliency": result.saliency is not None,
                 "has_relevant_masks": result.relevant_masks is not None,
@@ -250,7 +244,7 @@ def write_bundle(result, out, pngs: bool = True) -> BundleEntry:
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{sid}.", suffix=".tmp"))
     try:
         _write_setting(tmp, result, settings, pngs)
-        digest = _sha256(tmp / MANIFEST)
+        digest = sha256_file(tmp / MANIFEST)
         target = root / sid
         old = None
         if target.exists():
@@ -341,7 +335,7 @@ class BundleCatalog:
         n = 0
         for e in self.entries:
             for name, info in self.manifest(e.id)["files"].items():
-                if _sha256(self.root / e.id / name) != info["sha256"]:
+                if sha256_file(self.root / e.id / name) != info["sha256"]:
                     raise BundleError(f"bundle file {e.id}/{name} is damaged (its checksum differs): write the "
                                       "bundle again with `aisviz precompute`.")
                 n += 1

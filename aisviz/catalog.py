@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import datetime
 import difflib
-import hashlib
 import http.client
 import importlib.util
 import io
@@ -30,7 +29,7 @@ from PIL import Image
 
 from .datasets import IMAGE_EXTENSIONS, MATRIX_FILES, ComparisonSet, DataError, load_folder
 from .errors import EnvironmentProblem
-from .storage import aisviz_home, atomic_write, atomic_write_text
+from .storage import aisviz_home, atomic_write, atomic_write_text, sha256_file
 
 
 class NoNetwork(DataError, EnvironmentProblem):
@@ -290,13 +289,6 @@ def load_dataset(name_or_path) -> ComparisonSet:
 # Downloads
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def _copy_local(url: str, output_file, pooch_instance=None, check_only: bool = False):
     """pooch downloader for file:// URLs (local mirrors, tests): a plain copy."""
@@ -316,7 +308,7 @@ def _fetch(url: str, target: Path, sha256: str | None, timeout: float, progress:
     import requests
 
     if target.is_file():
-        actual = _sha256_file(target)
+        actual = sha256_file(target)
         if sha256 is None or actual == sha256:
             return actual
         target.unlink()  # a wrong copy: fetch a fresh one
@@ -339,7 +331,7 @@ def _fetch(url: str, target: Path, sha256: str | None, timeout: float, progress:
             f"the server answered HTTP {exc.response.status_code} for {url}. The file may have moved: fetch it "
             f"by hand and place it at {target}."
         ) from exc
-    return _sha256_file(target)
+    return sha256_file(target)
 
 
 def _unzip_images(archive: Path, images_dir: Path) -> list[str]:

@@ -245,8 +245,9 @@ def load_network(name: str = OFFLINE_MODEL, weights: str = "pretrained", weights
 def load_weights_file(net: Network, path) -> str:
     """Load a local state_dict into net.module (weights_only=True: no code in the file runs), after checking
     its keys and shapes against the architecture. Returns the weights id used in cache keys."""
-    import hashlib
     import pickle
+
+    from .storage import sha256_file
 
     torch = _torch()
     path = Path(path).expanduser()
@@ -275,11 +276,7 @@ def load_weights_file(net: Network, path) -> str:
                          f"{'; '.join(p for p in parts if p)}. Give the file saved from this architecture "
                          f"(--model), or pick the model the file was saved from.")
     net.module.load_state_dict(state, strict=True)
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return f"file:{path.name}:{h.hexdigest()[:16]}"
+    return f"file:{path.name}:{sha256_file(path)[:16]}"
 
 
 def _load_torchvision(name, weights):

@@ -1,6 +1,7 @@
 """Where aisviz keeps files, and how it writes them: atomically, so an interrupted run leaves no partial file."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -105,3 +106,12 @@ def prepare_output_dir(path, option: str = "--out") -> Path:
         raise EnvironmentProblem(
             f"cannot write into {option} {out} ({exc.strerror or exc}); choose a folder you can write to.") from None
     return out
+
+
+def sha256_file(path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks (bundles, downloads and weights files)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
