@@ -19,6 +19,7 @@ pairs are NaN, as with np.corrcoef.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import ctypes
 import functools
@@ -54,10 +55,29 @@ def keep_large_blocks_apart(threshold: int = 6 << 20) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def full_float32_convolutions():
+    """Run cuDNN convolutions in full float32. PyTorch lets them use TF32 by default, whose 10-bit mantissa
+    moves activations by about 1e-3 relative: more than many maps' AIS, so GPU rankings would differ from the
+    CPU's, and a batch would differ from the same image run alone (the feature cache's check)."""
+    before = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = before
+
+
+class _Tail(nn.Sequential):
+    def forward(self, x):
+        with full_float32_convolutions():
+            return super().forward(x)
+
+
 def _prepared(stages, device, dtype) -> nn.Sequential:
     """The stages as one module on device/dtype; copied first if that needs a conversion, so the
     network itself is never changed (its modules are shared with the caller)."""
-    seq = nn.Sequential(*[m for _, m in stages]).eval()
+    seq = _Tail(*[m for _, m in stages]).eval()
     tensors = list(seq.parameters()) + list(seq.buffers())
     if any(t.device != device or (t.is_floating_point() and t.dtype != dtype) for t in tensors):
         seq = copy.deepcopy(seq).to(device, dtype)

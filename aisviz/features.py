@@ -135,9 +135,11 @@ def _run(net, layer, layer_index, dataset, indices, dev, batch_size, progress):
     import torch
     from tqdm.auto import tqdm
 
+    from .engine import full_float32_convolutions
+
     shapes = [input_size(*dataset.image_size(i), net) for i in indices]
     acts: dict = {}
-    with torch.no_grad():
+    with torch.no_grad(), full_float32_convolutions():
         for batch in tqdm(_batches(shapes, batch_size), desc=f"{net.name} {layer}", disable=not progress,
                           unit="batch"):
             idx = [indices[b] for b in batch]

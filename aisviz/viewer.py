@@ -37,29 +37,6 @@ log = logging.getLogger("aisviz.app")
 sys.modules.setdefault("rfc3987_syntax", None)
 
 ENV_BUNDLES = "AISVIZ_BUNDLES"
-PLOTLY_STUB = """const url = new URL({path!r}, window.location.origin).href;
-const mod = await import(url);
-export default mod.default;
-"""
-
-
-def share_plotly_bundle() -> bool:
-    """In a kernel started by `aisviz serve` (AISVIZ_SHARED_ASSETS=1), make plotly FigureWidgets load
-    plotly's widget code from the server's cacheable file (aisviz.voila_server.PLOTLY_ROUTE) instead of
-    carrying the 5 MB bundle in every figure's state. Elsewhere (JupyterLab) nothing changes. True when
-    the bundle is shared."""
-    if os.environ.get("AISVIZ_SHARED_ASSETS") != "1":
-        return False
-    import plotly
-    from plotly.basewidget import BaseFigureWidget
-
-    from .voila_server import PLOTLY_ROUTE
-
-    base = os.environ.get("VOILA_BASE_URL") or "/"
-    path = f"{base.rstrip('/')}/{PLOTLY_ROUTE}?v={plotly.__version__}"
-    BaseFigureWidget._esm = PLOTLY_STUB.format(path=path)
-    return True
-
 # (settings field, menu label), in menu order.
 FACETS = (("dataset", "data set"), ("model", "network"), ("weights", "weights"), ("layer", "perturbed layer"),
           ("readout", "read-out layer"), ("provider", "saliency"), ("similarity", "network RSM"),
@@ -188,7 +165,6 @@ class Viewer(Dashboard):
     PANELS = (StatusPanel, ExportPanel, ViewerControlsPanel, CurvePanel, MapsPanel, BrowserPanel, DetailPanel)
 
     def __init__(self, bundles, **options):
-        share_plotly_bundle()
         self.catalog = bundles if isinstance(bundles, BundleCatalog) else open_catalog(bundles)
         self.first_entry = self.catalog.entries[0]
         first = replace(self.catalog.load(self.first_entry.id), seconds=0.0)   # shown from the bundle

@@ -164,3 +164,21 @@ print(rss() - start)
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert float(out.stdout.split()[-1]) < 40, "resident memory grew over the chunks"
+
+
+def test_convolutions_run_in_full_float32_and_the_setting_is_restored(tiny_set, monkeypatch):
+    """PyTorch lets cuDNN use TF32 for convolutions by default: on a GPU that moved activations by ~1e-3, flipped
+    AIS rankings against the CPU's and failed the feature cache's check. Extraction and engine tails turn it off
+    while they run, and give the caller's setting back."""
+    from aisviz.features import extract_activations
+
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    net = nonlinear_tail()
+    seen = []
+    for _, module in net.stages:
+        module.register_forward_hook(lambda *_: seen.append(torch.backends.cudnn.allow_tf32))
+    acts = extract_activations(tiny_set, net, "conv", use_cache=False, progress=False)
+    engine = make_engine(net, 0, 3, acts)
+    engine.loo([0, 1])
+    assert seen and not any(seen)
+    assert torch.backends.cudnn.allow_tf32 is True

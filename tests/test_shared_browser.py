@@ -71,6 +71,11 @@ def page(server):
         local = f"http://127.0.0.1:{server['port']}"
         ctx.route("**/*", lambda route: route.continue_() if route.request.url.startswith(local) else route.abort())
         page = ctx.new_page()
+        page.events = []    # (time, what): when plotly's widget code is asked for, and when the kernel connects
+        page.on("request", lambda r: page.events.append((time.monotonic(), "plotly"))
+                if "plotly-widget.js" in r.url else None)
+        page.on("websocket", lambda ws: page.events.append((time.monotonic(), "websocket")))
+        page.on("pageerror", lambda exc: page.events.append((time.monotonic(), f"page error: {exc}")))
         page.goto(server["url"], timeout=180_000)
         page.wait_for_selector(".aisviz-k .noUi-handle", timeout=180_000)
         page.wait_for_selector(".aisviz-grid", state="visible", timeout=60_000)
@@ -146,3 +151,14 @@ def test_viewer_page_limits_and_refusals(page, server):
     rss_mb = kernels[0].memory_info().rss / 2**20
     assert rss_mb < 250, f"viewer kernel RSS {rss_mb:.0f} MB"
     print(f"\nviewer kernel RSS {rss_mb:.0f} MB; switching between bundled settings {switch_s:.2f} s")
+
+
+def test_plotly_code_loads_once_before_the_widgets_exist(page):
+    """anywidget fails a widget whose code is not loaded and initialised within 2 s of the widget's creation
+    ("[anywidget] Failed to initialize model"): 8 pages opened at once on 2 busy cores lost their charts so.
+    The page asks for plotly's widget code while its head is read, before the kernel (and so any widget)
+    connects, and only once: the figures' own import finds it loaded."""
+    kinds = [what for _, what in page.events]
+    assert kinds.count("plotly") == 1, kinds
+    assert "websocket" in kinds and kinds.index("plotly") < kinds.index("websocket"), kinds
+    assert not [k for k in kinds if k.startswith("page error")], kinds

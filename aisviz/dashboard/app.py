@@ -34,6 +34,7 @@ from .panels.sizes import SlotWidths
 from .result import DEFAULT_DATASET, Settings
 from .session import LRU, Session
 from .state import DashboardState
+from .voila_template import share_plotly_bundle
 
 log = logging.getLogger("aisviz.app")
 
@@ -130,6 +131,7 @@ class Dashboard:
         from ..models import OFFLINE_MODEL
 
         _setup_logging()
+        share_plotly_bundle()
         self.ui_lock = threading.RLock()
         self._loop = _running_loop()
         self._main = threading.get_ident()
