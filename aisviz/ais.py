@@ -49,11 +49,12 @@ def _check_measure(measure):
         raise UsageError(f"measure must be one of {MEASURES}, not {measure!r}.")
 
 
-def _spread_tolerance(dtype) -> float:
+def _spread_tolerance(*dtypes) -> float:
     """Standard deviation of similarities (which lie in [-1, 1]) below which their spread over the pairs is
-    rounding error of that precision, not signal."""
+    rounding error, not signal, for the coarsest of the precisions they went through (engines hand out
+    float64 similarities computed from a float32 tail: their rounding is float32's)."""
     # Fast paths reach similarities through sums (cancellation costs ~3 digits), hence the margins.
-    return 1e-4 if dtype in (torch.float32, torch.float16, torch.bfloat16) else 1e-9
+    return max(1e-4 if dtype in (torch.float32, torch.float16, torch.bfloat16) else 1e-9 for dtype in dtypes)
 
 
 def _rank(x: np.ndarray) -> np.ndarray:
@@ -70,12 +71,13 @@ def pair_positions(n: int, images=None) -> np.ndarray:
 
 class AlignmentTarget:
     """The human side of the alignment over the pairs among `images`, prepared once and applied to
-    many network similarity vectors: r^2 (Pearson, or Spearman rho^2) between upper triangles."""
+    many network similarity vectors: r^2 (Pearson, or Spearman rho^2) between upper triangles.
+    `precision`: the dtype the network similarities were computed in (the engine's), if coarser than theirs."""
 
-    def __init__(self, human: np.ndarray, images=None, measure: str = "pearson"):
+    def __init__(self, human: np.ndarray, images=None, measure: str = "pearson", precision=torch.float64):
         _check_measure(measure)
         n = human.shape[0]
-        self.measure, self.n = measure, n
+        self.measure, self.n, self.precision = measure, n, precision
         positions = pair_positions(n, images)
         rows, cols = np.triu_indices(n, 1)
         h = human[rows[positions], cols[positions]].astype(np.float64)
@@ -98,7 +100,7 @@ class AlignmentTarget:
         a = pairs if self.positions is None else pairs.index_select(1, self.positions.to(pairs.device))
         a = a.double()
         a = a - a.mean(-1, keepdim=True)
-        flat = a.norm(dim=-1) <= _spread_tolerance(pairs.dtype) * a.shape[-1] ** 0.5
+        flat = a.norm(dim=-1) <= _spread_tolerance(pairs.dtype, self.precision) * a.shape[-1] ** 0.5
         if self.measure == "spearman":
             a = torch.as_tensor(_rank(a.cpu().numpy()), device=pairs.device)
             a = a - a.mean(-1, keepdim=True)
@@ -115,13 +117,13 @@ class SubsetAlignments:
     subset's pairs: with t the subset's 0/1 indicator and A a symmetric matrix with zero diagonal, the sum
     over the subset's pairs is t'At/2, so every subset's sums of a, a^2 and a*h come from one (S, n) x (n, n)
     product per statistic. `center`: a value near the network similarities' mean; subtracting it changes no
-    correlation and keeps the float64 sums free of cancellation. Memory: the (S, n) indicators and
-    O(chunk * n^2) temporaries.
+    correlation and keeps the float64 sums free of cancellation. `precision`: as AlignmentTarget. Memory:
+    the (S, n) indicators and O(chunk * n^2) temporaries.
     """
 
-    def __init__(self, human: np.ndarray, subsets, center: float = 0.0):
+    def __init__(self, human: np.ndarray, subsets, center: float = 0.0, precision=torch.float64):
         n = human.shape[0]
-        self.n, self.center = n, center
+        self.n, self.center, self.precision = n, center, precision
         t = torch.zeros(len(subsets), n, dtype=torch.float64)
         for s, images in enumerate(subsets):
             t[s, torch.as_tensor(np.asarray(images))] = 1
@@ -159,7 +161,8 @@ class SubsetAlignments:
         cov = sum_ah - self.mean_h * sum_a
         var = sum_aa - sum_a ** 2 / self.n_pairs
         r2 = cov ** 2 / (var * self.ss_h)
-        r2 = torch.where(var <= self.n_pairs * _spread_tolerance(dtype) ** 2, torch.nan, r2)  # as AlignmentTarget
+        r2 = torch.where(var <= self.n_pairs * _spread_tolerance(dtype, self.precision) ** 2, torch.nan,
+                         r2)  # as AlignmentTarget
         if bad.any():
             nan = torch.zeros(J, n * n, dtype=torch.float64, device=pairs.device)
             nan[:, upper_positions(n, nan.device)] = bad.double()
@@ -168,10 +171,10 @@ class SubsetAlignments:
         return r2.T.cpu().numpy()
 
 
-def alignment(pairs, human: np.ndarray, images=None, measure: str = "pearson") -> np.ndarray:
+def alignment(pairs, human: np.ndarray, images=None, measure: str = "pearson", precision=torch.float64) -> np.ndarray:
     """Alignment of network similarities (condensed pairs over all n images, (M, P) or (P,)) with the
     human matrix over the pairs among `images` (default: all). See AlignmentTarget."""
-    return AlignmentTarget(human, images, measure)(pairs)
+    return AlignmentTarget(human, images, measure, precision)(pairs)
 
 
 class RowTarget:
@@ -256,13 +259,13 @@ class AlignmentImportance:
         self.map_names_ = tuple(f"{self.layer_}:{j}" for j in range(n_maps))
         self.full_rsm_ = self.engine_.full_rsm()
         self.full_pairs_ = condense(self.full_rsm_)
-        self.r2_all_ = float(alignment(self.full_pairs_, human, measure=self.measure))
+        self.r2_all_ = float(alignment(self.full_pairs_, human, measure=self.measure, precision=dtype))
         self.warnings_ = warn_negative_alignment(self.full_pairs_, human, self.measure, dataset.name)
         rows = RowTarget(human, self.measure)
         self.r_orig_ = rows(self.full_rsm_[None])[0]
         # Streamed: each chunk of maps is reduced to its alignments and image rows at once, so memory stays
         # O(chunk * n^2) rather than O(maps * n^2).
-        target = AlignmentTarget(human, measure=self.measure)
+        target = AlignmentTarget(human, measure=self.measure, precision=dtype)
         r2_without, image_ais = [], []
         from tqdm.auto import tqdm
 
@@ -409,7 +412,8 @@ class TopKValidation:
         self.train_ais_ = self._training_ais(scorer, [train for _, _, train, _ in splits], tick(0, -1))
         for done, (seed, fold, train, test) in enumerate(tqdm(splits, desc="validation splits",
                                                                disable=not self.progress)):
-            train_target, test_target = AlignmentTarget(human, train, measure), AlignmentTarget(human, test, measure)
+            train_target, test_target = (AlignmentTarget(human, images, measure, engine.dtype)
+                                         for images in (train, test))
             r2_train_all, r2_test_all = float(train_target(scorer.full_pairs_)), float(test_target(scorer.full_pairs_))
             ais_train = self.train_ais_[done]
             order = np.argsort(-ais_train, kind="stable")
@@ -441,9 +445,10 @@ class TopKValidation:
         ranks each split's pairs separately."""
         engine, human, measure = scorer.engine_, scorer.dataset_.similarity, scorer.measure
         if measure == "pearson":
-            evaluate = SubsetAlignments(human, train_sets, center=float(scorer.full_pairs_.mean()))
+            evaluate = SubsetAlignments(human, train_sets, center=float(scorer.full_pairs_.mean()),
+                                        precision=engine.dtype)
         else:
-            targets = [AlignmentTarget(human, train, measure) for train in train_sets]
+            targets = [AlignmentTarget(human, train, measure, engine.dtype) for train in train_sets]
 
             def evaluate(pairs):
                 return np.stack([target(pairs) for target in targets])

@@ -264,3 +264,18 @@ def test_row_correlations_equal_scipy_per_row(spread):
             others = [k for k in range(n) if k != i]
             assert got[m, i] == pytest.approx(stats.pearsonr(rows[m, i, others], human[i, others])[0], rel=1e-9)
     np.testing.assert_allclose(row_correlations(torch.as_tensor(rows), human * 1e160), got, rtol=1e-12)
+
+
+def test_one_pooled_map_has_undefined_alignment_whatever_the_rounding(lite):
+    """A pooled read-out that keeps one map makes every pair r = 1 (or undefined): the alignment at k = 1 is
+    undefined. The float32 tail leaves a spread of 1e-13 to 1e-8 over the pairs, which passed the float64
+    tolerance: R^2 of pure rounding (0.15 on the CPU, 0.05 on a GPU, for the same split and map)."""
+    from aisviz.ais import AlignmentImportance, TopKValidation
+    from aisviz.synthetic import make_default_set
+
+    scorer = AlignmentImportance(progress=False, device="cpu").fit(make_default_set(), network=lite)
+    validation = TopKValidation(n_folds=5, seeds=[111, 222], k_step=256, progress=False).fit(scorer)
+    assert validation.k_values_[0] == 1
+    for name, curves in validation.curves_.items():
+        assert np.isnan(curves[:, 0]).all(), (name, curves[:, 0])
+        assert np.isfinite(curves[:, 1:]).all(), name
