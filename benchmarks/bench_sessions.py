@@ -7,14 +7,17 @@ Starts `aisviz serve` (shared: `--shared --bundles DIR`; researcher: the default
 127.0.0.1 port, then for each N opens N pages at once, each in its own browser context (its own cookies,
 so its own Voila kernel) of one headless Debian Chromium (/usr/bin/chromium, driven by Playwright; every
 request that is not to the server is aborted). Each session:
+Visitors arrive all at once, or spread evenly over --ramp seconds (a class following a link).
 - open: from the navigation until the page is interactive (the top-k slider enabled and the thumbnail
   grid shown);
 - slider: 5 times, ArrowRight on the slider handle, until the read-out text changes;
 - hover: 5 times, the mouse onto another thumbnail, until the detail panel's title changes.
 Reports p50/p95 of each, RSS of the server and of every kernel (and PSS: the kernels' shared pages of the
-memory-mapped bundles divided among them), and errors (failed steps, page errors, error messages shown in
-the dashboard). Sessions are closed (their kernels shut down) before the next N. Prints one JSON object
-per N, and a Markdown table at the end (--markdown).
+memory-mapped bundles divided among them), the CPU seconds spent by the server (Voila and its kernels)
+and by the browsers during the run (here they share the machine; in a class the browsers do not), and
+errors (failed steps, page errors, error messages shown in the dashboard). Sessions are closed (their
+kernels shut down) before the next N. Prints one JSON object per N, and a Markdown table at the end
+(--markdown).
 """
 from __future__ import annotations
 
@@ -84,7 +87,39 @@ def memory(pid) -> dict:
             "total_pss_mb": round(server_rss + sum(pss)) if pss else None}
 
 
-async def session(browser, url, index, results, open_timeout):
+def cpu_seconds(processes) -> dict:
+    """pid -> user + system CPU seconds, for the processes still alive."""
+    import psutil
+
+    out = {}
+    for p in processes:
+        try:
+            t = p.cpu_times()
+            out[p.pid] = t.user + t.system + t.children_user + t.children_system
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def server_tree(pid):
+    import psutil
+
+    try:
+        server = psutil.Process(pid)
+        return [server, *server.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def browser_tree():
+    """This process's Chromium processes (Playwright's driver starts them)."""
+    import psutil
+
+    return [p for p in psutil.Process().children(recursive=True) if "chrom" in p.name().lower()]
+
+
+async def session(browser, url, index, results, open_timeout, delay=0.0):
+    await asyncio.sleep(delay)
     ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
     local = url.rsplit("/", 1)[0] if url.count("/") > 3 else url
     await ctx.route("**/*", lambda route: route.continue_() if route.request.url.startswith(local)
@@ -138,19 +173,26 @@ async def session(browser, url, index, results, open_timeout):
     results[index] = (out, ctx)
 
 
-async def run_n(url, n, open_timeout, server_pid):
+async def run_n(url, n, open_timeout, server_pid, ramp=0.0):
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         results = [None] * n
+        server_before = cpu_seconds(server_tree(server_pid))
         t0 = time.perf_counter()
-        await asyncio.gather(*(session(browser, url, i, results, open_timeout) for i in range(n)))
+        await asyncio.gather(*(session(browser, url, i, results, open_timeout, ramp * i / n) for i in range(n)))
         wall = time.perf_counter() - t0
         mem = memory(server_pid)
+        # CPU spent during the run by the server (Voila and its kernels) and by the browsers: on this bench
+        # they share one machine; in a class the browsers run on the visitors' own computers.
+        server_cpu = sum(v - server_before.get(pid, 0.0) for pid, v in cpu_seconds(server_tree(server_pid)).items())
+        browser_cpu = sum(cpu_seconds(browser_tree()).values())
         for _, ctx in results:          # as a visitor closing the tab: the page's unload beacon runs
             for page in ctx.pages:
                 await page.close(run_before_unload=True)
+        await asyncio.sleep(2)          # the browser stays open, as a visitor's does, while the beacons go out
+        for _, ctx in results:
             await ctx.close()
         await browser.close()
     outs = [r[0] for r in results]
@@ -164,7 +206,8 @@ async def run_n(url, n, open_timeout, server_pid):
             "slider_ms_p50": r(percentile(sliders, 50)), "slider_ms_p95": r(percentile(sliders, 95)),
             "hover_ms_p50": r(percentile(hovers, 50)), "hover_ms_p95": r(percentile(hovers, 95)),
             "hover_unchanged": sum(o["hover_unchanged"] for o in outs),   # not counted as samples or errors
-            **mem, "errors": len(errors), "error_examples": sorted(set(errors))[:5]}
+            "server_cpu_s": r(server_cpu, 1), "browser_cpu_s": r(browser_cpu, 1), **mem,
+            "errors": len(errors), "error_examples": sorted(set(errors))[:5]}
 
 
 def kernels_left(pid, keep=0, timeout=60):
@@ -182,6 +225,8 @@ def main(argv=None):
     ap.add_argument("--n", type=int, nargs="+", default=[3], help="numbers of concurrent sessions")
     ap.add_argument("--open-timeout", type=float, default=300, help="seconds a page may take to open")
     ap.add_argument("--pool-size", type=int, default=0, help="preheated kernels (aisviz serve --pool-size)")
+    ap.add_argument("--ramp", type=float, default=0.0,
+                    help="arrivals spread evenly over this many seconds (default 0: all at once)")
     ap.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     args = ap.parse_args(argv)
     if not args.researcher and not args.bundles:
@@ -209,9 +254,10 @@ def main(argv=None):
                 time.sleep(0.3)
         url = f"http://127.0.0.1:{port}/"
         for n in args.n:
-            row = asyncio.run(run_n(url, n, args.open_timeout, proc.pid))
+            row = asyncio.run(run_n(url, n, args.open_timeout, proc.pid, args.ramp))
             row["mode"] = ("researcher" if args.researcher else "shared") + (
-                f", {args.pool_size} preheated" if args.pool_size else "")
+                f", {args.pool_size} preheated" if args.pool_size else "") + (
+                f", arrivals over {args.ramp:g} s" if args.ramp else "")
             row["kernels_left_after_close"] = kernels_left(proc.pid, keep=args.pool_size)
             print(json.dumps(row), flush=True)
             rows.append(row)
@@ -223,12 +269,13 @@ def main(argv=None):
             proc.kill()
     if args.markdown:
         print("\n| mode | N | opened | open p50 / p95 (s) | slider p50 / p95 (ms) | hover p50 / p95 (ms) | "
-              "kernel RSS mean (MB) | kernel PSS mean (MB) | total RSS (MB) | errors |")
+              "kernel RSS / PSS mean (MB) | total RSS (MB) | CPU s server / browsers | errors |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['mode']} | {r['n']} | {r['opened']} | {r['open_s_p50']} / {r['open_s_p95']} | "
                   f"{r['slider_ms_p50']} / {r['slider_ms_p95']} | {r['hover_ms_p50']} / {r['hover_ms_p95']} | "
-                  f"{r['kernel_rss_mb_mean']} | {r['kernel_pss_mb_mean']} | {r['total_rss_mb']} | {r['errors']} |")
+                  f"{r['kernel_rss_mb_mean']} / {r['kernel_pss_mb_mean']} | {r['total_rss_mb']} | "
+                  f"{r['server_cpu_s']} / {r['browser_cpu_s']} | {r['errors']} |")
     return rows
 
 
