@@ -13,8 +13,9 @@ What it adds to Voila 0.5.13 (each answers a way one visitor could hurt everyone
   answers 403 and a closed tab's kernel lives until culled. The beacon still must come from this
   server's origin, and it names a kernel id (random, known only to the page that owns the kernel);
 - the port: `--Voila.port_retries=0` is set by serve(), so Voila never moves silently to another port;
-- plotly's widget code served once as a cacheable file (PLOTLY_ROUTE), which the page preloads: see
-  aisviz.dashboard.voila_template (16 MB of websocket traffic per dashboard page before, 0.7 MB after);
+- plotly's widget code served as one file (PLOTLY_ROUTE, revalidated by its ETag), which the page loads
+  from its head: see aisviz.dashboard.voila_template (16 MB of websocket traffic per dashboard page
+  before, 0.7 MB after);
 - behind JupyterHub (serve(hub_auth=True)): visitors log in through the hub (JupyterHub's identity
   provider and authorizer), and the OAuth callback lives under the service's URL prefix.
 """
