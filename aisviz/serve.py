@@ -81,6 +81,10 @@ def viewer_notebook() -> Path:
 DEFAULT_CULL_IDLE = 600      # seconds a kernel with no open tab may stay idle before it is shut down
 
 
+KERNEL_START_TIMEOUT = 600   # seconds a visitor's kernel may take to start (Voila: 60)
+OUTPUT_TIMEOUT = 300         # seconds a cell's output may lag its execution reply (nbclient: 4)
+
+
 def cull_interval_for(cull_idle_timeout: int) -> int:
     """How often the culler looks: a tenth of the idle timeout, 5 to 60 s, so a closed tab's kernel is gone
     within cull_idle_timeout + that interval (jupyter-server's fixed default is 300 s)."""
@@ -110,7 +114,13 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
            f"--MappingKernelManager.cull_interval={interval}",
            "--MappingKernelManager.cull_connected=False",
            "--ZMQChannelsWebsocketConnection.kernel_ws_protocol=v1.kernel.websocket.jupyter.org",
-           f"--AisvizVoila.max_kernels={int(max_kernels)}"]
+           f"--AisvizVoila.max_kernels={int(max_kernels)}",
+           # A class arriving at once starts dozens of kernels on a few cores. Voila's defaults then drop
+           # pages: a kernel slower than 60 s to start fails, and a cell whose output (here: the dashboard)
+           # comes more than 4 s after its reply loses that output, leaving a blank page (28 of 30 pages
+           # opened at once on 2 cores). Waiting longer costs nothing when the kernel is quick.
+           f"--VoilaExecutor.startup_timeout={KERNEL_START_TIMEOUT}",
+           f"--VoilaExecutor.iopub_timeout={OUTPUT_TIMEOUT}"]
     if pool_size > 0:
         cmd += ["--preheat_kernel=True", f"--pool_size={int(pool_size)}"]
     if base_url:

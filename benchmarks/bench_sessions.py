@@ -188,6 +188,7 @@ async def run_n(url, n, open_timeout, server_pid, ramp=0.0):
         # they share one machine; in a class the browsers run on the visitors' own computers.
         server_cpu = sum(v - server_before.get(pid, 0.0) for pid, v in cpu_seconds(server_tree(server_pid)).items())
         browser_cpu = sum(cpu_seconds(browser_tree()).values())
+        browser_pss = sum(p.memory_full_info().pss for p in browser_tree()) / 2**20
         for _, ctx in results:          # as a visitor closing the tab: the page's unload beacon runs
             for page in ctx.pages:
                 await page.close(run_before_unload=True)
@@ -206,7 +207,8 @@ async def run_n(url, n, open_timeout, server_pid, ramp=0.0):
             "slider_ms_p50": r(percentile(sliders, 50)), "slider_ms_p95": r(percentile(sliders, 95)),
             "hover_ms_p50": r(percentile(hovers, 50)), "hover_ms_p95": r(percentile(hovers, 95)),
             "hover_unchanged": sum(o["hover_unchanged"] for o in outs),   # not counted as samples or errors
-            "server_cpu_s": r(server_cpu, 1), "browser_cpu_s": r(browser_cpu, 1), **mem,
+            "server_cpu_s": r(server_cpu, 1), "browser_cpu_s": r(browser_cpu, 1), "browser_pss_mb": r(browser_pss),
+            **mem,
             "errors": len(errors), "error_examples": sorted(set(errors))[:5]}
 
 
