@@ -19,7 +19,7 @@ from pathlib import Path
 
 TEMPLATE = "aisviz"
 DATA_DIR = Path(__file__).resolve().parent / "jupyter_data"
-PLOTLY_ROUTE = "aisviz/static/plotly-widget.js"   # below the base URL; index.html.j2 preloads this path
+PLOTLY_ROUTE = "aisviz/static/plotly-widget.js"   # below the base URL; index.html.j2 loads this path from its head
 PLOTLY_STUB = """const url = new URL({path!r}, window.location.origin).href;
 const mod = await import(url);
 export default mod.default;
@@ -28,7 +28,7 @@ export default mod.default;
 
 def share_plotly_bundle() -> bool:
     """In a kernel started by `aisviz serve` (AISVIZ_SHARED_ASSETS=1), make plotly FigureWidgets load
-    plotly's widget code from the server's file (the one the page preloads). Elsewhere (JupyterLab)
+    plotly's widget code from the server's file (the one the page loads from its head). Elsewhere (JupyterLab)
     nothing changes. True when the bundle is shared."""
     if os.environ.get("AISVIZ_SHARED_ASSETS") != "1":
         return False
