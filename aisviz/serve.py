@@ -115,10 +115,10 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
            "--MappingKernelManager.cull_connected=False",
            "--ZMQChannelsWebsocketConnection.kernel_ws_protocol=v1.kernel.websocket.jupyter.org",
            f"--AisvizVoila.max_kernels={int(max_kernels)}",
-           # A class arriving at once starts dozens of kernels on a few cores. Voila's defaults then drop
-           # pages: a kernel slower than 60 s to start fails, and a cell whose output (here: the dashboard)
-           # comes more than 4 s after its reply loses that output, leaving a blank page (28 of 30 pages
-           # opened at once on 2 cores). Waiting longer costs nothing when the kernel is quick.
+           # A class arriving at once starts dozens of kernels on a few cores. A cell whose output (here:
+           # the dashboard) comes more than 4 s after its reply loses that output: a blank page (28 of 30
+           # pages opened at once on 2 cores); a kernel slower than 60 s to start fails its page. Waiting
+           # longer costs nothing when the kernel is quick.
            f"--VoilaExecutor.startup_timeout={KERNEL_START_TIMEOUT}",
            f"--VoilaExecutor.iopub_timeout={OUTPUT_TIMEOUT}"]
     if pool_size > 0:

@@ -101,6 +101,16 @@ def cpu_seconds(processes) -> dict:
     return out
 
 
+def pss_mb(process) -> float:
+    """Proportional set size (shared pages divided among their users); 0 for a process that has ended."""
+    import psutil
+
+    try:
+        return process.memory_full_info().pss / 2**20
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
 def server_tree(pid):
     import psutil
 
@@ -188,7 +198,7 @@ async def run_n(url, n, open_timeout, server_pid, ramp=0.0):
         # they share one machine; in a class the browsers run on the visitors' own computers.
         server_cpu = sum(v - server_before.get(pid, 0.0) for pid, v in cpu_seconds(server_tree(server_pid)).items())
         browser_cpu = sum(cpu_seconds(browser_tree()).values())
-        browser_pss = sum(p.memory_full_info().pss for p in browser_tree()) / 2**20
+        browser_pss = sum(pss_mb(p) for p in browser_tree())
         for _, ctx in results:          # as a visitor closing the tab: the page's unload beacon runs
             for page in ctx.pages:
                 await page.close(run_before_unload=True)
