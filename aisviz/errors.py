@@ -46,6 +46,14 @@ class EnvironmentProblem(AisvizError, OSError):
     exit_code = EXIT_ENVIRONMENT
 
 
+class DataError(InputError):
+    """Bad or missing input data (exit code 3). The message names the problem and how to fix it."""
+
+
+class ModelError(InputError):
+    """A bad model or layer name, or weights that cannot be had (exit code 3); the message names the fix."""
+
+
 class AisvizWarning(UserWarning):
     """A result that may be wrong, or an input that was repaired; always says what to check."""
 

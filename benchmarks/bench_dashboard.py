@@ -29,10 +29,10 @@ def _warm_caches(home: Path):
     import os
 
     os.environ["AISVIZ_HOME"] = str(home)
-    from aisviz.ais import AlignmentImportance
     from aisviz.app import default_provider
-    from aisviz.catalog import load_dataset
-    from aisviz.saliency import saliency_maps
+    from aisviz.io.catalog import load_dataset
+    from aisviz.pipeline.importance import AlignmentImportance
+    from aisviz.saliency.providers import saliency_maps
 
     ds = load_dataset("synthetic")
     AlignmentImportance(progress=False).fit(ds)

@@ -59,8 +59,8 @@ def _activations(n, c, h, w, silent=0.0, seed=0):
 def _engines(model, n, device, dtype, silent=0.0):
     import torch
 
-    from aisviz.engine import make_engine
-    from aisviz.models import load_network
+    from aisviz.core.engine import make_engine
+    from aisviz.models.networks import load_network
 
     torch.manual_seed(0)  # the same random weights in every call: the float64 check needs the same network
     net = load_network(model, weights="none")
@@ -106,7 +106,7 @@ def _protocol(engine, human, splits, ks, with_cross=True, orders=None):
     split, the splits' train/test curves, the training AIS, the orderings used)."""
     import torch
 
-    from aisviz.ais import AlignmentTarget, SubsetAlignments
+    from aisviz.core.alignment import AlignmentTarget, SubsetAlignments
 
     c = engine.n_maps
     t0 = time.perf_counter()
@@ -139,7 +139,7 @@ def scenario_protocol(device, dtype, silent, n_splits, check_float64):
     naive re-run timed on a few masks in the same process and scaled to the protocol's mask count."""
     import torch
 
-    from aisviz.ais import kfold_splits
+    from aisviz.core.alignment import kfold_splits
 
     fast, naive, c = _engines("vgg16", 120, device, dtype, silent)
     rng = np.random.default_rng(0)
@@ -194,7 +194,7 @@ def _child(args):
 
     if args.tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
-    from aisviz.features import resolve_device
+    from aisviz.models.features import resolve_device
 
     device = resolve_device(args.device)
     if args.scenario == "vgg16":

@@ -4,7 +4,7 @@
     python benchmarks/bench_memory.py --sizes 120 500 --k-step 8 --seeds 111 222
 
 Each size runs in a fresh subprocess, so its peak RSS (ru_maxrss) is its own. Images are the embedded
-generator's (aisviz.synthetic: gratings and distractors, 224 px) with its simulated observer's similarity
+generator's (aisviz.io.synthetic: gratings and distractors, 224 px) with its simulated observer's similarity
 matrix; the network is the offline pretrained EfficientNet-Lite0 with its default layers (_head_act ->
 pooled 1280-d), features computed without the disk cache. `score` = feature extraction + leave-one-map-out
 data-set and image AIS; `validate` = TopKValidation with --folds x --seeds splits and every --k-step-th k
@@ -24,9 +24,9 @@ import time
 def _child(args):
     import torch
 
-    from aisviz.ais import AlignmentImportance, TopKValidation
-    from aisviz.models import load_network
-    from aisviz.synthetic import make_default_set
+    from aisviz.io.synthetic import make_default_set
+    from aisviz.models.networks import load_network
+    from aisviz.pipeline.importance import AlignmentImportance, TopKValidation
 
     torch.set_num_threads(args.threads)
     t = time.perf_counter()

@@ -70,7 +70,7 @@ def memory(pid) -> dict:
 
     server = psutil.Process(pid)
     # Voila is the server's direct child (kernels are Voila's children; their connection files also say "voila")
-    voila = [p for p in server.children() if "aisviz.voila_server" in " ".join(p.cmdline())]
+    voila = [p for p in server.children() if "aisviz.server.voila_server" in " ".join(p.cmdline())]
     kernels = kernels_of(pid)
     rss = [k.memory_info().rss / 2**20 for k in kernels]
     try:

@@ -18,7 +18,7 @@ def make_tiny_set(n=12, size=64, seed=0):
     import numpy as np
     from PIL import Image, ImageDraw
 
-    from aisviz.datasets import ComparisonSet
+    from aisviz.core.comparison import ComparisonSet
 
     rng = np.random.default_rng(seed)
     hues = np.sort(rng.uniform(0, 1, n))

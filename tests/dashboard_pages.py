@@ -65,8 +65,8 @@ def server_process(cmd: list, env: dict, log_path: Path, port: int, cwd: Path = 
 
 @contextmanager
 def voila_server(home: Path, pool_size: int = 0):
-    from aisviz.dashboard.voila_template import voila_environment
-    from aisviz.serve import voila_command
+    from aisviz.server.serve import voila_command
+    from aisviz.server.voila_template import voila_environment
 
     port = free_port()
     env = voila_environment(dict(os.environ, AISVIZ_HOME=str(home), AISVIZ_APP_LOG=str(home / "dashboard.log")))
@@ -211,8 +211,8 @@ def img(page, selector: str) -> np.ndarray:
 
 def cell_point(page, i: int) -> tuple[float, float]:
     """Page coordinates of the centre of image i in the thumbnail grid."""
-    from aisviz.app import grid_geometry
-    from aisviz.plots import cell_centre
+    from aisviz.app.panels.browser import grid_geometry
+    from aisviz.viz.plots import cell_centre
 
     loc = page.locator(".aisviz-grid")
     loc.scroll_into_view_if_needed()

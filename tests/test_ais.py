@@ -4,8 +4,9 @@ import pytest
 import torch
 from scipy import stats
 
-from aisviz.ais import AlignmentImportance, TopKValidation, alignment, k_grid, kfold_splits, pair_positions, top_k_mask
-from aisviz.models import load_network
+from aisviz.core.alignment import alignment, k_grid, kfold_splits, pair_positions, top_k_mask
+from aisviz.models.networks import load_network
+from aisviz.pipeline.importance import AlignmentImportance, TopKValidation
 
 
 def _upper(m):
@@ -114,7 +115,7 @@ def test_bad_protocol_parameters(tiny_set):
 @pytest.mark.realdata
 def test_peterson_animals_offline_network(real_data_root, monkeypatch):
     """Real human data: all-maps alignment and the held-out gain of the top-k maps (paper: VGG-16 .55 -> .62)."""
-    from aisviz.catalog import load_dataset
+    from aisviz.io.catalog import load_dataset
 
     monkeypatch.setenv("AISVIZ_DATA", str(real_data_root))
     s = AlignmentImportance(progress=False).fit(load_dataset("peterson_animals"))
@@ -124,7 +125,7 @@ def test_peterson_animals_offline_network(real_data_root, monkeypatch):
 
 
 def test_validation_callback_reports_partial_results_and_can_stop_the_fit(tiny_set, lite):
-    from aisviz.ais import Progress
+    from aisviz.pipeline.importance import Progress
 
     scorer = AlignmentImportance(progress=False).fit(tiny_set, network=lite)
     whole = TopKValidation(n_folds=3, seeds=(111, 222), k_step=64, progress=False).fit(scorer)
@@ -186,7 +187,7 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 @pytest.mark.parametrize("device", DEVICES)
 def test_subset_alignments_equal_one_target_per_subset(device):
     """The quadratic-form evaluation of many training sets equals gathering each set's pairs, NaN included."""
-    from aisviz.ais import AlignmentTarget, SubsetAlignments
+    from aisviz.core.alignment import AlignmentTarget, SubsetAlignments
 
     rng = np.random.default_rng(5)
     n = 30
@@ -205,8 +206,8 @@ def test_subset_alignments_equal_one_target_per_subset(device):
 def test_streamed_validation_equals_the_reference_protocol(tiny_set, lite):
     """Training AIS from one streamed pass and grouped prefix sums give the curves of the plain protocol:
     brute-force re-runs of every leave-one-map-out mask and every top-k mask, one split at a time."""
-    from aisviz.ais import AlignmentTarget
-    from aisviz.engine import make_engine
+    from aisviz.core.alignment import AlignmentTarget
+    from aisviz.core.engine import make_engine
 
     scorer = AlignmentImportance(progress=False, dtype="float64").fit(tiny_set, network=lite)
     v = TopKValidation(n_folds=3, seeds=(111, 222), k_step=97, progress=False).fit(scorer)
@@ -230,8 +231,8 @@ def test_no_maps_by_pairs_array_is_kept():
     a chunk of maps stays within the engine's byte budget however large n is."""
     from torch import nn
 
-    from aisviz.engine import PooledEngine, make_engine
-    from aisviz.models import Network
+    from aisviz.core.engine import PooledEngine, make_engine
+    from aisviz.models.networks import Network
 
     n, c = 300, 64
     net = Network(name="pooled", weights="none", mean=(0.5,) * 3, std=(0.5,) * 3,
@@ -252,7 +253,7 @@ def test_no_maps_by_pairs_array_is_kept():
 def test_row_correlations_equal_scipy_per_row(spread):
     """The sums formulation of image rows' r equals scipy's Pearson r over k != i, even for nearly equal
     similarities (near-parallel read-outs), and it ignores the human matrix's scale."""
-    from aisviz.ais import row_correlations
+    from aisviz.core.alignment import row_correlations
 
     rng = np.random.default_rng(1)
     n = 40
@@ -270,8 +271,8 @@ def test_one_pooled_map_has_undefined_alignment_whatever_the_rounding(lite):
     """A pooled read-out that keeps one map makes every pair r = 1 (or undefined): the alignment at k = 1 is
     undefined. The float32 tail leaves a spread of 1e-13 to 1e-8 over the pairs, which passed the float64
     tolerance: R^2 of pure rounding (0.15 on the CPU, 0.05 on a GPU, for the same split and map)."""
-    from aisviz.ais import AlignmentImportance, TopKValidation
-    from aisviz.synthetic import make_default_set
+    from aisviz.io.synthetic import make_default_set
+    from aisviz.pipeline.importance import AlignmentImportance, TopKValidation
 
     scorer = AlignmentImportance(progress=False, device="cpu").fit(make_default_set(), network=lite)
     validation = TopKValidation(n_folds=5, seeds=[111, 222], k_step=256, progress=False).fit(scorer)

@@ -41,15 +41,15 @@ def _same_home(home, monkeypatch):
 
 
 def P(dash, name):
-    from aisviz.dashboard import panels
+    from aisviz.app import panels
 
     return dash.panel(getattr(panels, name))
 
 
 def _expected_png(dash, i, k, mode="default"):
     """The AIS overlay, recomputed here from the scorer-level arrays of the result."""
-    from aisviz.heatmaps import ais_heatmap, overlay
-    from aisviz.plots import png_bytes
+    from aisviz.core.heatmaps import ais_heatmap, overlay
+    from aisviz.viz.plots import png_bytes
 
     r = dash.current
     small = r.image(i)
@@ -63,7 +63,7 @@ def _expected_png(dash, i, k, mode="default"):
 
 
 def _grid_event(dash, i, kind="mousemove"):
-    from aisviz.plots import cell_centre
+    from aisviz.viz.plots import cell_centre
 
     b = P(dash, "BrowserPanel")
     x, y = cell_centre(b.layout, i)
@@ -117,7 +117,7 @@ def test_the_first_heatmap_is_the_papers_all_maps_heatmap(dash):
 
 
 def test_slider_reads_the_stored_curves_only(dash, monkeypatch):
-    from aisviz import ais
+    from aisviz.pipeline import importance as ais
 
     def boom(*a, **k):
         raise AssertionError("the slider must not recompute")
@@ -149,7 +149,7 @@ def test_hover_shows_that_image_and_click_pins_it(dash):
     png, heat = _expected_png(dash, 7, None)
     assert d.p_ais.value == png
     assert "data-name='img07.png'" in d.title.value and "data-index='7'" in d.metrics.value
-    from aisviz.compare import compare_pair, image_maps
+    from aisviz.core.metrics import compare_pair, image_maps
 
     a, s = image_maps([heat], [dash.current.saliency[7]], "display")
     row = compare_pair(a[0], s[0])
@@ -185,7 +185,7 @@ def test_following_the_slider_is_opt_in_and_labelled(dash):
 
 
 def test_display_modes_switch_the_overlays_and_the_colour_bar(dash):
-    from aisviz.heatmaps import colourbar_png
+    from aisviz.core.heatmaps import colourbar_png
 
     d = P(dash, "DetailPanel")
     dash.hover_image(6)
@@ -277,7 +277,7 @@ def test_invalid_validation_settings_keep_the_last_results(dash):
 
 
 def test_switching_provider_reuses_the_cached_scorer(dash, monkeypatch):
-    from aisviz import ais
+    from aisviz.pipeline import importance as ais
 
     calls = []
     monkeypatch.setattr(ais.AlignmentImportance, "fit", lambda *a, **k: calls.append(1))
@@ -293,7 +293,7 @@ def test_switching_provider_reuses_the_cached_scorer(dash, monkeypatch):
 
 
 def test_a_saliency_failure_is_reported_once(dash, monkeypatch):
-    from aisviz import saliency
+    from aisviz.saliency import providers as saliency
 
     def broken(*a, **k):
         raise ValueError("the provider is broken here")
@@ -309,7 +309,7 @@ def test_a_saliency_failure_is_reported_once(dash, monkeypatch):
 
 
 def test_a_data_set_folder_can_be_added(dash, tmp_path):
-    from aisviz.datasets import DataError
+    from aisviz.errors import DataError
 
     tiny = make_tiny_set(n=15, size=48, seed=4)
     root = tmp_path / "myset"
@@ -353,7 +353,7 @@ def test_a_data_root_adds_its_catalog_sets_and_refreshes_the_hint(dash, tmp_path
 
 
 def test_unavailable_network_weights_are_an_in_app_message(dash):
-    from aisviz.models import weights_cache_path
+    from aisviz.models.networks import weights_cache_path
 
     if weights_cache_path("vgg16").exists():
         pytest.skip("VGG-16 weights are cached here: the offline error path cannot be shown")
@@ -367,9 +367,9 @@ def test_unavailable_network_weights_are_an_in_app_message(dash):
 
 
 def test_a_result_from_another_source_is_shown_without_computing(dash, monkeypatch):
-    """A read-only viewer's path: a finished DashboardResult handed to a Dashboard, nothing computed."""
-    from aisviz import ais
+    """A read-only viewer's path: a finished Result handed to a Dashboard, nothing computed."""
     from aisviz.app import Dashboard
+    from aisviz.pipeline import importance as ais
 
     monkeypatch.setattr(ais.AlignmentImportance, "fit", lambda *a, **k: pytest.fail("must not compute"))
     viewer = Dashboard(results=[dash.current], run_async=False)
@@ -434,8 +434,8 @@ class _Recorder:
 def test_a_superseded_job_stops_within_a_chunk(home):
     """The session alone (no widgets): a second request while the first is in its validation stops the
     first at its next progress report; only the newest result is delivered."""
-    from aisviz.dashboard.result import Settings
-    from aisviz.dashboard.session import Session
+    from aisviz.app.session import Session
+    from aisviz.pipeline.settings import Settings
 
     rec = _Recorder()
     ds = make_tiny_set(n=20, size=64, seed=1)
@@ -458,7 +458,7 @@ def test_a_superseded_job_stops_within_a_chunk(home):
 @pytest.mark.slow
 def test_default_dashboard_computes_in_the_background(home):
     """The real default: the generated set, the offline network, work in a thread with progress."""
-    pytest.importorskip("aisviz.synthetic")
+    pytest.importorskip("aisviz.io.synthetic")
     from aisviz.app import Dashboard
 
     d = Dashboard()
@@ -471,7 +471,7 @@ def test_default_dashboard_computes_in_the_background(home):
 
 
 def test_auto_k_step():
-    from aisviz.app import auto_k_step
+    from aisviz.pipeline.settings import auto_k_step
 
     assert auto_k_step(256) == 1 and auto_k_step(512) == 4 and auto_k_step(1280) == 10
     assert auto_k_step(512, reruns_tail=True) == 16 and auto_k_step(20, reruns_tail=True) == 1
@@ -482,7 +482,7 @@ def test_auto_k_step():
 
 
 def test_mds_recovers_a_planar_configuration():
-    from aisviz.plots import mds_coordinates
+    from aisviz.core.curves import mds_coordinates
 
     rng = np.random.default_rng(0)
     xy = rng.normal(size=(15, 2))
@@ -494,7 +494,7 @@ def test_mds_recovers_a_planar_configuration():
 def test_contact_sheet_cells_round_trip():
     from PIL import Image
 
-    from aisviz.plots import cell_at, cell_centre, contact_sheet
+    from aisviz.viz.plots import cell_at, cell_centre, contact_sheet
 
     images = [Image.new("RGB", (30 + i, 20), (i * 10, 0, 0)) for i in range(11)]
     sheet, layout = contact_sheet(images, cell=24, columns=4, gap=2)
@@ -506,8 +506,9 @@ def test_contact_sheet_cells_round_trip():
 
 
 def test_alignment_curve_and_readout(dash):
-    from aisviz.dashboard.derive import readout
-    from aisviz.plots import MARKER_TEST, alignment_curve, curve_stats
+    from aisviz.core.curves import curve_stats
+    from aisviz.pipeline.derive import readout
+    from aisviz.viz.plots import MARKER_TEST, alignment_curve
 
     r = dash.current
     fig = alignment_curve(r.k_values, r.curves, r.summary, k=21)
@@ -525,7 +526,7 @@ def test_alignment_curve_and_readout(dash):
 
 
 def test_voila_command():
-    from aisviz.serve import dashboard_notebook, voila_command
+    from aisviz.server.serve import dashboard_notebook, voila_command
 
     cmd = voila_command(port=9001, pool_size=2)
     assert "--Voila.ip=127.0.0.1" in cmd and "--port=9001" in cmd and "--show_tracebacks=False" in cmd
@@ -542,7 +543,7 @@ def test_voila_command():
 def test_notebook_written_when_not_in_a_checkout(tmp_path, monkeypatch):
     import nbformat
 
-    from aisviz import serve
+    from aisviz.server import serve
 
     monkeypatch.setattr(serve, "NOTEBOOK", tmp_path / "missing.ipynb")
     monkeypatch.setenv("AISVIZ_HOME", str(tmp_path / "home"))

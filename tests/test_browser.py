@@ -44,10 +44,13 @@ def home(tmp_path_factory):
 def core(home):
     """The result the dashboard must show, computed here by the package with the kernel's default settings
     and the same feature and saliency caches (this also warms them for the kernel)."""
-    from aisviz.ais import AlignmentImportance, TopKValidation
-    from aisviz.app import auto_k_step, build_result, default_provider, paper_seeds
-    from aisviz.catalog import load_dataset
-    from aisviz.saliency import saliency_maps
+    from aisviz.app import default_provider
+    from aisviz.config import paper_seeds
+    from aisviz.io.catalog import load_dataset
+    from aisviz.pipeline.importance import AlignmentImportance, TopKValidation
+    from aisviz.pipeline.result import build_result
+    from aisviz.pipeline.settings import auto_k_step
+    from aisviz.saliency.providers import saliency_maps
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AISVIZ_HOME", str(home))
@@ -83,8 +86,8 @@ def page(browser, server):
 
 
 def _expected(core, i: int, k: int | None, mode: str = "default") -> dict:
-    from aisviz.dashboard.derive import heatmap
-    from aisviz.heatmaps import overlay
+    from aisviz.core.heatmaps import overlay
+    from aisviz.pipeline.derive import heatmap
 
     small = core.image(i)
     small.thumbnail((200, 200))
@@ -114,7 +117,7 @@ def test_renders_at_1280_with_every_part_visible(page, core):
 
 
 def test_slider_moves_marker_and_readout(page, core):
-    from aisviz.dashboard.derive import nearest_k_index
+    from aisviz.core.curves import nearest_k_index
 
     for _ in range(3):
         dp.move_slider(page)
@@ -147,7 +150,7 @@ def test_hover_changes_the_three_overlays_to_that_images(page, core):
         for c in ("image", "ais", "saliency"):
             assert _close(seen[i][c], want[c]), f"panel {c} of image {i} does not show that image's map"
     assert not _close(seen[targets[-1]]["ais"], _expected(core, targets[-2], None)["ais"])
-    from aisviz.compare import compare_pair, image_maps
+    from aisviz.core.metrics import compare_pair, image_maps
 
     i = targets[-1]
     a, s = image_maps([_expected(core, i, None)["heat"]], [core.saliency[i]], "display")

@@ -36,9 +36,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(_missing() is not None, reaso
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """An AISVIZ_HOME whose dashboard sweep folder holds two layers of the default setting."""
-    from aisviz.dashboard.panels.layers import own_folder
-    from aisviz.dashboard.result import paper_seeds
-    from aisviz.sweep import run_cells
+    from aisviz.app.panels.layers import own_folder
+    from aisviz.config import paper_seeds
+    from aisviz.pipeline.sweeps import run_cells
 
     home = tmp_path_factory.mktemp("aisviz-browser-layers")
     with pytest.MonkeyPatch.context() as mp:
@@ -57,8 +57,8 @@ def home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(home):
-    from aisviz.dashboard.voila_template import voila_environment
-    from aisviz.serve import voila_command
+    from aisviz.server.serve import voila_command
+    from aisviz.server.voila_template import voila_environment
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

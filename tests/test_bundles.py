@@ -14,8 +14,8 @@ from conftest import make_tiny_set
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory):
     """A result computed now on a small set with the real offline network, and a bundle written from it."""
-    from aisviz.bundles import write_bundle
-    from aisviz.precompute import compute_result
+    from aisviz.pipeline.bundles import write_bundle
+    from aisviz.pipeline.compute import compute_result
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AISVIZ_HOME", str(tmp_path_factory.mktemp("home")))
@@ -34,7 +34,7 @@ def _copy(src, dst):
 
 
 def test_round_trip_equals_the_fresh_computation(fresh):
-    from aisviz.bundles import open_catalog
+    from aisviz.pipeline.bundles import open_catalog
 
     result, root, entry = fresh
     catalog = open_catalog(root, verify=True)
@@ -58,14 +58,14 @@ def test_round_trip_equals_the_fresh_computation(fresh):
     assert loaded.image_sizes == tuple(tuple(s) for s in result.image_sizes)
     assert loaded.source == "bundle"
     # derived views agree too (what the panels show)
-    from aisviz.dashboard.derive import heatmap, readout
+    from aisviz.pipeline.derive import heatmap, readout
 
     np.testing.assert_allclose(heatmap(loaded, 3, 100), heatmap(result, 3, 100))
     assert readout(loaded, 256) == readout(result, 256)
 
 
 def test_arrays_are_read_only_memory_maps(fresh):
-    from aisviz.bundles import open_catalog
+    from aisviz.pipeline.bundles import open_catalog
 
     _, root, entry = fresh
     loaded = open_catalog(root).load(entry.id)
@@ -82,7 +82,7 @@ def test_arrays_are_read_only_memory_maps(fresh):
 def test_several_settings_and_replacing_one(fresh, tmp_path):
     from dataclasses import replace
 
-    from aisviz.bundles import open_catalog, write_bundle
+    from aisviz.pipeline.bundles import open_catalog, write_bundle
 
     result, root, entry = fresh
     root = _copy(root, tmp_path / "b")
@@ -109,7 +109,7 @@ def test_pngs_for_people_and_static_figures(fresh):
 
 
 def test_damaged_array_is_named(fresh, tmp_path):
-    from aisviz.bundles import BundleError, open_catalog
+    from aisviz.pipeline.bundles import BundleError, open_catalog
 
     _, root, entry = fresh
     root = _copy(root, tmp_path / "b")
@@ -126,7 +126,7 @@ def test_damaged_array_is_named(fresh, tmp_path):
 
 
 def test_damaged_or_foreign_manifests(fresh, tmp_path):
-    from aisviz.bundles import BundleError, open_catalog
+    from aisviz.pipeline.bundles import BundleError, open_catalog
 
     _, root, entry = fresh
     root = _copy(root, tmp_path / "b")
@@ -150,7 +150,7 @@ def test_damaged_or_foreign_manifests(fresh, tmp_path):
 
 
 def test_errors_are_one_line(fresh, tmp_path):
-    from aisviz.bundles import BundleError, open_catalog
+    from aisviz.pipeline.bundles import BundleError, open_catalog
 
     _, root, entry = fresh
     root = _copy(root, tmp_path / "b")
@@ -162,9 +162,9 @@ def test_errors_are_one_line(fresh, tmp_path):
 
 def test_reading_a_bundle_imports_no_torch(fresh):
     _, root, entry = fresh
-    code = ("import sys; from aisviz.bundles import open_catalog; "
+    code = ("import sys; from aisviz.pipeline.bundles import open_catalog; "
             f"r = open_catalog({str(root)!r}, verify=True).load({entry.id!r}); "
-            "from aisviz.dashboard.derive import heatmap, readout; heatmap(r, 0, 10); readout(r, 10); "
+            "from aisviz.pipeline.derive import heatmap, readout; heatmap(r, 0, 10); readout(r, 10); "
             "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -172,7 +172,7 @@ def test_reading_a_bundle_imports_no_torch(fresh):
 
 
 def test_folder_data_set_paths_do_not_reach_the_bundle(tmp_path):
-    from aisviz.bundles import public_settings, setting_label
+    from aisviz.pipeline.bundles import public_settings, setting_label
 
     s = public_settings({"dataset": "/srv/private/sets/animals", "model": "m", "provider": ""}, "animals")
     assert s["dataset"] == "animals"
@@ -182,7 +182,7 @@ def test_folder_data_set_paths_do_not_reach_the_bundle(tmp_path):
 def test_interrupted_write_leaves_the_old_bundle(fresh, tmp_path, monkeypatch):
     from dataclasses import replace
 
-    import aisviz.bundles as bundles
+    import aisviz.pipeline.bundles as bundles
 
     result, root, entry = fresh
     root = _copy(root, tmp_path / "b")

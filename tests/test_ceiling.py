@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from aisviz.ais import alignment
-from aisviz.ceiling import (
+from aisviz.core.alignment import alignment
+from aisviz.core.ceiling import (
     SubjectMatrices,
     load_subject_matrices,
     noise_ceiling,
@@ -13,7 +13,7 @@ from aisviz.ceiling import (
     subject_matrices,
     validation_ceiling,
 )
-from aisviz.datasets import DataError
+from aisviz.errors import DataError
 
 
 def _random_subjects(n_subjects=5, n=10, seed=0):
@@ -104,7 +104,7 @@ def test_bad_subject_files_say_what_to_fix(tmp_path, tiny_set):
 
 
 def test_subject_files_load_from_the_data_folder(tmp_path, tiny_set):
-    from aisviz.datasets import load_folder
+    from aisviz.io.folders import load_folder
 
     (tmp_path / "images").mkdir()
     for name, image in zip(tiny_set.image_names, tiny_set.images):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from aisviz.cli import main, paper_seeds
+from aisviz.cli.main import main, paper_seeds
 
 
 @pytest.fixture
@@ -210,7 +210,7 @@ def test_missing_gpu_is_an_environment_error(capsys, folder_set):
 
 
 def test_internal_errors_exit_1_with_the_traceback_in_the_log(capsys, monkeypatch, tmp_path):
-    from aisviz import catalog
+    from aisviz.io import catalog
 
     def broken():  # stands in for a bug anywhere below a command
         raise RuntimeError("a bug")
@@ -225,7 +225,7 @@ def test_internal_errors_exit_1_with_the_traceback_in_the_log(capsys, monkeypatc
 
 def test_version_and_help_show_every_default(capsys):
     from aisviz import __version__
-    from aisviz.cli import build_parser
+    from aisviz.cli.main import build_parser
 
     assert main(["--version"]) == 0 and capsys.readouterr().out.strip() == f"aisviz {__version__}"
     parser = build_parser()
@@ -375,8 +375,8 @@ def test_real_swapped_matrix_is_flagged(capsys, real_data_root, tmp_path):
 
 def test_download_into_a_read_only_folder_is_an_environment_error(capsys, small_mount, tmp_path):
     """The files come from file:// URLs (no network needed); the destination is a real read-only mount."""
-    from aisviz.catalog import download
     from aisviz.errors import EnvironmentProblem
+    from aisviz.io.catalog import download
 
     src = tmp_path / "turk.mat"
     src.write_bytes(b"not really a mat file")

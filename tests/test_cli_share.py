@@ -24,7 +24,7 @@ def test_precompute_writes_a_verified_bundle_of_the_default_set(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "added synthetic · efficientnet_lite0 · _head_act → flatten · spectral_residual" in out.stdout
     assert "holds 1 setting(s), checksums verified" in out.stdout
-    from aisviz.bundles import open_catalog
+    from aisviz.pipeline.bundles import open_catalog
 
     r = open_catalog(tmp_path / "b", verify=True).load(open_catalog(tmp_path / "b").entries[0].id)
     assert r.dataset_name == "synthetic" and r.n_maps == 1280 and len(r.splits) == 3
@@ -56,7 +56,7 @@ def test_notebooks_are_copied_and_kept(tmp_path):
 
 def test_the_notebooks_ship_inside_the_package():
     """aisviz/notebooks links to the checkout's notebooks/, so wheels carry them (package data)."""
-    from aisviz.cli_share import packaged_notebooks
+    from aisviz.cli.share import packaged_notebooks
 
     folder = Path(__import__("aisviz").__file__).resolve().parent / "notebooks"
     assert folder.is_dir() and (folder / "03_workshop.ipynb").is_file()

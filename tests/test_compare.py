@@ -7,15 +7,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aisviz.compare import (
+from aisviz.core.comparison import ComparisonSet
+from aisviz.core.heatmaps import mass_inside
+from aisviz.core.metrics import (
     KL_EPS,
     UndefinedMetric,
-    activation_strength,
     auc,
     cc,
-    compare_dataset,
     compare_maps,
-    export_panels,
     heatmap_agreement,
     image_maps,
     jsonable,
@@ -23,13 +22,11 @@ from aisviz.compare import (
     mass_share,
     pool_results,
     relative_risk,
-    side_by_side,
     sim,
     summarize,
     top_region,
 )
-from aisviz.datasets import ComparisonSet
-from aisviz.heatmaps import mass_inside
+from aisviz.pipeline.comparisons import activation_strength, compare_dataset, export_panels, side_by_side
 
 
 def grid(values, cols=5):
@@ -237,7 +234,7 @@ def test_panels_layout_and_export(tmp_path):
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_peterson_animals_end_to_end(real_data_root, tmp_path, monkeypatch):
-    from aisviz.catalog import load_dataset
+    from aisviz.io.catalog import load_dataset
 
     monkeypatch.setenv("AISVIZ_HOME", str(tmp_path))
     ds = load_dataset("peterson_animals").subset(range(6))

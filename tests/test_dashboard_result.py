@@ -12,7 +12,7 @@ from conftest import make_tiny_set
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    from aisviz.ais import AlignmentImportance, TopKValidation
+    from aisviz.pipeline.importance import AlignmentImportance, TopKValidation
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AISVIZ_HOME", str(tmp_path_factory.mktemp("home")))
@@ -25,7 +25,7 @@ def fitted(tmp_path_factory):
 
 
 def test_fields_match_the_fitted_objects(fitted):
-    from aisviz.dashboard import build_result
+    from aisviz.pipeline.result import build_result
 
     ds, scorer, validation, saliency = fitted
     r = build_result(scorer, validation, ds, saliency, saliency_provider="random", display_size=32)
@@ -42,7 +42,7 @@ def test_fields_match_the_fitted_objects(fitted):
 
 
 def test_dataframes_hold_the_same_values_as_the_fitted_objects(fitted):
-    from aisviz.dashboard import build_result
+    from aisviz.pipeline.result import build_result
 
     ds, scorer, validation, _ = fitted
     r = build_result(scorer, validation, ds, None, saliency_error="no provider")
@@ -61,7 +61,7 @@ def test_dataframes_hold_the_same_values_as_the_fitted_objects(fitted):
 def test_mismatched_arrays_are_refused_in_one_line(fitted):
     import dataclasses
 
-    from aisviz.dashboard import build_result
+    from aisviz.pipeline.result import build_result
 
     ds, scorer, validation, _ = fitted
     r = build_result(scorer, validation, ds, None)
@@ -72,7 +72,7 @@ def test_mismatched_arrays_are_refused_in_one_line(fitted):
 
 
 def test_result_and_panels_import_without_torch():
-    code = ("import sys; import aisviz.dashboard, aisviz.dashboard.derive, aisviz.dashboard.panels, "
-            "aisviz.dashboard.app; assert 'torch' not in sys.modules, "
+    code = ("import sys; import aisviz.app, aisviz.pipeline.derive, aisviz.app.panels, "
+            "aisviz.app.dashboard; assert 'torch' not in sys.modules, "
             "sorted(m for m in sys.modules if 'torch' in m)[:5]")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from aisviz.engine import LinearHeadEngine, PooledEngine, TailEngine, make_engine
-from aisviz.models import Network
+from aisviz.core.engine import LinearHeadEngine, PooledEngine, TailEngine, make_engine
+from aisviz.models.networks import Network
 
 
 def _net(stages):
@@ -141,9 +141,9 @@ def test_resident_memory_stays_flat_over_chunks_at_2000_images():
 import numpy as np, torch
 big = np.ones(33_000_000 // 8); del big   # raises glibc's mmap threshold, as feature extraction does
 from torch import nn
-from aisviz.ais import AlignmentTarget, RowTarget
-from aisviz.engine import make_engine
-from aisviz.models import Network
+from aisviz.core.alignment import AlignmentTarget, RowTarget
+from aisviz.core.engine import make_engine
+from aisviz.models.networks import Network
 torch.set_num_threads(1)
 n, c = 2000, 64
 net = Network(name="pooled", weights="none", mean=(0.5,) * 3, std=(0.5,) * 3,
@@ -170,7 +170,7 @@ def test_convolutions_run_in_full_float32_and_the_setting_is_restored(tiny_set, 
     """PyTorch lets cuDNN use TF32 for convolutions by default: on a GPU that moved activations by ~1e-3, flipped
     AIS rankings against the CPU's and failed the feature cache's check. Extraction and engine tails turn it off
     while they run, and give the caller's setting back."""
-    from aisviz.features import extract_activations
+    from aisviz.models.features import extract_activations
 
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
     net = nonlinear_tail()

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from aisviz.errors import AisvizWarning
-from aisviz.features import cache_dir, cache_key, extract_activations
-from aisviz.models import load_network
+from aisviz.models.features import cache_dir, cache_key, extract_activations
+from aisviz.models.networks import load_network
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def _rewrite_cache(path, change):
     (what a foreign or hand-edited file that still 'looks right' would hold)."""
     import json
 
-    from aisviz.features import _digest
+    from aisviz.models.features import _digest
 
     with np.load(path) as z:
         meta, names = json.loads(str(z["meta"])), z["names"]
@@ -100,7 +100,7 @@ def test_cache_file_with_values_changed_after_writing_is_recomputed(tiny_set, li
 
 
 def test_long_side_is_capped_and_normal_images_keep_the_paper_resize(lite):
-    from aisviz.models import input_size
+    from aisviz.models.networks import input_size
 
     assert input_size(640, 480, lite) == (299, 224)     # the paper's resize: short side 224, aspect kept
     assert input_size(120, 120, lite) == (224, 224)
@@ -112,7 +112,8 @@ def test_long_side_is_capped_and_normal_images_keep_the_paper_resize(lite):
 def test_extreme_aspect_ratio_is_refused_before_any_memory_is_spent(lite):
     from PIL import Image
 
-    from aisviz.datasets import ComparisonSet, DataError
+    from aisviz.core.comparison import ComparisonSet
+    from aisviz.errors import DataError
 
     rng = np.random.default_rng(0)
     s = rng.random((4, 4))
@@ -129,7 +130,7 @@ def test_extraction_holds_one_batch_of_inputs_not_the_whole_set(tmp_path, lite):
 
     from PIL import Image
 
-    from aisviz.datasets import load_folder
+    from aisviz.io.folders import load_folder
 
     n, root = 24, tmp_path / "many"
     (root / "images").mkdir(parents=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aisviz.heatmaps import colourbar_png, display_values, overlay
+from aisviz.core.heatmaps import colourbar_png, display_values, overlay
 
 
 def _authors_display(image: Image.Image, heatmap: np.ndarray) -> np.ndarray:
@@ -38,7 +38,7 @@ def test_paper_mode_equals_the_authors_display_on_generated_images():
 
 @pytest.mark.realdata
 def test_paper_mode_equals_the_authors_display_on_peterson_images(real_data_root):
-    from aisviz.catalog import load_dataset
+    from aisviz.io.catalog import load_dataset
 
     ds = load_dataset("peterson_animals")
     for i in (0, 37, 119):
@@ -83,7 +83,7 @@ def test_colour_bar_runs_from_the_top_colour_down():
 
 
 def test_labelled_figures_render_png_and_svg():
-    from aisviz.figures import figure_bytes, heatmap_figure, panel_figure
+    from aisviz.viz.figures import figure_bytes, heatmap_figure, panel_figure
 
     image = Image.new("RGB", (40, 30), (120, 120, 120))
     fig = panel_figure(image, _signed_heatmap(0), np.ones((30, 40)), "paper", title="one image")
@@ -97,7 +97,7 @@ def test_labelled_figures_render_png_and_svg():
 
 @pytest.mark.slow
 def test_cli_heatmaps_and_saliency_take_the_display_mode(tmp_path, tiny_set):
-    from aisviz.cli import main
+    from aisviz.cli.main import main
 
     root = tmp_path / "myset"
     (root / "images").mkdir(parents=True)

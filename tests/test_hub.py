@@ -31,8 +31,8 @@ pytestmark = [pytest.mark.slow,
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    from aisviz.bundles import write_bundle
-    from aisviz.precompute import compute_result
+    from aisviz.pipeline.bundles import write_bundle
+    from aisviz.pipeline.compute import compute_result
 
     state = tmp_path_factory.mktemp("hub")
     with pytest.MonkeyPatch.context() as mp:

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from aisviz.datasets import ComparisonSet, DataError, load_folder, to_rgb, unpadded_numbers
-from aisviz.errors import AisvizWarning
+from aisviz.core.comparison import ComparisonSet, to_rgb
+from aisviz.errors import AisvizWarning, DataError
+from aisviz.io.folders import load_folder, unpadded_numbers
 
 
 def _sim(n, seed=0):

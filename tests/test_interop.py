@@ -6,8 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aisviz import AlignmentImportance
-from aisviz.datasets import ComparisonSet, DataError
-from aisviz.interop import activations_network
+from aisviz.core.comparison import ComparisonSet
+from aisviz.errors import DataError
+from aisviz.models.precomputed import activations_network
 
 rsatoolbox = pytest.importorskip("rsatoolbox")
 from rsatoolbox.rdm import RDMs  # noqa: E402
@@ -122,7 +123,7 @@ def test_network_rdm_out_all_maps_and_top_k():
 @pytest.mark.realdata
 def test_real_mur92_subjects_as_rsatoolbox_rdms(real_data_root):
     """The 16 people's RDMs of the 92-object set, in rsatoolbox and shuffled, give the catalog set's matrix."""
-    from aisviz.catalog import load_dataset
+    from aisviz.io.catalog import load_dataset
 
     folder = real_data_root / "mur2013_92objects"
     subjects = np.load(folder / "dissimilarity_subjects.npy")

@@ -33,7 +33,7 @@ def dash(home):
 
 
 def _panel(dash):
-    from aisviz.dashboard.panels import LayerComparisonPanel
+    from aisviz.app.panels import LayerComparisonPanel
 
     return dash.panel(LayerComparisonPanel)
 

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from aisviz.models import ModelError, list_layers, list_models, load_network, preprocess
+from aisviz.errors import ModelError
+from aisviz.models.networks import list_layers, list_models, load_network, preprocess
 
 FAMILIES = ["vgg11", "alexnet", "resnet18", "densenet121", "efficientnet_b0", "mobilenet_v2", "mobilenet_v3_small",
             "mnasnet0_5", "regnet_x_400mf", "shufflenet_v2_x0_5", "squeezenet1_1", "convnext_tiny", "googlenet",
@@ -139,7 +140,7 @@ def test_cli_runs_with_a_weights_file(tmp_path, capsys, tiny_set):
 
     import numpy as np
 
-    from aisviz.cli import main
+    from aisviz.cli.main import main
 
     root = tmp_path / "set"
     (root / "images").mkdir(parents=True)

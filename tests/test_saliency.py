@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aisviz.datasets import ComparisonSet
-from aisviz.saliency import (
+from aisviz.core.comparison import ComparisonSet
+from aisviz.saliency.providers import (
     CenterBias,
     DeepGazeIIE,
     FolderMaps,
@@ -224,7 +224,7 @@ def test_deepgaze_centre_bias_is_a_normalised_log_density(tmp_path, monkeypatch)
 
 @pytest.mark.realdata
 def test_spectral_residual_on_peterson_animals(real_data_root, home):
-    from aisviz.catalog import load_dataset
+    from aisviz.io.catalog import load_dataset
 
     ds = load_dataset("peterson_animals").subset([0, 1, 2])
     with warnings.catch_warnings():

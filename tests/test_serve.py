@@ -1,4 +1,4 @@
-"""Server lifecycle and server-side limits, against real Voila servers (aisviz.voila_server) on free
+"""Server lifecycle and server-side limits, against real Voila servers (aisviz.server.voila_server) on free
 127.0.0.1 ports with a one-widget notebook (light kernels): SIGTERM/SIGINT stop Voila and every kernel
 and free the port; a busy port is a clear error; a closed tab's kernel is culled; the kernel cap serves a
 plain "server full" page; a legacy-framing kernel websocket is refused and the server stays responsive."""
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _env(tmp_path):
-    from aisviz.dashboard.voila_template import voila_environment
+    from aisviz.server.voila_template import voila_environment
 
     env = voila_environment(dict(os.environ, AISVIZ_HOME=str(tmp_path / "home"),
                                  AISVIZ_APP_LOG=str(tmp_path / "dashboard.log")))
@@ -40,10 +40,10 @@ def _env(tmp_path):
 
 
 class Server:
-    """A Voila server subprocess from aisviz.serve.voila_command; stopped (tree and all) on exit."""
+    """A Voila server subprocess from aisviz.server.serve.voila_command; stopped (tree and all) on exit."""
 
     def __init__(self, tmp_path, **options):
-        from aisviz.serve import voila_command
+        from aisviz.server.serve import voila_command
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -57,16 +57,16 @@ class Server:
         return self
 
     def __exit__(self, *exc):
-        from aisviz.serve import stop_process_tree
+        from aisviz.server.serve import stop_process_tree
 
         stop_process_tree(self.proc, grace=10)
 
 
 def test_voila_command_sets_the_limits():
-    from aisviz.serve import cull_interval_for, voila_command
+    from aisviz.server.serve import cull_interval_for, voila_command
 
     cmd = voila_command(port=9999, notebook="x.ipynb", cull_idle_timeout=600, max_kernels=40)
-    assert cmd[1:3] == ["-m", "aisviz.voila_server"]
+    assert cmd[1:3] == ["-m", "aisviz.server.voila_server"]
     assert "--Voila.port_retries=0" in cmd and "--port=9999" in cmd
     assert "--MappingKernelManager.cull_idle_timeout=600" in cmd
     assert "--MappingKernelManager.cull_interval=60" in cmd and "--AisvizVoila.max_kernels=40" in cmd
@@ -134,7 +134,8 @@ def test_signal_stops_voila_and_every_kernel_and_frees_the_port(tmp_path, signum
 
     port = free_port()
     notebook = write_tiny_notebook(tmp_path)
-    code = f"import sys; from aisviz.serve import serve; sys.exit(serve(port={port}, notebook={str(notebook)!r}))"
+    code = (f"import sys; from aisviz.server.serve import serve; "
+            f"sys.exit(serve(port={port}, notebook={str(notebook)!r}))")
     proc = subprocess.Popen([sys.executable, "-c", code], env=_env(tmp_path), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:

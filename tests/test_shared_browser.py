@@ -32,8 +32,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     """Two settings of a small set: saliency 'center_bias' with 2 seeds, and no saliency with 3 seeds."""
-    from aisviz.bundles import write_bundle
-    from aisviz.precompute import compute_result
+    from aisviz.pipeline.bundles import write_bundle
+    from aisviz.pipeline.compute import compute_result
 
     root = tmp_path_factory.mktemp("bundles")
     with pytest.MonkeyPatch.context() as mp:

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import aisviz
-from aisviz.cli import main
-from aisviz.sweep import COLUMNS, cell_id, conv_layers, read_sweep
+from aisviz.cli.main import main
+from aisviz.pipeline.sweeps import COLUMNS, cell_id, conv_layers, read_sweep
 
 # Both on the fast pooled-statistics engine. Zeroing a map of the convolution (before BN + ReLU6) and of the
 # activation give nearly the same read-out here, so the layer is checked through the saved map names.
@@ -97,7 +97,7 @@ def test_rows_equal_separate_score_and_validate_runs(first_sweep, second_set):
     cell = out / "cells" / cell_id("synthetic", "efficientnet_lite0", "_head_act")
     assert {p.name for p in cell.iterdir()} == {"bundle", "maps.csv", "splits.csv", "curves.csv", "row.json"}
     assert len(pd.read_csv(cell / "maps.csv")) == 1280
-    from aisviz.bundles import open_catalog
+    from aisviz.pipeline.bundles import open_catalog
 
     catalog = open_catalog(cell / "bundle", verify=True)
     (entry,) = catalog.entries
@@ -173,7 +173,7 @@ def test_bad_protocol_fails_before_any_work(tmp_path):
 
 
 def test_all_conv_lists_block_outputs_along_depth():
-    from aisviz.models import load_network
+    from aisviz.models.networks import load_network
 
     eff = conv_layers(load_network("efficientnet_lite0"))
     assert eff[0] == "_stem_act" and eff[-1] == "_head_act" and len(eff) == 18
@@ -213,7 +213,7 @@ def _table(rows):
 
 
 def test_layer_table_orders_by_depth_and_drops_failed_cells(tmp_path):
-    from aisviz.sweep import _write_table, layer_table
+    from aisviz.pipeline.sweeps import _write_table, layer_table
 
     rows = [dict(dataset="a", layer="deep", layer_index=9, mean_r2_test_topk=0.5),
             dict(dataset="a", layer="shallow", layer_index=2, mean_r2_test_topk=0.3),
@@ -230,7 +230,7 @@ def test_layer_table_orders_by_depth_and_drops_failed_cells(tmp_path):
 
 def test_layer_comparison_figure_shows_each_number_by_layer():
     pytest.importorskip("plotly")
-    from aisviz.plots import layer_comparison
+    from aisviz.viz.plots import layer_comparison
 
     rows = [dict(dataset="a", layer=name, layer_index=i, r2_all=0.2, mean_r2_test_all=0.2 + i / 100,
                  sd_r2_test_all=0.01, mean_r2_test_topk=0.3 + i / 100, sd_r2_test_topk=0.02,

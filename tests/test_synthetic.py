@@ -1,12 +1,12 @@
-"""The generated default set (aisviz.synthetic): determinism, ground-truth bookkeeping, and the ground-truth
+"""The generated default set (aisviz.io.synthetic): determinism, ground-truth bookkeeping, and the ground-truth
 check with the offline network (AIS heatmaps land on the planted relevant region, not on the distractor)."""
 import time
 
 import numpy as np
 import pytest
 
-from aisviz.catalog import load_dataset
-from aisviz.synthetic import distractor_masks, make_default_set, observer_similarity
+from aisviz.io.catalog import load_dataset
+from aisviz.io.synthetic import distractor_masks, make_default_set, observer_similarity
 
 
 @pytest.fixture(scope="module")
@@ -130,13 +130,13 @@ def test_other_sizes_and_counts():
 
 @pytest.fixture(scope="module")
 def fitted(ds):
-    from aisviz.ais import AlignmentImportance
+    from aisviz.pipeline.importance import AlignmentImportance
 
     return AlignmentImportance(progress=False, use_cache=False).fit(ds)
 
 
 def _shares(ds, fitted):
-    from aisviz.heatmaps import ais_heatmap, mass_inside
+    from aisviz.core.heatmaps import ais_heatmap, mass_inside
 
     dmasks = distractor_masks(ds)
     out = {"ais": [], "act": [], "uniform": [], "ais_distractor": [], "act_distractor": []}
@@ -163,7 +163,7 @@ def test_ais_heatmaps_find_the_relevant_region(ds, fitted):
 
 
 def test_network_partly_sees_the_dimension_and_top_k_helps(fitted):
-    from aisviz.ais import TopKValidation
+    from aisviz.pipeline.importance import TopKValidation
 
     assert fitted.r2_all_ > 0.05                                 # measured ~0.21
     v = TopKValidation(seeds=(111, 222), progress=False).fit(fitted)

@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aisviz import AlignmentImportance
-from aisviz.ais import alignment, row_correlations
-from aisviz.datasets import ComparisonSet, DataError
-from aisviz.errors import AisvizWarning
-from aisviz.interop import activations_network
+from aisviz.core.alignment import alignment, row_correlations
+from aisviz.core.comparison import ComparisonSet
+from aisviz.errors import AisvizWarning, DataError
+from aisviz.models.precomputed import activations_network
 
 
 def _acts(n, c=5, seed=0):
@@ -86,7 +86,7 @@ def test_negative_network_human_correlation_is_flagged():
 def test_output_names_are_distinct_and_safe(names):
     import re
 
-    from aisviz.storage import output_names
+    from aisviz.io.storage import output_names
 
     out = output_names(names, "_ais.png")
     assert len(out) == len(names) and len({o.lower() for o in out}) == len(out)
@@ -94,7 +94,7 @@ def test_output_names_are_distinct_and_safe(names):
 
 
 def test_fold_advice_never_repeats_the_request():
-    from aisviz.ais import kfold_splits
+    from aisviz.core.alignment import kfold_splits
 
     with pytest.raises(ValueError) as err:
         kfold_splits(5, 2)

@@ -1,17 +1,11 @@
-"""The AIS dashboard package: an observable state, a session with a job runner, pure derived
-functions, HTML helpers, one class per panel and a thin Dashboard that wires them.
+"""The dashboard: JupyterLab widgets and the Voila app (`aisviz serve`), and the shared viewer over bundles.
 
-Nothing here imports torch at import time: a read-only viewer can render a DashboardResult from
-stored arrays. `Dashboard` loads on first use.
+    from aisviz.app import Dashboard
+    Dashboard()            # in JupyterLab, or served by Voila (notebooks/dashboard.ipynb)
+
+An observable state, a session with a job runner, one class per panel and a thin Dashboard that wires them.
+Nothing here imports torch at import time: the viewer renders results from stored arrays.
 """
-from .result import DashboardResult, Settings, build_result, curve_stats, paper_seeds
+from aisviz.app.dashboard import Dashboard, default_provider
 
-__all__ = ["Dashboard", "DashboardResult", "Settings", "build_result", "curve_stats", "paper_seeds"]
-
-
-def __getattr__(name):
-    if name == "Dashboard":
-        from .app import Dashboard
-
-        return Dashboard
-    raise AttributeError(f"module 'aisviz.dashboard' has no attribute {name!r}")
+__all__ = ["Dashboard", "default_provider"]

@@ -1,6 +1,6 @@
 """The Dashboard: wires the state, the session and the panels, and lays them out.
 
-    from aisviz.app import Dashboard      # (or aisviz.dashboard)
+    from aisviz.app import Dashboard
     Dashboard()                            # in JupyterLab, or served by Voila (`aisviz serve`)
 
 Threads: the session computes on a worker thread and reports through `progress`, `finished` and `failed`;
@@ -18,8 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-from .html import plain_message
-from .panels import (
+from aisviz.app.html import plain_message
+from aisviz.app.panels import (
     BrowserPanel,
     ControlsPanel,
     CurvePanel,
@@ -30,11 +30,14 @@ from .panels import (
     ResultView,
     StatusPanel,
 )
-from .panels.sizes import SlotWidths
-from .result import DEFAULT_DATASET, Settings
-from .session import LRU, Session
-from .state import DashboardState
-from .voila_template import share_plotly_bundle
+from aisviz.app.panels.sizes import SlotWidths
+from aisviz.app.session import LRU, Session
+from aisviz.app.state import DashboardState
+from aisviz.core.heatmaps import check_mode
+from aisviz.models.networks import OFFLINE_MODEL
+from aisviz.pipeline import derive
+from aisviz.pipeline.settings import DEFAULT_DATASET, Settings
+from aisviz.server.voila_template import share_plotly_bundle
 
 log = logging.getLogger("aisviz.app")
 
@@ -110,12 +113,12 @@ class Dashboard:
 
     dataset: a catalog name, a data-set folder, or a ComparisonSet; model: a network name (see
     aisviz.models.list_models). run_async=False computes in the calling thread (tests, scripts);
-    autostart=False waits for `run()`. results: finished DashboardResults to show without computing (the
+    autostart=False waits for `run()`. results: finished Results to show without computing (the
     first is shown); compute: another source of results, (settings, report, clicked_at) -> result. The
     remaining arguments set the first values of the controls.
     """
 
-    # Adding a panel: one class (see aisviz.dashboard.panels) and one line here. Order = build order.
+    # Adding a panel: one class (see aisviz.app.panels) and one line here. Order = build order.
     PANELS = (StatusPanel, ExportPanel, ControlsPanel, CurvePanel, MapsPanel, BrowserPanel, DetailPanel,
               LayerComparisonPanel)
 
@@ -127,8 +130,6 @@ class Dashboard:
                  results=(), compute=None):
         import ipywidgets as W
 
-        from ..heatmaps import check_mode
-        from ..models import OFFLINE_MODEL
 
         _setup_logging()
         share_plotly_bundle()
@@ -375,7 +376,7 @@ class Dashboard:
 
     @property
     def current(self):
-        """The shown DashboardResult, or None."""
+        """The shown Result, or None."""
         return None if self.state.view is None else self.state.view.result
 
     def state_summary(self) -> dict:
@@ -385,7 +386,6 @@ class Dashboard:
                "progress": st.progress, "k": st.k, "image": st.image, "pinned": st.pinned,
                "follow_slider": st.follow_slider, "display": st.display}
         if r is not None:
-            from . import derive
 
             out.update(dataset=r.dataset_name, model=r.settings.model, layer=r.settings.layer,
                        readout=r.settings.readout, n_maps=r.n_maps, readout_values=derive.readout(r, st.k),

@@ -1,10 +1,12 @@
 """Small HTML helpers for the panels: number formatting, escaping, plain-words errors, and the text
-blocks (read-out, summary, info line, metrics table) built from a DashboardResult. Pure functions."""
+blocks (read-out, summary, info line, metrics table) built from a Result. Pure functions."""
 from __future__ import annotations
 
 import html
 
 import numpy as np
+
+from aisviz.core.metrics import DEFINITIONS
 
 _PLAIN_ERRORS = (ValueError, ImportError, FileNotFoundError, NotADirectoryError, PermissionError, KeyError)
 
@@ -105,7 +107,6 @@ METRIC_ROWS = (("rr_5", "RR top 5%", "rr", "1 = chance; higher = more overlap"),
 
 
 def metrics_html(r, i: int, metrics: dict | None) -> str:
-    from ..compare import DEFINITIONS
 
     head = (f"<div class='aisviz-metrics-inner'{data_attrs(index=i, name=r.image_names[i])}>"
             f"<small>This image's row alignment with people (Pearson r of its similarity row, all maps; 0 = none, "

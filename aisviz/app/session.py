@@ -7,7 +7,7 @@ The listener's callbacks (`progress`, `finished`, `failed`) are called on the wo
 Dashboard hands them to the kernel's main thread before touching any widget.
 
 Results can come from another source than computing: pass `compute=` (settings, report) -> result, or
-`Session.add(settings, result)` to put a finished DashboardResult in memory (a read-only viewer).
+`Session.add(settings, result)` to put a finished Result in memory (a read-only viewer).
 """
 from __future__ import annotations
 
@@ -17,30 +17,22 @@ import time
 from collections import OrderedDict
 from dataclasses import replace
 
-import numpy as np
-
-from .result import Settings, build_result, paper_seeds
+from aisviz.app.html import plain_message
+from aisviz.config import paper_seeds
+from aisviz.io.catalog import load_dataset
+from aisviz.models.networks import list_layers, load_network
+from aisviz.pipeline.result import build_result
+from aisviz.pipeline.settings import Settings, auto_k_step
+from aisviz.saliency.providers import saliency_maps
 
 log = logging.getLogger("aisviz.app")
 
-AUTO_K_POINTS = 128          # auto k step: at most about this many k values on the curve ...
-AUTO_K_POINTS_SLOW = 32      # ... and for engines that re-run part of the network per mask
 RESULTS_IN_MEMORY = 3        # fitted scorers and results (the big objects) kept in memory
 
 # The job's stages and the share of the progress bar each gets (measured shares of a cold run of the
 # default set on 2 CPU cores, rounded).
 STAGES = {"data": (0.0, 0.03), "network": (0.03, 0.07), "features": (0.07, 0.40), "validation": (0.40, 0.88),
           "saliency": (0.88, 0.96), "views": (0.96, 1.0)}
-
-
-def auto_k_step(n_maps: int, reruns_tail: bool = False) -> int:
-    """k step used when the k-step field is 0 (auto). Pooled read-outs (every masked similarity from
-    per-map statistics, e.g. EfficientNet-Lite0 _head_act -> flatten): every k up to 256 maps, else about
-    AUTO_K_POINTS values (step 10 for 1280 maps). Engines that re-run a layer per mask (VGG-16 conv5_3 ->
-    fc7): about AUTO_K_POINTS_SLOW values (step 16 for 512 maps). 1 = every k, as in the paper."""
-    if not reruns_tail:
-        return 1 if n_maps <= 2 * AUTO_K_POINTS else int(np.ceil(n_maps / AUTO_K_POINTS))
-    return max(1, int(np.ceil(n_maps / AUTO_K_POINTS_SLOW)))
 
 
 class Superseded(Exception):
@@ -190,7 +182,7 @@ class Session:
     # -- computing
 
     def _compute(self, s: Settings, report, clicked_at: float):
-        from ..ais import AlignmentImportance, TopKValidation  # torch loads here, on the worker
+        from aisviz.pipeline.importance import AlignmentImportance, TopKValidation  # torch loads here, on the worker
 
         report("data", 0.0, "loading the data set")
         dataset = self.dataset(s.dataset)
@@ -199,7 +191,6 @@ class Session:
         li, ri = net.resolve_layers(s.layer, s.readout)
         resolved = replace(s, layer=net.stage_names[li], readout=net.stage_names[ri])
         if s.model not in self.layers:
-            from ..models import list_layers
 
             self.layers[s.model] = list_layers(net)
         scorer = self._scorers.get_(resolved.scorer_key())
@@ -240,7 +231,6 @@ class Session:
             return self.given[key]
         ds = self._datasets.get_(key)
         if ds is None:
-            from ..catalog import load_dataset
 
             ds = load_dataset(key)
             ds.load_image(0)  # fail now, in plain words, if the images are missing or unreadable
@@ -255,7 +245,6 @@ class Session:
     def _network(self, model: str, weights: str):
         net = self._networks.get_((model, weights))
         if net is None:
-            from ..models import load_network
 
             net = load_network(model, weights=weights)
             with self._lock:
@@ -268,8 +257,6 @@ class Session:
         maps = self._saliency.get_((key, provider))
         if maps is not None:
             return maps, ""
-        from ..saliency import saliency_maps
-        from .html import plain_message
 
         try:
             maps = saliency_maps(dataset, provider)

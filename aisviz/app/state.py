@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from traitlets import Any, Bool, Float, HasTraits, Instance, Int, List, Unicode
 
-from .result import Settings
+from aisviz.pipeline.settings import Settings
 
 
 class DashboardState(HasTraits):

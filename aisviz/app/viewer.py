@@ -1,7 +1,7 @@
 """Shared viewer mode: the dashboard over result bundles, for many visitors of one server
 (`aisviz serve --shared --bundles DIR`; in a notebook: `Viewer("DIR")`).
 
-The viewer is the dashboard (aisviz.dashboard.Dashboard and its panels) with one panel replaced: instead
+The viewer is the dashboard (aisviz.app.Dashboard and its panels) with one panel replaced: instead
 of the researcher's controls (data path box, any network, any layer, free validation settings) it has one
 menu per setting, each listing only the values found in the bundles. Nothing is computed: a result is
 read from its bundle (memory-mapped, read-only: the kernels of one server share the pages) and torch is
@@ -23,11 +23,11 @@ import sys
 import time
 from dataclasses import replace
 
-from .bundles import BundleCatalog, BundleError, open_catalog
-from .dashboard.app import Dashboard
-from .dashboard.panels import BrowserPanel, CurvePanel, DetailPanel, ExportPanel, MapsPanel, StatusPanel
-from .dashboard.panels.base import Panel
-from .dashboard.result import Settings
+from aisviz.app.dashboard import Dashboard
+from aisviz.app.panels import BrowserPanel, CurvePanel, DetailPanel, ExportPanel, MapsPanel, StatusPanel
+from aisviz.app.panels.base import Panel
+from aisviz.pipeline.bundles import BundleCatalog, BundleError, open_catalog
+from aisviz.pipeline.settings import Settings
 
 log = logging.getLogger("aisviz.app")
 

@@ -2,7 +2,7 @@
 
 How a command is written (so that every command behaves the same):
 - it takes the parsed arguments and returns `(payload, show)`: payload is a dict, what `--json` prints (strict
-  JSON through aisviz.jsonout: NaN/inf become null, counted in "nonfinite_as_null"; "warnings" is added);
+  JSON through aisviz.io.jsonout: NaN/inf become null, counted in "nonfinite_as_null"; "warnings" is added);
   show() prints the human summary to stdout. Either may be None. (A command may instead print for itself,
   with print_json for its JSON, and return None.)
 - `_sub(sub, name, help, func)` adds a subcommand with --json, --quiet, the help formatter that shows
@@ -26,20 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .errors import EXIT_INTERNAL, AisvizWarning, UsageError, exit_code_for, recording_warnings
+from aisviz import __version__
+from aisviz.config import paper_seeds
+from aisviz.errors import EXIT_INTERNAL, AisvizWarning, UsageError, exit_code_for, recording_warnings
 
 DEFAULT_DATASET = "synthetic"
 EXIT_CODES_HELP = ("exit codes: 0 success; 1 internal error (traceback in the log named on stderr); 2 usage "
                    "(bad argument); 3 input data or model; 4 environment (disk, permissions, device, network); "
                    "130 interrupted.")
-
-
-def paper_seeds(n: int) -> list[int]:
-    """The paper's seeds 111, 222, ..., 888, continued the same way past 8."""
-    if n < 1:
-        raise UsageError(f"--seeds must be at least 1, not {n}.")
-    return [111 * (i + 1) for i in range(n)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -70,7 +64,7 @@ def non_empty(text):
 
 
 def device_name(text):
-    from .features import check_device_name
+    from aisviz.models.features import check_device_name
 
     try:
         return check_device_name(text)
@@ -119,16 +113,17 @@ def _add_model_args(p, several_datasets=False):
 
 
 def _network(args):
-    from .models import load_network
+    from aisviz.models.networks import load_network
 
     return load_network(args.model, weights=args.weights, weights_file=args.weights_file)
 
 
 def _scorer(args, dataset_name=None):
     """Load, check and fit: every check that needs only the data set and the network comes before the fit."""
-    from .ais import AlignmentImportance, kfold_splits
-    from .catalog import load_dataset
-    from .features import resolve_device
+    from aisviz.core.alignment import kfold_splits
+    from aisviz.io.catalog import load_dataset
+    from aisviz.models.features import resolve_device
+    from aisviz.pipeline.importance import AlignmentImportance
 
     resolve_device(args.device)  # a missing GPU is reported now, not after loading everything
     net = _network(args)
@@ -152,7 +147,7 @@ def _context(scorer) -> dict:
 
 def print_json(obj) -> None:
     """Strict JSON on stdout, for a command that prints for itself (NaN/inf -> null, counted)."""
-    from . import jsonout
+    from aisviz.io import jsonout
 
     sys.stdout.write(jsonout.dumps(obj) + "\n")
 
@@ -162,13 +157,13 @@ _print_json = print_json  # the name the commands of other branches (sweep, shar
 
 def _csv_dir(args):
     """The --csv folder, created and checked before any computation (None when not asked for)."""
-    from .storage import prepare_output_dir
+    from aisviz.io.storage import prepare_output_dir
 
     return None if getattr(args, "csv", None) is None else prepare_output_dir(args.csv, "--csv")
 
 
 def _write_csv(folder: Path, tables: dict) -> list[str]:
-    from .storage import atomic_write
+    from aisviz.io.storage import atomic_write
 
     written = []
     for name, df in tables.items():
@@ -182,7 +177,7 @@ def _write_csv(folder: Path, tables: dict) -> list[str]:
 
 
 def cmd_datasets(args):
-    from .catalog import list_datasets
+    from aisviz.io.catalog import list_datasets
 
     rows = list_datasets()
 
@@ -196,7 +191,7 @@ def cmd_datasets(args):
 
 
 def cmd_models(args):
-    from .models import TIMM_NOTE, list_models
+    from aisviz.models.networks import TIMM_NOTE, list_models
 
     rows = list_models()
 
@@ -208,7 +203,7 @@ def cmd_models(args):
 
 
 def cmd_layers(args):
-    from .models import list_layers, load_network
+    from aisviz.models.networks import list_layers, load_network
 
     net = load_network(args.model, weights="none")  # shapes do not depend on the weights
     rows = list_layers(net)
@@ -222,7 +217,7 @@ def cmd_layers(args):
 
 
 def cmd_download(args):
-    from .catalog import download
+    from aisviz.io.catalog import download
 
     path = download(args.name, dest_root=args.dest, progress=not args.quiet)
     return {"name": args.name, "path": str(path)}, lambda: print(f"{args.name} is in {path}")
@@ -252,7 +247,7 @@ def cmd_score(args):
 
 
 def _validate(args, scorer):
-    from .ais import TopKValidation
+    from aisviz.pipeline.importance import TopKValidation
 
     v = TopKValidation(n_folds=args.folds, seeds=paper_seeds(args.seeds), k_step=args.k_step,
                        n_random=args.n_random, progress=not args.quiet)
@@ -309,9 +304,9 @@ def write_heatmaps(scorer, out_dir: Path, keep=None, display: str = "default") -
     File names are made unique and safe (storage.output_names); heatmaps.npz holds `names` (the image
     names), `files` (their PNGs) and `heatmap_0000`, ... in the same order, never keys made of image names.
     Returns one {"image", "file"} row per image."""
-    from .figures import figure_bytes, heatmap_figure
-    from .heatmaps import ais_heatmap
-    from .storage import atomic_write, output_names
+    from aisviz.core.heatmaps import ais_heatmap
+    from aisviz.io.storage import atomic_write, output_names
+    from aisviz.viz.figures import figure_bytes, heatmap_figure
 
     ds, raw = scorer.dataset_, []
     files = output_names(ds.image_names, "_ais.png")
@@ -327,8 +322,8 @@ def write_heatmaps(scorer, out_dir: Path, keep=None, display: str = "default") -
 
 
 def cmd_heatmaps(args):
-    from .ais import top_k_mask
-    from .storage import prepare_output_dir
+    from aisviz.core.alignment import top_k_mask
+    from aisviz.io.storage import prepare_output_dir
 
     out = prepare_output_dir(args.out)
     scorer = _scorer(args)
@@ -341,7 +336,7 @@ def cmd_heatmaps(args):
 
 def cmd_demo(args):
     """The main job on the embedded default: AIS, held-out validation, heatmaps, ground-truth check."""
-    from .storage import prepare_output_dir
+    from aisviz.io.storage import prepare_output_dir
 
     t0 = time.perf_counter()
     out = prepare_output_dir(args.out)
@@ -352,7 +347,7 @@ def cmd_demo(args):
     payload = {**_context(scorer), **_validation_dict(v), "out": str(out), "files": written}
     truth = None
     if ds.relevant_masks is not None:
-        from .heatmaps import ais_heatmap, mass_inside
+        from aisviz.core.heatmaps import ais_heatmap, mass_inside
 
         share = [mass_inside(ais_heatmap(scorer.activations_[i], scorer.image_ais_[i]), ds.relevant_masks[i])
                  for i in range(ds.n_images)]
@@ -373,9 +368,10 @@ def cmd_demo(args):
 
 def cmd_saliency(args):
     """AIS heatmaps vs a saliency provider on one or more data sets: per image, per set and pooled."""
-    from .compare import ais_heatmaps, compare_dataset, comparison_dataframe, export_panels, pool_results
-    from .saliency import get_provider, saliency_maps
-    from .storage import prepare_output_dir
+    from aisviz.core.metrics import comparison_dataframe, pool_results
+    from aisviz.io.storage import prepare_output_dir
+    from aisviz.pipeline.comparisons import ais_heatmaps, compare_dataset, export_panels
+    from aisviz.saliency.providers import get_provider, saliency_maps
 
     csv_dir = _csv_dir(args)
     out_root = prepare_output_dir(args.out) if args.out else None
@@ -390,7 +386,7 @@ def cmd_saliency(args):
             export_panels(scorer.dataset_, ais_heatmaps(scorer), sal, out_root / scorer.dataset_.name,
                           mode=args.display, provider=provider.label)
         if csv_dir is not None:
-            from .storage import output_names
+            from aisviz.io.storage import output_names
 
             fname = output_names([scorer.dataset_.name], "")[0]
             csv_files += _write_csv(csv_dir, {f"saliency_{fname}": comparison_dataframe(result)})
@@ -421,7 +417,7 @@ def cmd_saliency(args):
 
 def cmd_sweep(args):
     """Score + validation for every (data set, network, layer) cell, on Dask; a table and one folder per cell."""
-    from .sweep import COLUMN_MEANINGS, sweep
+    from aisviz.pipeline.sweeps import COLUMN_MEANINGS, sweep
 
     if args.weights_file:
         raise UsageError("aisviz sweep does not take --weights-file (it may run several networks); put the file "
@@ -448,10 +444,10 @@ def cmd_sweep(args):
 
 
 def cmd_serve(args):
-    from .serve import serve
+    from aisviz.server.serve import serve
 
     if args.shared and not args.bundles:
-        from .errors import UsageError
+        from aisviz.errors import UsageError
 
         raise UsageError("--shared needs --bundles DIR: the result bundles viewers may open (aisviz precompute).")
     code = serve(port=args.port, pool_size=args.pool_size, open_browser=args.open, cull_idle_timeout=args.cull_idle,
@@ -463,7 +459,7 @@ def cmd_serve(args):
 
 
 def cmd_cache(args):
-    from .caches import cache_report, clear_caches
+    from aisviz.pipeline.caches import cache_report, clear_caches
 
     if args.action == "clear":
         removed = clear_caches()
@@ -583,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundles", help="folder of result bundles (aisviz precompute) for --shared")
     p.add_argument("--max-kernels", type=at_least(0), default=0, help="cap on visitors' kernels; 0 = none")
     p.add_argument("--hub-auth", action="store_true", help="run as a JupyterHub service (see deploy/)")
-    from .cli_share import add_commands
+    from aisviz.cli.share import add_commands
 
     add_commands(sub, _sub)
     p = _sub(sub, "cache", "show the caches with their sizes, or clear them all", cmd_cache)
@@ -595,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
 def log_file() -> Path:
     """Where internal errors leave their traceback: AISVIZ_HOME/logs/cli.log, or the temp folder if that
     cannot be written."""
-    from .storage import aisviz_home
+    from aisviz.config import aisviz_home
 
     for folder in (aisviz_home() / "logs", Path(tempfile.gettempdir())):
         try:

@@ -10,8 +10,8 @@ NOTEBOOK_FOLDER = "notebooks"
 
 
 def cmd_precompute(args):
-    from .bundles import open_catalog
-    from .precompute import precompute
+    from aisviz.pipeline.bundles import open_catalog
+    from aisviz.pipeline.compute import precompute
 
     out = Path(args.out)
     for dataset in args.dataset:
@@ -38,7 +38,7 @@ def packaged_notebooks() -> Path:
     for folder in (here / NOTEBOOK_FOLDER, here.parent / NOTEBOOK_FOLDER):
         if folder.is_dir() and any(folder.glob("*.ipynb")):
             return folder
-    from .errors import EnvironmentProblem
+    from aisviz.errors import EnvironmentProblem
 
     raise EnvironmentProblem("the aisviz notebooks are not installed with this copy of aisviz: reinstall it "
                             "(pip install --force-reinstall aisviz).")

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from .ais import MEASURES, pair_positions
-from .datasets import DataError
+from aisviz.core.alignment import MEASURES, pair_positions
+from aisviz.errors import DataError
 
 # Looked for in a data set's folder; "dissimilarity" files are turned into similarities by negation
 # (affine per subject, so every correlation with them keeps its size).

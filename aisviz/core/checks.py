@@ -5,8 +5,7 @@ import warnings
 
 import numpy as np
 
-from .datasets import DataError
-from .errors import AisvizWarning
+from aisviz.errors import AisvizWarning, DataError
 
 MIN_IMAGES = 4  # image AIS correlates a row of n - 1 values: with 3 images every row correlation is +-1
 
@@ -36,6 +35,6 @@ def warn_negative_alignment(pairs, human: np.ndarray, measure: str, name: str = 
     message = (f"data set '{name}': the network-human correlation is negative (r = {r:.3f}); R^2 hides the sign, "
                "but heatmaps and image AIS flip. Check that the matrix holds similarities (higher = more similar): "
                "dissimilarities belong in dissimilarity.npy, or convert them with "
-               "aisviz.datasets.dissimilarity_to_similarity.")
+               "aisviz.core.comparison.dissimilarity_to_similarity.")
     warnings.warn(message, AisvizWarning, stacklevel=3)
     return [message]

@@ -9,7 +9,7 @@ Two display modes (display_values, overlay): "paper" reproduces the authors' dis
 resize, divide by the maximum without clipping, square, matplotlib's jet, 0.6 image + 0.4 colours);
 "default" clips at 0, divides by the maximum (linear) and uses viridis, a perceptually uniform,
 colour-blind-safe colormap, shown with a colour bar. display_map (clip, /max, square) is the transform
-the comparison metrics use for both maps (aisviz.compare).
+the comparison metrics use for both maps (aisviz.core.metrics).
 """
 from __future__ import annotations
 

@@ -18,14 +18,11 @@ count such images apart. Values are never NaN without a reason.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from PIL import Image
 from scipy import stats
 
-from .heatmaps import ais_heatmap, display_map, overlay
-from .storage import atomic_write
+from aisviz.core.heatmaps import display_map
 
 QS = (0.05, 0.10, 0.15)
 KL_EPS = np.finfo(np.float64).eps  # 2.2204e-16, MATLAB's eps as in the MIT saliency benchmark's KLdiv
@@ -296,11 +293,6 @@ def jsonable(obj):
     return obj
 
 
-def ais_heatmaps(scorer, minmax_maps: bool = False) -> list[np.ndarray]:
-    """The AIS heatmap of every image of a fitted AlignmentImportance, at the feature-map size."""
-    return [ais_heatmap(a, w, minmax_maps=minmax_maps) for a, w in zip(scorer.activations_, scorer.image_ais_)]
-
-
 def _bilinear(h: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     img = Image.fromarray(np.asarray(h, dtype=np.float32), mode="F").resize(size, Image.BILINEAR)
     return np.asarray(img, dtype=np.float64)
@@ -315,31 +307,6 @@ def image_maps(heatmaps, sal_maps, transform: str = "display") -> tuple[list, li
         return ([display_map(h, size) for h, size in zip(heatmaps, sizes)],
                 [display_map(s, size) for s, size in zip(sal_maps, sizes)])
     return [np.clip(_bilinear(h, size), 0, None) for h, size in zip(heatmaps, sizes)], list(sal_maps)
-
-
-def compare_dataset(dataset, provider="spectral_residual", scorer=None, qs=QS, transform: str = "display",
-                    use_cache: bool = True, progress: bool = False, **scorer_options) -> dict:
-    """AIS heatmaps against a saliency provider's maps on one data set, both prepared by `transform`.
-
-    scorer: a fitted AlignmentImportance on this data set, or None to fit one (scorer_options go to
-    AlignmentImportance). Returns compare_maps' dict plus the transform, the provider, the network and
-    the layer."""
-    from .saliency import get_provider, saliency_maps
-
-    provider = get_provider(provider)
-    if scorer is None:
-        from .ais import AlignmentImportance
-
-        scorer = AlignmentImportance(use_cache=use_cache, progress=progress, **scorer_options).fit(dataset)
-    if tuple(scorer.image_names_) != tuple(dataset.image_names):
-        raise ValueError(f"the scorer was fitted on other images than data set '{dataset.name}'; fit it on "
-                         "this data set.")
-    sal = saliency_maps(dataset, provider, use_cache=use_cache, progress=progress)
-    ais, sal = image_maps(ais_heatmaps(scorer), sal, transform)
-    out = compare_maps(ais, sal, dataset.image_names, dataset.relevant_masks, qs, dataset=dataset.name)
-    out.update(transform=TRANSFORMS[transform], provider=provider.describe(), model=scorer.network_.name,
-               layer=scorer.layer_)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,11 +329,6 @@ def heatmap_agreement(heatmaps_a, heatmaps_b, image_names, sizes) -> dict:
             "definition": "pixel-wise Pearson r between the two heatmaps after bilinear resizing to the image"}
 
 
-def image_sizes(dataset) -> list[tuple[int, int]]:
-    """(width, height) of every image of a data set."""
-    return [dataset.load_image(i).size for i in range(dataset.n_images)]
-
-
 def _spearman(x, y) -> float:
     return _pearson(stats.rankdata(x), stats.rankdata(y))
 
@@ -376,69 +338,7 @@ def _ais_rank(ais: np.ndarray, j: int) -> int:
     return int(np.flatnonzero(np.argsort(-ais, kind="stable") == j)[0]) + 1
 
 
-def activation_strength(scorer) -> dict:
-    """Is AIS just activation strength? For the data set and for each image:
-    - the most activated map (largest mean activation) and its rank in the AIS ranking (1 = highest AIS;
-      chance = (C + 1) / 2 for C maps);
-    - Spearman rho between a map's share of active units (activation > 0, i.e. non-zero after a ReLU)
-      and its AIS.
-    Data set: mean activation and active share averaged over images, against scorer.ais_. Per image:
-    that image's activations against scorer.image_ais_[i]."""
-    mean_act = np.stack([a.mean(axis=(1, 2)) for a in scorer.activations_])      # (n, C)
-    active = np.stack([(a > 0).mean(axis=(1, 2)) for a in scorer.activations_])  # (n, C)
-    n_maps = mean_act.shape[1]
-    top = int(mean_act.mean(0).argmax())
-    ds = {"most_activated_map": top, "ais_rank_of_most_activated": _ais_rank(scorer.ais_, top), "notes": {}}
-    _metric(ds, "spearman_active_vs_ais", _spearman, active.mean(0), scorer.ais_)
-    rows = []
-    for i, name in enumerate(scorer.image_names_):
-        j = int(mean_act[i].argmax())
-        row = {"image": name, "most_activated_map": j, "ais_rank_of_most_activated": _ais_rank(scorer.image_ais_[i], j),
-               "notes": {}}
-        _metric(row, "spearman_active_vs_ais", _spearman, active[i], scorer.image_ais_[i])
-        rows.append(row)
-    summary = {k: summarize([r[k] for r in rows]) for k in ("ais_rank_of_most_activated", "spearman_active_vs_ais")}
-    return {"n_maps": n_maps, "chance_rank": (n_maps + 1) / 2, "dataset": ds, "images": rows, "summary": summary}
-
-
 # ---------------------------------------------------------------------------------------------
 # Rendering
 
 
-def side_by_side(image: Image.Image, heatmap, sal_map, gap: int = 4, mode: str = "default") -> Image.Image:
-    """image | AIS heatmap overlay | saliency overlay as one plain strip, both overlays through
-    heatmaps.overlay in the display mode ("default" or "paper"). heatmap: the raw AIS heatmap (any size),
-    not a display map, which the overlay would transform again."""
-    rgb = image.convert("RGB")
-    panels = [rgb, overlay(rgb, heatmap, mode), overlay(rgb, sal_map, mode)]
-    w, h = rgb.size
-    canvas = Image.new("RGB", (3 * w + 2 * gap, h), "white")
-    for k, p in enumerate(panels):
-        canvas.paste(p, (k * (w + gap), 0))
-    return canvas
-
-
-def export_panels(dataset, ais_maps, sal_maps, out_dir, mode: str = "default", provider: str = "saliency",
-                  heatmap_title: str = "AIS heatmap (all maps)") -> list[Path]:
-    """Write labelled panels (figures.panel_figure: titles and colour bars) as <image stem>.png into out_dir
-    (atomic writes); returns the paths. ais_maps: raw AIS heatmaps (e.g. ais_heatmaps(scorer)); sal_maps:
-    saliency maps at image size; mode: the heatmaps display mode."""
-    from .figures import figure_bytes, panel_figure
-    from .heatmaps import check_mode
-
-    check_mode(mode)
-    if not (len(ais_maps) == len(sal_maps) == dataset.n_images):
-        raise ValueError(f"give one AIS heatmap and one saliency map per image ({dataset.n_images}).")
-    out = Path(out_dir).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
-    stems = [Path(n).stem for n in dataset.image_names]
-    if len(set(stems)) < len(stems):  # 'a.png' and 'a.jpg': keep the extension in the file name
-        stems = [n.replace(".", "_") for n in dataset.image_names]
-    paths = []
-    for i, stem in enumerate(stems):
-        fig = panel_figure(dataset.load_image(i), ais_maps[i], sal_maps[i], mode=mode,
-                           title=f"{dataset.name}: {dataset.image_names[i]}", heatmap_title=heatmap_title,
-                           saliency_title=provider)
-        png = figure_bytes(fig, "png", dpi=100)
-        paths.append(atomic_write(out / f"{stem}.png", lambda f, png=png: f.write(png)))
-    return paths

@@ -6,12 +6,13 @@ position, and a mismatch is an error that names the labels at fault.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 
-from .datasets import DataError
+from aisviz.core.comparison import ComparisonSet, dissimilarity_to_similarity
+from aisviz.errors import DataError
 
 # rsatoolbox pattern descriptors that name images, tried in this order ("index" is rsatoolbox's default 0..n-1).
 NAME_DESCRIPTORS = ("image", "images", "image_name", "stimulus", "stimuli", "name", "names", "conds", "condition")
@@ -93,7 +94,6 @@ def rdms_to_similarity(rdms, image_names=None, set_name: str = "", descriptor: s
     """rsatoolbox RDMs (dissimilarities; several are averaged) -> (similarity matrix in image order, note).
 
     With image_names, the RDMs' name descriptor (if any) aligns the rows; without one, rows are in order."""
-    from .datasets import dissimilarity_to_similarity
 
     mats = np.asarray(rdms.get_matrices(), dtype=np.float64)
     d = mats.mean(axis=0)
@@ -109,15 +109,47 @@ def rdms_to_similarity(rdms, image_names=None, set_name: str = "", descriptor: s
     return sim, f"rsatoolbox RDMs ({averaged}measure: {measure}); {note}"
 
 
-def comparison_set_from_rsatoolbox(rdms, images=None, image_paths=None, name: str = "rdms",
-                                   descriptor: str | None = None, **fields):
-    """A ComparisonSet from rsatoolbox RDMs; image names come from a pattern descriptor (see rdm_names),
-    else "0", "1", ..."""
-    from .datasets import ComparisonSet
+def from_rsatoolbox(rdms: Any, image_names: Sequence[str] | None = None, name: str = "rdms",
+                    descriptor: str | None = None, **fields: Any) -> ComparisonSet:
+    """A ComparisonSet from rsatoolbox RDMs (dissimilarities, converted; several RDMs are averaged).
 
-    names = rdm_names(rdms, descriptor) or [str(i) for i in range(rdms.n_cond)]
-    return ComparisonSet(name=name, image_names=tuple(names), similarity=rdms, images=images,
-                         image_paths=image_paths, **fields)
+    Parameters
+    ----------
+    rdms : rsatoolbox.rdm.RDMs over the images.
+    image_names : the set's image order. When given, the RDMs' name descriptor aligns the rows by name;
+        without it, the names come from the descriptor (see rdm_names), else "0", "1", ...
+    name : the set's name.
+    descriptor : the pattern descriptor that holds the image names (default: the first of NAME_DESCRIPTORS).
+    fields : further ComparisonSet fields (images, image_paths, observer, ...).
+
+    Returns
+    -------
+    The ComparisonSet, its direction_note saying how the dissimilarities were converted.
+    """
+    names = list(image_names) if image_names is not None else (
+        rdm_names(rdms, descriptor) or [str(i) for i in range(rdms.n_cond)])
+    sim, note = rdms_to_similarity(rdms, names, name, descriptor)
+    return ComparisonSet(name=name, image_names=tuple(names), similarity=sim, direction_note=note, **fields)
+
+
+def from_dataframe(df: Any, image_names: Sequence[str] | None = None, name: str = "dataframe",
+                   **fields: Any) -> ComparisonSet:
+    """A ComparisonSet from a labelled pandas DataFrame (a square similarity matrix).
+
+    Parameters
+    ----------
+    df : pandas DataFrame whose index and columns are the image names.
+    image_names : the set's image order; the frame is aligned to it by its labels, never by position
+        (default: the frame's index order).
+    name : the set's name.
+    fields : further ComparisonSet fields (images, image_paths, observer, ...).
+
+    Returns
+    -------
+    The ComparisonSet.
+    """
+    names = [str(x) for x in (image_names if image_names is not None else df.index)]
+    return ComparisonSet(name=name, image_names=tuple(names), similarity=align_dataframe(df, names, name), **fields)
 
 
 def _rsatoolbox():
@@ -137,7 +169,7 @@ def network_rdm(scorer, k: int | None = None):
     if k is None or k == n_maps:
         pairs, kept = scorer.full_pairs_, n_maps
     else:
-        from .ais import top_k_mask
+        from aisviz.core.alignment import top_k_mask
 
         top_k_mask(scorer.ais_, k)  # checks the range of k
         (_, pairs), = list(scorer.engine_.prefix_pairs(scorer.ranking(), [k]))
@@ -154,39 +186,3 @@ def network_rdm(scorer, k: int | None = None):
     )
 
 
-def activations_network(activations, name: str = "precomputed"):
-    """A Network that hands out activations computed elsewhere (e.g. thingsvision) and reads them out
-    by a global average pool: each map becomes one read-out dimension (its mean), so the fast pooled
-    engine scores it. activations: (n_images, C, H, W) or (n_images, C) numpy array or torch tensor, or a
-    list of (C, H, W) arrays, in the data set's image order. Pass it as fit(dataset, network=...)."""
-    import torch
-    from torch import nn
-
-    from .models import Network
-
-    if isinstance(activations, torch.Tensor):
-        activations = activations.detach().cpu().numpy()
-    items = list(activations) if isinstance(activations, (list, tuple)) else None
-    if items is None:
-        arr = np.asarray(activations)
-        if arr.ndim == 2:
-            arr = arr[:, :, None, None]
-        if arr.ndim != 4:
-            raise DataError(f"precomputed activations have shape {arr.shape}; give (n_images, channels, height, "
-                            "width) feature maps, or (n_images, channels) already pooled.")
-        items = list(arr)
-    acts = []
-    for i, a in enumerate(items):
-        a = np.asarray(a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a, dtype=np.float32)
-        if a.ndim != 3 or a.shape[0] != np.asarray(items[0]).shape[0]:
-            raise DataError(f"precomputed activation {i} has shape {a.shape}; every image needs (channels, height, "
-                            f"width) with the same number of channels as image 0.")
-        if not np.isfinite(a).all():
-            raise DataError(f"precomputed activation {i} holds NaN or infinite values; recompute it.")
-        acts.append(np.ascontiguousarray(a))
-    digest = hashlib.sha256()
-    for a in acts:
-        digest.update(a.tobytes())
-    stages = [("activations", nn.Identity()), ("avgpool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten(1))]
-    return Network(name=name, weights=f"precomputed:{digest.hexdigest()[:16]}", stages=stages, mean=(0, 0, 0),
-                   std=(1, 1, 1), default_layer="activations", default_readout="flatten", precomputed=acts)

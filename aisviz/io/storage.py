@@ -8,14 +8,9 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from .errors import EnvironmentProblem, UsageError
+from aisviz.errors import EnvironmentProblem, UsageError
 
 TEMP_SUFFIXES = (".tmp", ".part")  # what atomic_write and downloads leave behind when killed mid-write
-
-
-def aisviz_home() -> Path:
-    """AISVIZ_HOME, or ~/.cache/aisviz: caches, downloads and logs live below it."""
-    return Path(os.environ.get("AISVIZ_HOME") or Path.home() / ".cache" / "aisviz").expanduser()
 
 
 def atomic_write(target: Path, write) -> Path:

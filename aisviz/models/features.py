@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import DataError
-from .errors import AisvizWarning, EnvironmentProblem, UsageError
-from .models import Network, input_size, preprocess
-from .storage import aisviz_home, atomic_write, clear_files
+from aisviz.config import aisviz_home
+from aisviz.errors import AisvizWarning, DataError, EnvironmentProblem, UsageError
+from aisviz.io.storage import atomic_write, clear_files
+from aisviz.models.networks import Network, input_size, preprocess
 
 CACHE_VERSION = "2"
 DEVICE_NAMES = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
@@ -135,7 +135,7 @@ def _run(net, layer, layer_index, dataset, indices, dev, batch_size, progress):
     import torch
     from tqdm.auto import tqdm
 
-    from .engine import full_float32_convolutions
+    from aisviz.core.engine import full_float32_convolutions
 
     shapes = [input_size(*dataset.image_size(i), net) for i in indices]
     acts: dict = {}

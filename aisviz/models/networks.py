@@ -18,16 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from aisviz.errors import ModelError
+from aisviz.io.storage import sha256_file
 
 OFFLINE_MODEL = "efficientnet_lite0"
 PAPER_MODEL = "vgg16"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class ModelError(InputError):
-    """A bad model or layer name, or weights that cannot be had (exit code 3); the message names the fix."""
 
 
 @dataclass
@@ -247,7 +244,6 @@ def load_weights_file(net: Network, path) -> str:
     its keys and shapes against the architecture. Returns the weights id used in cache keys."""
     import pickle
 
-    from .storage import sha256_file
 
     torch = _torch()
     path = Path(path).expanduser()

@@ -6,7 +6,7 @@ Layout of a bundle folder (format "aisviz-bundle", version 1):
     DIR/bundle.json                  the index: format, version, one entry per setting (id, label,
                                      settings, and the sha256 of that setting's manifest)
     DIR/<id>/manifest.json           one setting: the scalars, names, splits and summary of its
-                                     DashboardResult, and every file below with its size and sha256
+                                     Result, and every file below with its size and sha256
     DIR/<id>/arrays/<field>.npy      the arrays (little-endian .npy, opened with mmap_mode="r", so the
                                      kernels of one server share the pages); per-image arrays of
                                      different sizes (images, saliency, masks) are one flat .npy each plus
@@ -39,15 +39,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .storage import sha256_file
+from aisviz.core.heatmaps import overlay
+from aisviz.errors import InputError
+from aisviz.io.storage import atomic_write, sha256_file
+from aisviz.pipeline.derive import heatmap
+from aisviz.pipeline.result import Result
+from aisviz.pipeline.settings import Settings
+from aisviz.viz.plots import contact_sheet
 
 FORMAT = "aisviz-bundle"
 VERSION = 1
 INDEX = "bundle.json"
 MANIFEST = "manifest.json"
 
-# DashboardResult fields stored as one .npy each (same shape and dtype on reading).
+# Result fields stored as one .npy each (same shape and dtype on reading).
 ARRAY_FIELDS = ("human", "ais", "r2_without", "image_ais", "r_orig", "activations", "k_values", "mds")
 # Per-image arrays of varying size: stored flat with a shape table.
 RAGGED_FIELDS = ("images", "saliency", "relevant_masks")
@@ -146,9 +151,6 @@ def _write_pngs(folder: Path, result, files: dict):
     """Display images, all-maps AIS heatmap overlays (the paper's display) and the contact sheet."""
     from PIL import Image
 
-    from .dashboard.derive import heatmap
-    from .heatmaps import overlay
-    from .plots import contact_sheet
 
     for sub in ("images", "heatmaps"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
@@ -231,9 +233,8 @@ def check_output(out) -> None:
 
 
 def write_bundle(result, out, pngs: bool = True) -> BundleEntry:
-    """Add one DashboardResult to the bundle folder `out` (created if needed); a setting with the same
+    """Add one Result to the bundle folder `out` (created if needed); a setting with the same
     settings is replaced. Returns its index entry. Atomic: readers see the old or the new bundle."""
-    from .storage import atomic_write
 
     root = Path(out).expanduser()
     root.mkdir(parents=True, exist_ok=True)
@@ -274,7 +275,7 @@ def write_bundle(result, out, pngs: bool = True) -> BundleEntry:
 
 class BundleCatalog:
     """An opened bundle folder: `entries` (the settings it holds, in the order written), `load(id)` ->
-    DashboardResult with memory-mapped read-only arrays, `verify()` -> checks every checksum."""
+    Result with memory-mapped read-only arrays, `verify()` -> checks every checksum."""
 
     def __init__(self, root, index: dict):
         self.root = Path(root)
@@ -362,14 +363,13 @@ class BundleCatalog:
                      for i in range(len(sizes)))
 
     def load(self, sid: str):
-        """The DashboardResult of setting sid; its arrays are read-only memory maps of the bundle's files."""
-        from .dashboard.result import DashboardResult, Settings
+        """The Result of setting sid; its arrays are read-only memory maps of the bundle's files."""
 
         m = self.manifest(sid)
         f = m["fields"]
         try:
             settings = Settings.from_dict(m["settings"])
-            return DashboardResult(
+            return Result(
                 settings=settings, dataset_name=f["dataset_name"], observer=f["observer"],
                 image_names=tuple(f["image_names"]), map_names=tuple(f["map_names"]),
                 weights_label=f["weights_label"], engine=f["engine"], reruns_tail=bool(f["reruns_tail"]),

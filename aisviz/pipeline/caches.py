@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .storage import aisviz_home, clear_files, folder_usage, stale_temp_files
+from aisviz.config import aisviz_home
+from aisviz.io.storage import clear_files, folder_usage, stale_temp_files
+from aisviz.models import features
+from aisviz.saliency import providers as saliency
 
 
 def caches() -> list[dict]:
     """name, path, what it holds, and the files `clear` deletes (a glob pattern). A module that adds a cache
     under AISVIZ_HOME adds its row here, so `cache show` and `cache clear` cover it."""
-    from . import features, saliency
 
     return [
         {"name": "features", "path": features.cache_dir(), "pattern": "*.npz",

@@ -1,15 +1,20 @@
 """`aisviz precompute`: compute everything the dashboard shows for one setting and add it to a result
-bundle (aisviz.bundles), so that viewers (`aisviz serve --shared --bundles DIR`) never compute.
+bundle (aisviz.pipeline.bundles), so that viewers (`aisviz serve --shared --bundles DIR`) never compute.
 
 The computation is the dashboard's own: AlignmentImportance on the data set, the paper's held-out
 validation (5 folds x seeds 111...888, the dashboard's auto k step unless given), the saliency maps of
-the chosen provider, turned into a DashboardResult by aisviz.dashboard.build_result.
+the chosen provider, turned into a Result by aisviz.pipeline.result.build_result.
 """
 from __future__ import annotations
 
 import time
 
-from .dashboard.result import Settings, paper_seeds
+from aisviz.config import paper_seeds
+from aisviz.io.catalog import load_dataset
+from aisviz.pipeline.bundles import check_output, write_bundle
+from aisviz.pipeline.result import build_result
+from aisviz.pipeline.settings import Settings, auto_k_step
+from aisviz.saliency.providers import saliency_maps
 
 
 def compute_result(dataset="synthetic", model: str = "efficientnet_lite0", layer: str | None = None,
@@ -17,13 +22,10 @@ def compute_result(dataset="synthetic", model: str = "efficientnet_lite0", layer
                    n_seeds: int = 8, k_step: int = 0, n_random: int = 1, weights: str = "pretrained",
                    similarity: str = "pearson", measure: str = "pearson", device: str = "auto",
                    progress: bool = True, use_cache: bool = True):
-    """A DashboardResult for one setting. dataset: a catalog name, a folder or a ComparisonSet; provider:
+    """A Result for one setting. dataset: a catalog name, a folder or a ComparisonSet; provider:
     a saliency provider name, or None for no saliency maps. A provider that fails (e.g. no internet)
     leaves the maps out and records why, as the dashboard does."""
-    from .ais import AlignmentImportance, TopKValidation
-    from .app import auto_k_step
-    from .catalog import load_dataset
-    from .dashboard.result import build_result
+    from aisviz.pipeline.importance import AlignmentImportance, TopKValidation
 
     t0 = time.perf_counter()
     ds = load_dataset(dataset) if isinstance(dataset, str) else dataset
@@ -34,7 +36,6 @@ def compute_result(dataset="synthetic", model: str = "efficientnet_lite0", layer
                                 progress=progress).fit(scorer)
     saliency, error = None, ""
     if provider:
-        from .saliency import saliency_maps
 
         try:
             saliency = saliency_maps(ds, provider, use_cache=use_cache, progress=progress)
@@ -50,7 +51,6 @@ def compute_result(dataset="synthetic", model: str = "efficientnet_lite0", layer
 
 def precompute(out, pngs: bool = True, **options):
     """compute_result(**options) written into the bundle folder `out`; returns (entry, result)."""
-    from .bundles import check_output, write_bundle
 
     check_output(out)                 # a foreign or damaged folder fails now, not after the computation
     result = compute_result(**options)

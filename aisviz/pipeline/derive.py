@@ -1,17 +1,16 @@
-"""Pure functions from a DashboardResult to what the panels show: no widgets, no torch, no state.
+"""Pure functions from a Result to what the panels show: no widgets, no torch, no state.
 
 initial_k: the k the slider starts at. readout: the numbers at k. heatmap: an image's AIS heatmap for
 all maps (the paper's) or for the top-k maps. image_metrics: AIS heatmap against saliency for one image.
-result_dataframe: the tables behind DashboardResult.to_dataframe and the ZIP export.
+result_dataframe: the tables behind Result.to_dataframe and the ZIP export.
 """
 from __future__ import annotations
 
 import numpy as np
 
-
-def nearest_k_index(k_values, k: int) -> int:
-    """Index of the evaluated k closest to k (ties: the smaller k)."""
-    return int(np.argmin(np.abs(np.asarray(k_values) - int(k))))
+from aisviz.core.curves import nearest_k_index
+from aisviz.core.heatmaps import ais_heatmap
+from aisviz.core.metrics import compare_pair, image_maps
 
 
 def initial_k(result) -> int:
@@ -48,7 +47,6 @@ def heatmap_k(result, k: int | None, follow_slider: bool) -> int | None:
 def heatmap(result, i: int, k: int | None = None) -> np.ndarray:
     """Image i's raw AIS heatmap at the perturbed layer's size (h, w): image-AIS-weighted average of its
     maps over all maps (k None, the paper) or over the top-k maps by data-set AIS."""
-    from ..heatmaps import ais_heatmap
 
     keep = None
     if k is not None:
@@ -62,7 +60,6 @@ def image_metrics(result, i: int, heat: np.ndarray) -> dict | None:
     transform, at the result's display size), or None without saliency maps."""
     if result.saliency is None:
         return None
-    from ..compare import compare_pair, image_maps
 
     a, s = image_maps([heat], [result.saliency[i]], "display")
     mask = None if result.relevant_masks is None else result.relevant_masks[i]
@@ -93,7 +90,7 @@ def map_table(result) -> list[dict]:
 
 
 def result_dataframe(result, kind: str = "maps"):
-    """pandas DataFrame of a DashboardResult; see DashboardResult.to_dataframe."""
+    """pandas DataFrame of a Result; see Result.to_dataframe."""
     import pandas as pd
 
     if kind == "maps":

@@ -1,4 +1,4 @@
-"""Exports of a DashboardResult, pure (bytes out): a ZIP of CSVs with a JSON of the settings, and the
+"""Exports of a Result, pure (bytes out): a ZIP of CSVs with a JSON of the settings, and the
 labelled image | heatmap | saliency panel of one image. No widgets, no torch."""
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 import re
 import zipfile
 
-from . import derive
+from aisviz.pipeline import derive
+from aisviz.viz.figures import figure_bytes, panel_figure
 
 TABLES = {"maps.csv": "maps", "splits.csv": "splits", "curves.csv": "curves", "images.csv": "images",
           "summary.csv": "summary"}
@@ -54,7 +55,6 @@ def results_zip(result) -> bytes:
 
 def panel_png(result, i: int, k: int | None, mode: str = "default") -> bytes:
     """Image i's labelled panel (image | AIS heatmap | saliency, colour bars) as PNG bytes, at display size."""
-    from ..figures import figure_bytes, panel_figure
 
     heat = derive.heatmap(result, i, k)
     which = "all maps" if k is None else f"top {k} maps by data-set AIS"

@@ -1,12 +1,12 @@
 """The dashboard's result: everything the panels show, as numpy arrays and plain Python (no torch).
 
 `build_result(scorer, validation, dataset, saliency)` turns a fitted AlignmentImportance, its fitted
-TopKValidation, the ComparisonSet and the saliency maps into one immutable `DashboardResult`. The panels
+TopKValidation, the ComparisonSet and the saliency maps into one immutable `Result`. The panels
 render only from this object, so a result can also come from elsewhere (a saved bundle opened by a
-read-only viewer): build a DashboardResult from stored arrays with the same fields and hand it to
+read-only viewer): build a Result from stored arrays with the same fields and hand it to
 `Session.publish` / the Dashboard. Nothing here imports torch (viewer kernels stay small).
 
-Fields of DashboardResult (n images, C maps of the perturbed layer, h x w its spatial size, n_k
+Fields of Result (n images, C maps of the perturbed layer, h x w its spatial size, n_k
 evaluated k values, S validation splits):
 
 settings        Settings: the resolved settings the result was computed with (dataset key, model,
@@ -55,61 +55,21 @@ source          str: where the result came from ("computed", or e.g. a bundle pa
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
-from ..plots import curve_stats
+from aisviz.core.curves import curve_stats, mds_coordinates
+from aisviz.pipeline.derive import result_dataframe
+from aisviz.pipeline.settings import Settings
 
-DEFAULT_DATASET = "synthetic"
 DISPLAY_SIZE = 320           # px, longer side of the images kept in a result
 CURVE_NAMES = ("train_topk", "test_topk", "train_random", "test_random")
 
 
-def paper_seeds(n: int) -> tuple:
-    """The paper's seeds 111, 222, ..., continued the same way past 8 (as the CLI)."""
-    if n < 1:
-        raise ValueError(f"the number of seeds must be at least 1, not {n}.")
-    return tuple(111 * (i + 1) for i in range(n))
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything a result depends on. layer/readout None = the network's defaults; k_step 0 = auto."""
-
-    dataset: str = DEFAULT_DATASET
-    model: str = "efficientnet_lite0"
-    weights: str = "pretrained"
-    layer: str | None = None
-    readout: str | None = None
-    similarity: str = "pearson"
-    measure: str = "pearson"
-    n_folds: int = 5
-    n_seeds: int = 8
-    k_step: int = 0
-    n_random: int = 1
-    provider: str = "spectral_residual"
-
-    def scorer_key(self):
-        return (self.dataset, self.model, self.weights, self.layer, self.readout, self.similarity, self.measure)
-
-    def validation_key(self, k_step: int):
-        return self.scorer_key() + (self.n_folds, self.n_seeds, k_step, self.n_random)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> Settings:
-        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown settings {unknown}: expected only {sorted(cls.__dataclass_fields__)}.")
-        return cls(**values)
-
-
 @dataclass(frozen=True, eq=False)
-class DashboardResult:
+class Result:
     """One finished result, immutable; see the module docstring for every field."""
 
     settings: Settings
@@ -192,7 +152,6 @@ class DashboardResult:
     def to_dataframe(self, kind: str = "maps"):
         """pandas DataFrame: kind "maps" (one row per map: rank, AIS, R² without it), "images" (one row per
         image: r_orig and its size), "splits", "curves" (one row per split and k), "summary" (one row)."""
-        from .derive import result_dataframe
 
         return result_dataframe(self, kind)
 
@@ -218,10 +177,9 @@ def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def build_result(scorer, validation, dataset, saliency=None, settings: Settings | None = None, *,
                  saliency_provider: str = "", saliency_error: str = "", display_size: int = DISPLAY_SIZE,
-                 seconds: float = 0.0) -> DashboardResult:
-    """The DashboardResult of a fitted AlignmentImportance, its fitted TopKValidation, the data set and
+                 seconds: float = 0.0) -> Result:
+    """The Result of a fitted AlignmentImportance, its fitted TopKValidation, the data set and
     its saliency maps (one (H, W) map per image at image size, or None). Pure: reads, never changes them."""
-    from ..plots import mds_coordinates
 
     if tuple(scorer.image_names_) != tuple(dataset.image_names):
         raise ValueError("the scorer was fitted on other images than this data set: fit it on this data set.")
@@ -241,7 +199,7 @@ def build_result(scorer, validation, dataset, saliency=None, settings: Settings 
     activations = scorer.activations_
     activations = activations.numpy() if hasattr(activations, "numpy") else np.asarray(activations)
     k_values = np.asarray(validation.k_values_, dtype=np.int64)
-    return DashboardResult(
+    return Result(
         settings=settings, dataset_name=dataset.name, observer=dataset.observer,
         image_names=tuple(dataset.image_names), map_names=tuple(scorer.map_names_),
         weights_label=str(scorer.network_.weights), engine=str(scorer.engine_.kind),

@@ -18,12 +18,19 @@ import re
 import sys
 import threading
 import time
-import types
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .storage import atomic_write
+from aisviz.config import paper_seeds
+from aisviz.core.ceiling import ceiling_summary, load_subject_matrices, validation_ceiling
+from aisviz.io.catalog import load_dataset
+from aisviz.io.storage import atomic_write
+from aisviz.models.networks import list_layers, load_network
+from aisviz.pipeline.bundles import write_bundle
+from aisviz.pipeline.result import build_result
+from aisviz.pipeline.settings import auto_k_step
 
 # Columns of the sweep table, in order. Meanings are in COLUMN_MEANINGS.
 RESULT_COLUMNS = ("r2_all", "mean_r2_test_topk", "sd_r2_test_topk", "mean_r2_test_all", "sd_r2_test_all",
@@ -62,18 +69,9 @@ _POOLING = ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", 
 _FOLLOWED_INTO = ("BatchNorm2d", "ReLU", "ReLU6", "LeakyReLU", "SiLU", "GELU", "Hardswish", "ELU")
 
 
-def _paper_seeds(seeds) -> tuple[int, ...]:
-    if isinstance(seeds, int):
-        if seeds < 1:
-            raise ValueError(f"seeds must be at least 1, not {seeds}.")
-        return tuple(111 * (i + 1) for i in range(seeds))
-    return tuple(int(s) for s in seeds)
-
-
 def conv_layers(net) -> list[str]:
     """The perturbable layers along the network: outputs of convolution blocks (after their normalisation
     and activation), not the raw convolution, not pooling, before the default read-out."""
-    from .models import list_layers
 
     rows = list_layers(net)
     stop = net.index(net.default_readout)
@@ -115,7 +113,6 @@ def _empty_row(dataset, model, layer) -> dict:
 
 def _plan(datasets, models, layers) -> tuple[list[tuple], list[dict]]:
     """Groups (dataset, model, [layers]) and error rows for models whose layers cannot be listed."""
-    from .models import load_network
 
     groups, failed = [], []
     for model in models:
@@ -156,8 +153,6 @@ def _save_cell(cell_dir: Path, row: dict, settings: str, config: dict, dataset, 
     finished). Each cell has its own bundle folder, so that parallel cells never write the same index."""
     import pandas as pd
 
-    from .bundles import write_bundle
-    from .dashboard.result import build_result
 
     write_bundle(build_result(scorer, validation, dataset, seconds=row["seconds"]), cell_dir / "bundle", pngs=False)
     _write_csv(cell_dir / "maps.csv", scorer.to_dataframe("maps"))
@@ -179,9 +174,7 @@ def run_cell(dataset, network, layer: str, config: dict, callback=None):
     """Score and validate one cell in this process. Returns (row, scorer, validation, ceiling rows).
     config["k_step"] = 0 picks the dashboard's auto step for the layer's maps and engine. callback(Progress)
     is passed to both fits (an exception it raises stops the cell)."""
-    from .ais import AlignmentImportance, TopKValidation
-    from .ceiling import ceiling_summary, load_subject_matrices, validation_ceiling
-    from .dashboard.session import auto_k_step
+    from aisviz.pipeline.importance import AlignmentImportance, TopKValidation
 
     t0 = time.perf_counter()
     scorer = AlignmentImportance(model=network.name, layer=layer, readout=config["readout"],
@@ -203,7 +196,6 @@ def run_cell(dataset, network, layer: str, config: dict, callback=None):
 
 def _data_hash(dataset) -> str:
     """The content of a data set as far as a cell depends on it: images, names, matrix, per-subject matrices."""
-    from .ceiling import load_subject_matrices
 
     subjects = load_subject_matrices(dataset)
     extra = "" if subjects is None else hashlib.sha256(subjects.similarity.tobytes()).hexdigest()
@@ -263,8 +255,6 @@ def run_cells(label: str, model: str, layers: list[str], config: dict, out, load
 
 def run_group(dataset_spec, model: str, layers: list[str], config: dict, out: str | None, on_cell=None) -> list[dict]:
     """One Dask task: the cells of one (data set, network), sequentially, in the worker's process."""
-    from .catalog import load_dataset
-    from .models import load_network
 
     return run_cells(_dataset_label(dataset_spec), model, layers, config, out,
                      lambda: load_dataset(dataset_spec) if isinstance(dataset_spec, (str, Path)) else dataset_spec,
@@ -306,7 +296,8 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
     layers = [layers] if isinstance(layers, str) else layers
     if not datasets or not models:
         raise ValueError("a sweep needs at least one data set and one network.")
-    config = {"readout": readout, "folds": int(folds), "seeds": _paper_seeds(seeds), "k_step": int(k_step),
+    seeds = paper_seeds(seeds) if isinstance(seeds, int) else tuple(int(s) for s in seeds)
+    config = {"readout": readout, "folds": int(folds), "seeds": seeds, "k_step": int(k_step),
               "n_random": int(n_random), "weights": weights, "similarity": similarity, "measure": measure,
               "dtype": dtype, "device": device, "use_cache": use_cache}
     if config["folds"] < 2 or config["k_step"] < 0 or config["n_random"] < 0:
@@ -440,12 +431,21 @@ def layer_table(source, dataset: str | None = None, model: str | None = None):
     return table.sort_values("layer_index", kind="stable").reset_index(drop=True)
 
 
-class _CallableModule(types.ModuleType):
-    """`aisviz.sweep(...)` runs a sweep even after this module was imported (which makes `aisviz.sweep` the
-    module rather than the function)."""
+class SweepEntry:
+    """`aisviz.sweep`: calling it runs `sweep(...)`; the table readers and the column meanings hang off it,
+    so that `aisviz.sweep.layer_table(OUT)` and `aisviz.sweep.COLUMN_MEANINGS` read as documented."""
 
-    def __call__(self, *args, **kwargs):
+    COLUMN_MEANINGS = COLUMN_MEANINGS
+    layer_table = staticmethod(layer_table)
+    read_sweep = staticmethod(read_sweep)
+    read_cells = staticmethod(read_cells)
+    conv_layers = staticmethod(conv_layers)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return sweep(*args, **kwargs)
 
+    def __repr__(self) -> str:
+        return "<aisviz.sweep: run a sweep of data sets x networks x layers; see help(aisviz.pipeline.sweeps.sweep)>"
 
-sys.modules[__name__].__class__ = _CallableModule
+
+sweep_entry = SweepEntry()

@@ -24,9 +24,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .datasets import IMAGE_EXTENSIONS
-from .errors import AisvizWarning, InputError
-from .storage import aisviz_home, atomic_write, clear_files
+from aisviz.config import aisviz_home
+from aisviz.core.comparison import IMAGE_EXTENSIONS
+from aisviz.errors import AisvizWarning, InputError
+from aisviz.io.storage import atomic_write, clear_files
+from aisviz.models.features import resolve_device
 
 CACHE_VERSION = "1"
 CENTERBIAS_ENV = "AISVIZ_DEEPGAZE_CENTERBIAS"
@@ -247,7 +249,6 @@ class DeepGazeIIE(SaliencyProvider):
         if self._model is None:
             import torch
 
-            from .features import resolve_device
 
             try:
                 # torch hub prints "Downloading: ..." on stdout, where it would break --json: stderr instead.

@@ -4,7 +4,7 @@ Voila runs a thin notebook in one kernel per browser tab, shows only its widgets
 Two modes:
 - researcher mode (default): notebooks/dashboard.ipynb builds aisviz.app.Dashboard, which computes any
   setting;
-- shared mode (`--shared --bundles DIR`): a generated notebook builds aisviz.viewer's viewer over the result
+- shared mode (`--shared --bundles DIR`): a generated notebook builds aisviz.app.viewer's viewer over the result
   bundles in DIR (aisviz precompute): light kernels that import no torch, offer only the bundled settings
   and compute nothing.
 
@@ -12,7 +12,7 @@ Choices made here:
 - bound to 127.0.0.1 only (`--Voila.ip`; Voila ignores a plain `--ip`): put a reverse proxy with
   authentication in front (JupyterHub, see deploy/) to share it beyond this machine;
 - the port printed is the port served: a busy port is an error (Voila would silently take the next one);
-- Voila runs as aisviz.voila_server: legacy-framing kernel websockets refused (they can freeze Voila
+- Voila runs as aisviz.server.voila_server: legacy-framing kernel websockets refused (they can freeze Voila
   0.5.13), a cap on kernels with a "server full" page, and the tab-close beacon accepted;
 - tracebacks hidden from viewers (`--show_tracebacks=False`) but kept in the server log; the dashboard
   also logs every callback error (logger "aisviz.app") to the file in AISVIZ_APP_LOG, which serve()
@@ -29,8 +29,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import EnvironmentProblem
-from .storage import aisviz_home
+from aisviz.config import aisviz_home
+from aisviz.errors import EnvironmentProblem
+from aisviz.io.storage import atomic_write
+from aisviz.pipeline.bundles import open_catalog
+from aisviz.server.voila_template import voila_environment
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "dashboard.ipynb"
 NOTEBOOK_SOURCE = (
@@ -45,7 +48,7 @@ VIEWER_SOURCE = (
     "# The aisviz dashboard in shared viewer mode (served by `aisviz serve --shared --bundles DIR`): it shows\n"
     "# only the precomputed result bundles in the folder named by AISVIZ_BUNDLES, imports no torch and\n"
     "# computes nothing.\n"
-    "from aisviz.viewer import viewer_from_environment\n"
+    "from aisviz.app.viewer import viewer_from_environment\n"
     "\n"
     "viewer = viewer_from_environment()\n"
     "viewer"
@@ -57,7 +60,6 @@ def _write_notebook(name: str, source: str) -> Path:
     notebooks/ folder; the viewer notebook is generated so that no path of this checkout is served)."""
     import nbformat
 
-    from .storage import atomic_write
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -95,7 +97,7 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
                   cull_idle_timeout: int = DEFAULT_CULL_IDLE, cull_interval: int | None = None,
                   base_url: str | None = None, max_kernels: int = 0, hub_auth: bool = False,
                   extra_args=()) -> list[str]:
-    """The Voila command line serve() runs (a list for subprocess): aisviz.voila_server, i.e. Voila with the
+    """The Voila command line serve() runs (a list for subprocess): aisviz.server.voila_server, i.e. Voila with the
     kernel cap, the v1-only kernel websockets and the working tab-close beacon."""
     if not 1 <= int(port) <= 65535:
         raise ValueError(f"port must be 1 to 65535, not {port}.")
@@ -106,9 +108,9 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
     if int(max_kernels) < 0:
         raise ValueError(f"max_kernels must be 0 (no cap) or more, not {max_kernels}.")
     interval = cull_interval_for(cull_idle_timeout) if cull_interval is None else int(cull_interval)
-    cmd = [sys.executable, "-m", "aisviz.voila_server", str(notebook or dashboard_notebook()),
+    cmd = [sys.executable, "-m", "aisviz.server.voila_server", str(notebook or dashboard_notebook()),
            "--Voila.ip=127.0.0.1", f"--port={int(port)}", "--Voila.port_retries=0",
-           "--show_tracebacks=False", "--template=aisviz",  # aisviz.dashboard.voila_template: no CDN
+           "--show_tracebacks=False", "--template=aisviz",  # aisviz.server.voila_template: no CDN
            f"--Voila.open_browser={bool(open_browser)}",
            f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_timeout)}",
            f"--MappingKernelManager.cull_interval={interval}",
@@ -210,7 +212,6 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
     (deploy/jupyterhub_config.py): visitors log in through the hub."""
     check_installed()
     check_port_free(port)
-    from .dashboard.voila_template import voila_environment
 
     env = voila_environment()
     log_file = env.get("AISVIZ_APP_LOG") or str(aisviz_home() / "logs" / "dashboard.log")
@@ -218,7 +219,6 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
     env["AISVIZ_APP_LOG"] = log_file
     env["AISVIZ_SHARED_ASSETS"] = "1"             # kernels load plotly's widget code from the server (once)
     if bundles is not None:
-        from .bundles import open_catalog
 
         open_catalog(bundles, verify=True)        # every checksum once here; kernels check sizes only
         env["AISVIZ_BUNDLES"] = str(Path(bundles).expanduser().resolve())

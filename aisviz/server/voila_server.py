@@ -1,5 +1,5 @@
 """Voila with the limits a shared server needs; `aisviz serve` runs it as
-`python -m aisviz.voila_server NOTEBOOK [Voila options]`.
+`python -m aisviz.server.voila_server NOTEBOOK [Voila options]`.
 
 What it adds to Voila 0.5.13 (each answers a way one visitor could hurt everyone else):
 - kernel websockets must ask for the `v1.kernel.websocket.jupyter.org` subprotocol. With the legacy
@@ -14,7 +14,7 @@ What it adds to Voila 0.5.13 (each answers a way one visitor could hurt everyone
   server's origin, and it names a kernel id (random, known only to the page that owns the kernel);
 - the port: `--Voila.port_retries=0` is set by serve(), so Voila never moves silently to another port;
 - plotly's widget code served as one file (PLOTLY_ROUTE, revalidated by its ETag), which the page loads
-  from its head: see aisviz.dashboard.voila_template (16 MB of websocket traffic per dashboard page
+  from its head: see aisviz.server.voila_template (16 MB of websocket traffic per dashboard page
   before, 0.7 MB after);
 - behind JupyterHub (serve(hub_auth=True)): visitors log in through the hub (JupyterHub's identity
   provider and authorizer), and the OAuth callback lives under the service's URL prefix.
@@ -31,7 +31,7 @@ from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 
-from .dashboard.voila_template import PLOTLY_ROUTE
+from aisviz.server.voila_template import PLOTLY_ROUTE
 
 KERNEL_WS_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 

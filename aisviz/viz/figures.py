@@ -9,7 +9,7 @@ import io
 
 import numpy as np
 
-from .heatmaps import colormap, overlay, scale_note
+from aisviz.core.heatmaps import colormap, overlay, scale_note
 
 FORMATS = ("png", "svg")
 TRAIN_COLOUR, TEST_COLOUR, RANDOM_COLOUR = "#1f77b4", "#d62728", "#7f7f7f"

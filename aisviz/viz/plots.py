@@ -1,6 +1,6 @@
 """Plotly figure builders for the dashboard and notebooks: pure functions, no widgets.
 
-Every builder takes arrays that the core (aisviz.ais, aisviz.compare) already computed and returns a
+Every builder takes arrays that were already computed (aisviz.pipeline, aisviz.core) and returns a
 plotly ``go.Figure`` (wrap it in ``go.FigureWidget`` to make it live). The small helpers that turn
 results into what is shown (curve means, the read-out at one k, MDS coordinates, a contact sheet of
 thumbnails) are here too, so that the notebooks, the app and the tests read the same numbers.
@@ -13,6 +13,8 @@ import base64
 import io
 
 import numpy as np
+
+from aisviz.core.curves import curve_stats, nearest_k_index
 
 TOPK_COLOUR = "#d62728"
 OTHER_COLOUR = "#9aa5b1"
@@ -36,47 +38,6 @@ def _go():
 
 # ---------------------------------------------------------------------------------------------
 # Held-out alignment curve
-
-
-def curve_stats(curves: dict) -> dict:
-    """Mean and SD (ddof=1; 0 for one split) over splits of each (n_splits, n_k) curve array, NaN-aware.
-    Returns {name: {"mean": (n_k,), "sd": (n_k,), "n": (n_k,) defined splits}}."""
-    out = {}
-    for name, arr in curves.items():
-        a = np.asarray(arr, dtype=np.float64)
-        n = np.sum(~np.isnan(a), axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(n > 0, np.nansum(a, 0) / np.maximum(n, 1), np.nan)
-            dev = np.where(np.isnan(a), 0.0, a - mean) ** 2
-            sd = np.where(n > 1, np.sqrt(dev.sum(0) / np.maximum(n - 1, 1)), 0.0)
-        out[name] = {"mean": mean, "sd": sd, "n": n}
-    return out
-
-
-def nearest_k_index(k_values, k: int) -> int:
-    """Index of the evaluated k closest to k (ties: the smaller k)."""
-    kv = np.asarray(k_values)
-    return int(np.argmin(np.abs(kv - int(k))))
-
-
-def readout_at(validation, k: int, stats: dict | None = None) -> dict:
-    """What the held-out alignment view reports at k, from a fitted TopKValidation (no recomputation):
-    the evaluated k nearest to k, mean and SD over splits of test (and train) R² with the top-k maps,
-    with k random maps, and with all maps (the same at every k). stats: curve_stats(validation.curves_),
-    when already computed."""
-    i = nearest_k_index(validation.k_values_, k)
-    stats = stats if stats is not None else curve_stats(validation.curves_)
-    s = validation.summary_
-    return {
-        "k": int(validation.k_values_[i]), "index": i, "n_maps": int(validation.k_values_[-1]),
-        "test_topk": float(stats["test_topk"]["mean"][i]), "test_topk_sd": float(stats["test_topk"]["sd"][i]),
-        "train_topk": float(stats["train_topk"]["mean"][i]), "train_topk_sd": float(stats["train_topk"]["sd"][i]),
-        "test_random": float(stats["test_random"]["mean"][i]),
-        "test_random_sd": float(stats["test_random"]["sd"][i]),
-        "test_all": float(s["mean_r2_test_all"]), "test_all_sd": float(s["sd_r2_test_all"]),
-        "train_all": float(s["mean_r2_train_all"]),
-        "k_star": float(s["mean_k_star"]), "n_splits": int(s["n_splits"]),
-    }
 
 
 def _band(go, x, mean, sd, colour, name, group, opacity=0.18):
@@ -189,24 +150,6 @@ def topk_colours(n_maps: int, k: int) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------
 # Images: classical MDS of the human similarities, and thumbnails
-
-
-def mds_coordinates(similarity, n_components: int = 2) -> np.ndarray:
-    """Classical (Torgerson) MDS of a similarity matrix: dissimilarity d = max(s) - s off the diagonal (max
-    over the whole matrix, diagonal included; 0 on the diagonal), B = -1/2 J d² J, coordinates = top
-    eigenvectors × sqrt(eigenvalue). Signs are fixed so that the largest |coordinate| of each axis is
-    positive (deterministic plots)."""
-    s = np.asarray(similarity, dtype=np.float64)
-    n = len(s)
-    off = ~np.eye(n, dtype=bool)
-    d = np.where(off, s.max() - s, 0.0)
-    j = np.eye(n) - 1.0 / n
-    b = -0.5 * j @ (d ** 2) @ j
-    vals, vecs = np.linalg.eigh((b + b.T) / 2)
-    idx = np.argsort(vals)[::-1][:n_components]
-    coords = vecs[:, idx] * np.sqrt(np.clip(vals[idx], 0, None))
-    flip = np.sign(coords[np.abs(coords).argmax(0), np.arange(coords.shape[1])])
-    return coords * np.where(flip == 0, 1, flip)
 
 
 def png_bytes(image, size: int | None = None, compress_level: int = 6) -> bytes:

@@ -4,17 +4,17 @@ declares where the Dashboard places it (area): "top" (full width, above), "contr
 "charts" and "images" (rows that wrap on narrow screens), "wide" (full width, below; e.g. a layer
 comparison). Adding a panel = one class here and one line in Dashboard.PANELS.
 
-Nothing here imports torch: the panels render from a DashboardResult alone.
+Nothing here imports torch: the panels render from a Result alone.
 """
-from .base import Panel, ResultView
-from .browser import BrowserPanel
-from .controls import ControlsPanel
-from .curve import CurvePanel
-from .detail import DetailPanel
-from .export import ExportPanel
-from .layers import LayerComparisonPanel
-from .maps import MapsPanel
-from .status import StatusPanel
+from aisviz.app.panels.base import Panel, ResultView
+from aisviz.app.panels.browser import BrowserPanel
+from aisviz.app.panels.controls import ControlsPanel
+from aisviz.app.panels.curve import CurvePanel
+from aisviz.app.panels.detail import DetailPanel
+from aisviz.app.panels.export import ExportPanel
+from aisviz.app.panels.layers import LayerComparisonPanel
+from aisviz.app.panels.maps import MapsPanel
+from aisviz.app.panels.status import StatusPanel
 
 __all__ = ["BrowserPanel", "ControlsPanel", "CurvePanel", "DetailPanel", "ExportPanel", "LayerComparisonPanel",
            "MapsPanel", "Panel", "ResultView", "StatusPanel"]

@@ -2,7 +2,8 @@
 the detail panel; a click pins it (click again, or Unpin, to follow the mouse)."""
 from __future__ import annotations
 
-from .base import Panel
+from aisviz.app.panels.base import Panel
+from aisviz.viz.plots import cell_at, contact_sheet, mds_scatter, png_bytes
 
 GRID_WIDTH = 420             # px available to the thumbnail grid
 
@@ -48,7 +49,6 @@ class BrowserPanel(Panel):
     def build(self, view):
         import plotly.graph_objects as go
 
-        from ...plots import contact_sheet, mds_scatter, png_bytes
 
         r = view.result
         key = (r.image_names, r.display_size)
@@ -83,7 +83,6 @@ class BrowserPanel(Panel):
         self.mds_box.layout.display = "none" if grid else "flex"
 
     def _on_grid_event(self, event):
-        from ...plots import cell_at
 
         if self.layout is None or "dataX" not in event:
             return

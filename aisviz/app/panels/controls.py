@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..html import esc
-from ..result import DEFAULT_DATASET, Settings
-from .base import Panel
+from aisviz.app.html import esc
+from aisviz.app.panels.base import Panel
+from aisviz.errors import DataError
+from aisviz.io.catalog import list_datasets, load_dataset
+from aisviz.models.networks import list_models
+from aisviz.pipeline.settings import DEFAULT_DATASET, Settings
+from aisviz.saliency.providers import PROVIDERS
 
 PROVIDER_LABELS = {"spectral_residual": "spectral residual (classic baseline)",
                    "fine_grained": "fine-grained contrast (classic baseline)",
@@ -23,7 +27,6 @@ ADVANCED_HELP = (
 def dataset_options(extra=()) -> tuple[list, list]:
     """(label, value) pairs: the generated default first, then the catalog sets found on the data search
     path that have images, then folders the user added; and the catalog sets not found."""
-    from ...catalog import list_datasets
 
     opts, missing = [], []
     for row in list_datasets():
@@ -47,8 +50,6 @@ class ControlsPanel(Panel):
         super().__init__(dash)
         import ipywidgets as W
 
-        from ...models import list_models
-        from ...saliency import PROVIDERS
 
         dataset, settings, providers = dash.options["dataset"], dash.state.settings, PROVIDERS
 
@@ -206,8 +207,6 @@ class ControlsPanel(Panel):
     def use_folder(self, path: str):
         """Add a data-set folder to the menu and select it, or add a data root (a folder holding catalog sets
         such as peterson2018/animals) to the search path (AISVIZ_DATA) and list its sets."""
-        from ...catalog import load_dataset
-        from ...datasets import DataError
 
         text = (path or "").strip()
         if not text:

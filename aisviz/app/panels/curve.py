@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 
-from .. import derive
-from ..html import readout_html, summary_html
-from .base import Panel, download_link
+from aisviz.app.html import readout_html, summary_html
+from aisviz.app.panels.base import Panel, download_link
+from aisviz.pipeline import derive
+from aisviz.viz.figures import curve_figure, figure_bytes
+from aisviz.viz.plots import MARKER_TEST, MARKER_TRAIN, alignment_curve
 
 FOLLOW_NOTE = ("Off (default): the heatmaps use all maps, as in the paper. On: they use only the top-k maps by "
                "data-set AIS at the slider's k, and their captions say so.")
@@ -47,7 +49,6 @@ class CurvePanel(Panel):
     def build(self, view):
         import plotly.graph_objects as go
 
-        from ...plots import MARKER_TEST, MARKER_TRAIN, alignment_curve
 
         r = view.result
         k0 = derive.initial_k(r)
@@ -96,7 +97,6 @@ class CurvePanel(Panel):
         self.state.k = int(k)
 
     def export(self):
-        from ...figures import curve_figure
 
         view = self.state.view
         r, k = view.result, self.state.k
@@ -107,7 +107,6 @@ class CurvePanel(Panel):
 
 def figure_links(fig, name: str) -> str:
     """Download links for a matplotlib figure as PNG and SVG."""
-    from ...figures import figure_bytes
 
     return " · ".join(download_link(figure_bytes(fig, fmt), f"{name}.{fmt}", mime, f"{name}.{fmt}",
                                     f"aisviz-dl-{fmt}") for fmt, mime in (("png", "image/png"),

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import time
 
-from .. import derive
-from ..html import data_attrs, esc, metrics_html
-from .base import Panel, download_link
+from aisviz.app.html import data_attrs, esc, metrics_html
+from aisviz.app.panels.base import Panel, download_link
+from aisviz.core.heatmaps import colourbar_png, overlay, scale_note
+from aisviz.pipeline import derive
+from aisviz.pipeline.export import panel_png
+from aisviz.viz.plots import png_bytes
 
 PANEL_SIZE = 200             # px of each of the three images
 
@@ -15,7 +18,6 @@ PANEL_SIZE = 200             # px of each of the three images
 def placeholder_png(size: int) -> bytes:
     from PIL import Image
 
-    from ...plots import png_bytes
 
     return png_bytes(Image.new("RGB", (size, size), (232, 232, 232)))
 
@@ -82,8 +84,6 @@ class DetailPanel(Panel):
 
     def image_view(self, view, i: int, k: int | None, mode: str) -> dict:
         """PNGs and metrics of image i for heatmap k (None = all maps) in a display mode, memoised per view."""
-        from ...heatmaps import colourbar_png, overlay
-        from ...plots import png_bytes
 
         key = (i, k, mode)
         if key in view.memo:
@@ -106,7 +106,6 @@ class DetailPanel(Panel):
         return out
 
     def render(self):
-        from ...heatmaps import scale_note
 
         view, st = self.state.view, self.state
         if view is None or st.image is None:
@@ -143,7 +142,6 @@ class DetailPanel(Panel):
         self.dash.timings["render_ms"].append(1000 * (time.perf_counter() - t0))
 
     def export(self):
-        from ..export import panel_png
 
         view, st = self.state.view, self.state
         r = view.result

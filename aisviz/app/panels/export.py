@@ -2,8 +2,8 @@
 with a JSON of the settings, built on click and offered as a download link."""
 from __future__ import annotations
 
-from ..export import results_zip, zip_name
-from .base import Panel, download_link
+from aisviz.app.panels.base import Panel, download_link
+from aisviz.pipeline.export import results_zip, zip_name
 
 
 class ExportPanel(Panel):

@@ -12,9 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..html import esc
-from ..result import Settings
-from .base import Panel
+from aisviz.app.html import esc
+from aisviz.app.panels.base import Panel
+from aisviz.app.panels.controls import ControlsPanel
+from aisviz.app.session import Session, Superseded
+from aisviz.config import aisviz_home, paper_seeds
+from aisviz.models.networks import load_network
+from aisviz.pipeline.settings import Settings
+from aisviz.viz.plots import layer_comparison
 
 MATCHED = ("weights", "readout", "similarity", "measure", "folds", "n_seeds", "n_random")
 
@@ -35,7 +40,6 @@ class LayerRows:
 
 
 def own_folder() -> Path:
-    from ...storage import aisviz_home
 
     return aisviz_home() / "sweeps" / "dashboard"
 
@@ -47,7 +51,6 @@ class LayerComparisonPanel(Panel):
         super().__init__(dash)
         import ipywidgets as W
 
-        from ..session import Session
 
         self.folders = [own_folder()]
         self.table = None              # the rows shown (aisviz.sweep.layer_table), or None
@@ -86,7 +89,7 @@ class LayerComparisonPanel(Panel):
         """The cells of every sweep folder that match the shown result's settings, by depth."""
         import pandas as pd
 
-        from ...sweep import layer_table, read_cells
+        from aisviz.pipeline.sweeps import layer_table, read_cells
 
         r = self._shown()
         cells = pd.concat([read_cells(f) for f in self.folders], ignore_index=True)
@@ -118,7 +121,6 @@ class LayerComparisonPanel(Panel):
     def _draw(self):
         import plotly.graph_objects as go
 
-        from ...plots import layer_comparison
 
         r = self._shown()
         if self.table is None or not len(self.table):
@@ -158,7 +160,6 @@ class LayerComparisonPanel(Panel):
 
     def open_layer(self, layer: str):
         """Show this layer in the other views, as if it were picked in the perturbed-layer control."""
-        from .controls import ControlsPanel
 
         control = self.dash.panel(ControlsPanel).w_layer
         if layer not in [value for _, value in control.options]:
@@ -178,10 +179,7 @@ class LayerComparisonPanel(Panel):
         self.session.request(LayerRequest(**s.to_dict(), layers=tuple(layers)))
 
     def _compute(self, request: LayerRequest, report, clicked_at):
-        from ...models import load_network
-        from ...sweep import run_cells
-        from ..result import paper_seeds
-        from ..session import Superseded
+        from aisviz.pipeline.sweeps import run_cells
 
         n = len(request.layers)
         config = {"readout": request.readout, "folds": request.n_folds, "seeds": tuple(paper_seeds(request.n_seeds)),

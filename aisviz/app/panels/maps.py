@@ -2,9 +2,11 @@
 slider's k, the ten most important maps as a table, and PNG/SVG downloads."""
 from __future__ import annotations
 
-from ..html import map_table_html
-from .base import Panel
-from .curve import figure_links
+from aisviz.app.html import map_table_html
+from aisviz.app.panels.base import Panel
+from aisviz.app.panels.curve import figure_links
+from aisviz.viz.figures import bars_figure
+from aisviz.viz.plots import ais_bars, topk_colours
 
 
 class MapsPanel(Panel):
@@ -33,7 +35,6 @@ class MapsPanel(Panel):
     def build(self, view):
         import plotly.graph_objects as go
 
-        from ...plots import ais_bars
 
         r = view.result
         fig = go.FigureWidget(ais_bars(r.ais, view.figures.get("k0", r.n_maps), r.map_names, height=400))
@@ -62,7 +63,6 @@ class MapsPanel(Panel):
                                                               "highlight the top-k maps"))
 
     def _recolour(self, k):
-        from ...plots import topk_colours
 
         view = self.state.view
         if view is None:
@@ -73,7 +73,6 @@ class MapsPanel(Panel):
             bars.data[0].marker.color = colours
 
     def export(self):
-        from ...figures import bars_figure
 
         r = self.state.view.result
         self.downloads.value = figure_links(bars_figure(r.ais, self.state.k, title=f"{r.dataset_name}: "

@@ -1,0 +1,1 @@
+"""Serving the dashboard with Voila (`aisviz serve`): the server process, its handlers and page template."""
