@@ -71,6 +71,35 @@ def exit_code_for(exc: BaseException) -> int:
     return EXIT_INTERNAL
 
 
+def plain_text(exc: BaseException) -> str:
+    """The exception's message on one line (or its type's name when it has none)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def is_expected(exc: BaseException) -> bool:
+    """True for a problem of the user's input or machine (exit codes 2-4), False for a bug (exit code 1)."""
+    return exit_code_for(exc) != EXIT_INTERNAL
+
+
+def describe(action: str, exc: BaseException, where: str = "the log") -> str:
+    """One plain sentence for a failed action, the same in the command line, the dashboard and the viewer.
+
+    Parameters
+    ----------
+    action : what was being done, as a verb phrase ("load the data set").
+    exc : the exception.
+    where : where the details of an unexpected error (a bug) can be found.
+
+    Returns
+    -------
+    "Could not <action>: <message>" for the user's and the machine's problems (whose messages carry their
+    fix); for anything else, the error's kind and a pointer to `where`, never a traceback.
+    """
+    if is_expected(exc):
+        return f"Could not {action}: {plain_text(exc)}"
+    return f"Could not {action}: an unexpected {type(exc).__name__} happened. The details are in {where}."
+
+
 @contextlib.contextmanager
 def recording_warnings(echo=None):
     """Collect the text of every AisvizWarning raised inside the block into the yielded list (the command line

@@ -293,12 +293,13 @@ def test_switching_provider_reuses_the_cached_scorer(dash, monkeypatch):
 
 
 def test_a_saliency_failure_is_reported_once(dash, monkeypatch):
-    from aisviz.saliency import providers as saliency
+    from aisviz.errors import DataError
+    from aisviz.pipeline import compute
 
     def broken(*a, **k):
-        raise ValueError("the provider is broken here")
+        raise DataError("the provider is broken here")
 
-    monkeypatch.setattr(saliency, "saliency_maps", broken)
+    monkeypatch.setattr(compute, "saliency_maps", broken)
     n = len(dash.messages)
     P(dash, "ControlsPanel").w_provider.value = "fine_grained"
     new = dash.messages[n:]

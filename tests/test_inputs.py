@@ -12,6 +12,7 @@ from PIL import Image
 from aisviz.core.comparison import ComparisonSet, to_rgb
 from aisviz.errors import AisvizWarning, DataError
 from aisviz.io.folders import load_folder, unpadded_numbers
+from aisviz.io.interop import from_dataframe
 
 
 def _sim(n, seed=0):
@@ -112,11 +113,11 @@ def test_dataframe_is_aligned_by_labels(perm, scale):
     sim = _sim(6) * scale
     labels = [names[i] for i in perm]
     df = pd.DataFrame(sim[np.ix_(perm, perm)], index=labels, columns=labels)
-    ds = ComparisonSet(name="df", image_names=names, similarity=df)
+    ds = from_dataframe(df, image_names=names, name="df")
     np.testing.assert_array_equal(ds.similarity, sim)
     stems = [label[:-4] for label in labels]  # labels may omit the extension
-    ds2 = ComparisonSet(name="df", image_names=names, similarity=pd.DataFrame(sim[np.ix_(perm, perm)], index=stems,
-                                                                              columns=stems))
+    ds2 = from_dataframe(pd.DataFrame(sim[np.ix_(perm, perm)], index=stems, columns=stems), image_names=names,
+                         name="df")
     np.testing.assert_array_equal(ds2.similarity, sim)
 
 
@@ -124,11 +125,11 @@ def test_dataframe_label_mismatch_is_an_error():
     names = tuple(f"s{i}" for i in range(5))
     df = pd.DataFrame(_sim(5), index=list(names[:4]) + ["zz"], columns=list(names))
     with pytest.raises(DataError, match=r"row labels do not match.*'zz'.*without a label: \['s4'\]"):
-        ComparisonSet(name="df", image_names=names, similarity=df)
+        from_dataframe(df, image_names=names, name="df")
 
 
 def test_unlabelled_dataframe_is_taken_in_order():
-    ds = ComparisonSet(name="df", image_names=tuple("abcde"), similarity=pd.DataFrame(_sim(5)))
+    ds = from_dataframe(pd.DataFrame(_sim(5)), image_names=tuple("abcde"), name="df")
     np.testing.assert_array_equal(ds.similarity, _sim(5))
 
 

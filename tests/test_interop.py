@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from aisviz import AlignmentImportance
 from aisviz.core.comparison import ComparisonSet
 from aisviz.errors import DataError
+from aisviz.io.interop import from_dataframe, from_rsatoolbox
 from aisviz.models.precomputed import activations_network
 
 rsatoolbox = pytest.importorskip("rsatoolbox")
@@ -71,12 +72,12 @@ def test_rdms_in_are_aligned_by_pattern_descriptor(perm):
     shuffled = d[np.ix_(perm, perm)]
     rdms = RDMs(shuffled[iu][None], dissimilarity_measure="1 - r",
                 pattern_descriptors={"image": [names[i] for i in perm]})
-    ds = ComparisonSet(name="rdm", image_names=tuple(names), similarity=rdms)
+    ds = from_rsatoolbox(rdms, image_names=names, name="rdm")
     ref = ComparisonSet(name="ref", image_names=tuple(names), similarity=1 - d / d[iu].max() + 0 * d)
     off = ~np.eye(10, dtype=bool)
     np.testing.assert_allclose(ds.similarity[off], ref.similarity[off], atol=1e-12)
     assert "rsatoolbox RDMs" in ds.direction_note
-    from_rdms = ComparisonSet.from_rsatoolbox(rdms)
+    from_rdms = from_rsatoolbox(rdms)
     assert from_rdms.image_names == tuple(names[i] for i in perm)
     a = AlignmentImportance(progress=False, dtype="float64").fit(ds, network=activations_network(acts))
     b = AlignmentImportance(progress=False).fit(from_rdms, network=activations_network(acts[list(perm)]))
@@ -86,14 +87,14 @@ def test_rdms_in_are_aligned_by_pattern_descriptor(perm):
 def test_rdms_with_other_names_are_refused():
     rdms = RDMs(np.random.default_rng(0).random((1, 10)), pattern_descriptors={"image": list("abcde")})
     with pytest.raises(DataError, match="RDM pattern-descriptor labels do not match"):
-        ComparisonSet(name="x", image_names=tuple("abcdx"), similarity=rdms)
+        from_rsatoolbox(rdms, image_names=list("abcdx"), name="x")
 
 
 def test_several_rdms_are_averaged():
     rng = np.random.default_rng(0)
     d = rng.random((3, 10))
-    ds = ComparisonSet.from_rsatoolbox(RDMs(d))
-    mean = ComparisonSet.from_rsatoolbox(RDMs(d.mean(0, keepdims=True)))
+    ds = from_rsatoolbox(RDMs(d))
+    mean = from_rsatoolbox(RDMs(d.mean(0, keepdims=True)))
     np.testing.assert_allclose(ds.similarity, mean.similarity)
     assert ds.image_names == tuple("0123456789"[:5])  # no name descriptor: 0..n-1
 
@@ -114,7 +115,7 @@ def test_network_rdm_out_all_maps_and_top_k():
     masked[:, keep] = pooled[:, keep]
     np.testing.assert_allclose(top.dissimilarities[0], 1 - np.corrcoef(masked)[iu], atol=1e-6)
     assert top.descriptors["maps"] == "top 2 by data-set AIS"
-    back = ComparisonSet.from_rsatoolbox(full)  # round trip: the network's RDM as a 'human' matrix
+    back = from_rsatoolbox(full)  # round trip: the network's RDM as a 'human' matrix
     assert back.image_names == ds.image_names
     with pytest.raises(ValueError, match="out of range"):
         scorer.to_rsatoolbox(k=7)
@@ -132,14 +133,24 @@ def test_real_mur92_subjects_as_rsatoolbox_rdms(real_data_root):
     iu = np.triu_indices(92, 1)
     rdms = RDMs(np.stack([s[np.ix_(perm, perm)][iu] for s in subjects]), dissimilarity_measure="behavioural",
                 pattern_descriptors={"image": [ref.image_names[i] for i in perm]})
-    ds = ComparisonSet(name="mur92-rdms", image_names=ref.image_names, similarity=rdms,
-                       image_paths=ref.image_paths)
+    ds = from_rsatoolbox(rdms, image_names=ref.image_names, name="mur92-rdms", image_paths=ref.image_paths)
     np.testing.assert_allclose(ds.similarity, ref.similarity, atol=1e-12)
     assert "mean of 16 RDMs" in ds.direction_note
-    back = ComparisonSet.from_rsatoolbox(rdms, image_paths=[ref.image_paths[i] for i in perm], name="back")
+    back = from_rsatoolbox(rdms, image_paths=[ref.image_paths[i] for i in perm], name="back")
     np.testing.assert_allclose(back.similarity, ref.similarity[np.ix_(perm, perm)], atol=1e-12)
     import pandas as pd
 
     frame = pd.DataFrame(ref.similarity, index=ref.image_names, columns=ref.image_names).iloc[perm, perm[::-1]]
-    as_frame = ComparisonSet(name="mur92-df", image_names=ref.image_names, similarity=frame)
+    as_frame = from_dataframe(frame, image_names=ref.image_names, name="mur92-df")
     np.testing.assert_array_equal(as_frame.similarity, ref.similarity)
+
+
+def test_a_labelled_matrix_passed_as_an_array_names_its_adapter():
+    """ComparisonSet takes arrays; a DataFrame or RDMs given directly is refused with the adapter to use."""
+    import pandas as pd
+
+    frame = pd.DataFrame(np.eye(4), index=list("abcd"), columns=list("abcd"))
+    with pytest.raises(DataError, match=r"from_dataframe"):
+        ComparisonSet(name="df", image_names=tuple("abcd"), similarity=frame)
+    with pytest.raises(DataError, match=r"from_rsatoolbox"):
+        ComparisonSet(name="rdm", image_names=tuple("abcde"), similarity=RDMs(np.ones((1, 10))))

@@ -31,11 +31,12 @@ from aisviz.app.panels import (
     StatusPanel,
 )
 from aisviz.app.panels.sizes import SlotWidths
-from aisviz.app.session import LRU, Session
+from aisviz.app.session import Session
 from aisviz.app.state import DashboardState
 from aisviz.core.heatmaps import check_mode
 from aisviz.models.networks import OFFLINE_MODEL
 from aisviz.pipeline import derive
+from aisviz.pipeline.compute import Memo
 from aisviz.pipeline.settings import DEFAULT_DATASET, Settings
 from aisviz.server.voila_template import share_plotly_bundle
 
@@ -136,7 +137,7 @@ class Dashboard:
         self.ui_lock = threading.RLock()
         self._loop = _running_loop()
         self._main = threading.get_ident()
-        self._views = LRU(4)
+        self._views = Memo({"view": 4})
         self.timings = {"slider_ms": [], "hover_ms": [], "render_ms": []}
         given, self.extra_sets = {}, []
         if not isinstance(dataset, str):              # a ComparisonSet given directly
@@ -329,12 +330,12 @@ class Dashboard:
     def publish(self, result):
         """Show a finished result: build its figures (once per result), then assign the view whole."""
         with self.ui_lock:
-            view = self._views.get_(id(result))
+            view = self._views.get("view", id(result))
             if view is None or view.result is not result:
                 view = ResultView(result)
                 for p in self.panels:
                     p.build(view)
-                self._views.put(id(result), view)
+                self._views.put("view", id(result), view)
             st, prev = self.state, self.state.view
             with st.hold_trait_notifications():
                 st.view = view

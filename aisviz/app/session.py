@@ -14,16 +14,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
-from dataclasses import replace
 
-from aisviz.app.html import plain_message
-from aisviz.config import paper_seeds
+from aisviz.errors import UsageError
 from aisviz.io.catalog import load_dataset
-from aisviz.models.networks import list_layers, load_network
-from aisviz.pipeline.result import build_result
-from aisviz.pipeline.settings import Settings, auto_k_step
-from aisviz.saliency.providers import saliency_maps
+from aisviz.models.networks import list_layers
+from aisviz.pipeline.compute import Memo, run_pipeline
+from aisviz.pipeline.settings import Settings
 
 log = logging.getLogger("aisviz.app")
 
@@ -37,25 +33,6 @@ STAGES = {"data": (0.0, 0.03), "network": (0.03, 0.07), "features": (0.07, 0.40)
 
 class Superseded(Exception):
     """A newer request replaced the running job."""
-
-
-class LRU(OrderedDict):
-    def __init__(self, size: int):
-        super().__init__()
-        self.size = size
-
-    def get_(self, key):
-        if key in self:
-            self.move_to_end(key)
-            return self[key]
-        return None
-
-    def put(self, key, value):
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
-        return value
 
 
 class Session:
@@ -74,12 +51,7 @@ class Session:
         self._pending = None                     # (job, settings, clicked_at) waiting for the worker
         self._running = None                     # job number the worker is on
         self._worker: threading.Thread | None = None
-        self._datasets = LRU(6)
-        self._networks = LRU(2)
-        self._scorers = LRU(RESULTS_IN_MEMORY)
-        self._validations = LRU(16)
-        self._saliency = LRU(4)
-        self._results = LRU(RESULTS_IN_MEMORY)
+        self.memo = Memo({"scorer": RESULTS_IN_MEMORY, "result": RESULTS_IN_MEMORY})
         self._alias: dict = {}                   # requested Settings -> resolved Settings
 
     # -- requests
@@ -91,12 +63,13 @@ class Session:
 
     def cached(self, settings: Settings):
         with self._lock:
-            return self._results.get_(self._alias.get(settings, settings))
+            key = self._alias.get(settings, settings)
+        return self.memo.get("result", key)
 
     def add(self, settings: Settings, result) -> None:
         """Keep a finished result in memory under the settings that ask for it (and its own)."""
+        self.memo.put("result", result.settings, result)
         with self._lock:
-            self._results.put(result.settings, result)
             self._alias[settings] = result.settings
             self._alias[result.settings] = result.settings
 
@@ -104,7 +77,7 @@ class Session:
         """Ask for the result of these settings; returns the request's job number. A result in memory is
         delivered at once (listener.finished, in this thread); otherwise a job is queued."""
         if settings.dataset is None:
-            raise ValueError("no data set is selected. Pick one in the list, or type a folder under 'data path'.")
+            raise UsageError("no data set is selected. Pick one in the list, or type a folder under 'data path'.")
         clicked_at = time.perf_counter() if clicked_at is None else clicked_at
         with self._lock:
             self._job += 1
@@ -182,87 +155,17 @@ class Session:
     # -- computing
 
     def _compute(self, s: Settings, report, clicked_at: float):
-        from aisviz.pipeline.importance import AlignmentImportance, TopKValidation  # torch loads here, on the worker
-
-        report("data", 0.0, "loading the data set")
-        dataset = self.dataset(s.dataset)
-        report("network", 0.0, f"loading {s.model}")
-        net = self._network(s.model, s.weights)
-        li, ri = net.resolve_layers(s.layer, s.readout)
-        resolved = replace(s, layer=net.stage_names[li], readout=net.stage_names[ri])
+        computation = run_pipeline(s, dataset=self.given.get(s.dataset), report=report, memo=self.memo,
+                                   started_at=clicked_at)
         if s.model not in self.layers:
-
-            self.layers[s.model] = list_layers(net)
-        scorer = self._scorers.get_(resolved.scorer_key())
-        if scorer is None:
-            what = (f"features and leave-one-map-out AIS: {dataset.n_images} images, "
-                    f"{resolved.layer} → {resolved.readout}")
-            report("features", 0.0, what)
-            scorer = AlignmentImportance(model=s.model, layer=resolved.layer, readout=resolved.readout,
-                                         similarity=s.similarity, measure=s.measure, weights=s.weights,
-                                         progress=False).fit(
-                dataset, network=net, callback=lambda p: report("features", p.done / p.total,
-                                                                f"{what} (chunk {p.done} of {p.total})"))
-            with self._lock:
-                self._scorers.put(resolved.scorer_key(), scorer)
-        k_step = s.k_step or auto_k_step(len(scorer.ais_), scorer.engine_.reruns_tail)
-        vkey = resolved.validation_key(k_step)
-        validation = self._validations.get_(vkey)
-        if validation is None:
-            seeds = paper_seeds(s.n_seeds)
-
-            def on_split(p):
-                report("validation", p.done / p.total, f"held-out validation: split {min(int(p.done) + 1, p.total)} "
-                       f"of {p.total} ({s.n_folds} folds × {len(seeds)} seeds), k step {k_step}")
-
-            report("validation", 0.0, "held-out validation")
-            validation = TopKValidation(n_folds=s.n_folds, seeds=seeds, k_step=k_step, n_random=s.n_random,
-                                        progress=False).fit(scorer, callback=on_split)
-            with self._lock:
-                self._validations.put(vkey, validation)
-        report("saliency", 0.0, f"saliency maps ({s.provider})")
-        saliency, sal_error = self._saliency_maps(s.dataset, dataset, s.provider)
-        report("views", 0.0, "preparing the views")
-        return build_result(scorer, validation, dataset, saliency, resolved, saliency_provider=s.provider,
-                            saliency_error=sal_error, seconds=time.perf_counter() - clicked_at)
+            self.layers[s.model] = list_layers(computation.network)
+        return computation.result
 
     def dataset(self, key: str):
+        """The data set under key: one passed in, or loaded (and kept)."""
         if key in self.given:
             return self.given[key]
-        ds = self._datasets.get_(key)
-        if ds is None:
-
-            ds = load_dataset(key)
-            ds.load_image(0)  # fail now, in plain words, if the images are missing or unreadable
-            with self._lock:
-                self._datasets.put(key, ds)
-        return ds
+        return self.memo.get_or_make("dataset", key, lambda: load_dataset(key))
 
     def keep_dataset(self, key: str, dataset) -> None:
-        with self._lock:
-            self._datasets.put(key, dataset)
-
-    def _network(self, model: str, weights: str):
-        net = self._networks.get_((model, weights))
-        if net is None:
-
-            net = load_network(model, weights=weights)
-            with self._lock:
-                self._networks.put((model, weights), net)
-        return net
-
-    def _saliency_maps(self, key: str, dataset, provider: str):
-        """The provider's maps, or (None, the reason in plain words): a saliency failure must not hide the
-        AIS results; the reason is shown once, with the result."""
-        maps = self._saliency.get_((key, provider))
-        if maps is not None:
-            return maps, ""
-
-        try:
-            maps = saliency_maps(dataset, provider)
-        except Exception as exc:  # noqa: BLE001
-            log.error("dashboard: saliency maps failed", exc_info=True)
-            return None, plain_message(f"compute the {provider} saliency maps", exc)
-        with self._lock:
-            self._saliency.put((key, provider), maps)
-        return maps, ""
+        self.memo.put("dataset", key, dataset)

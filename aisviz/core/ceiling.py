@@ -23,7 +23,7 @@ import numpy as np
 from scipy import stats
 
 from aisviz.core.alignment import MEASURES, pair_positions
-from aisviz.errors import DataError
+from aisviz.errors import DataError, UsageError
 
 # Looked for in a data set's folder; "dissimilarity" files are turned into similarities by negation
 # (affine per subject, so every correlation with them keeps its size).
@@ -109,7 +109,7 @@ def _standardized(v: np.ndarray, measure: str) -> np.ndarray:
 
 def _check(measure):
     if measure not in MEASURES:
-        raise ValueError(f"measure must be one of {MEASURES}, not {measure!r}.")
+        raise UsageError(f"measure must be one of {MEASURES}, not {measure!r}.")
 
 
 def noise_ceiling(subjects: SubjectMatrices, images=None, measure: str = "pearson", squared: bool = True) -> dict:

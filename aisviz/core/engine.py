@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from aisviz.errors import DataError, ModelError, UsageError
+
 SIMILARITIES = ("pearson", "cosine")
 
 # Modules that act on each channel separately (in eval mode, where BatchNorm and Dropout are fixed),
@@ -86,7 +88,7 @@ def _prepared(stages, device, dtype) -> nn.Sequential:
 
 def _check_similarity(similarity):
     if similarity not in SIMILARITIES:
-        raise ValueError(f"similarity must be one of {SIMILARITIES}, not {similarity!r}.")
+        raise UsageError(f"similarity must be one of {SIMILARITIES}, not {similarity!r}.")
 
 
 def _unit(r, similarity):
@@ -146,7 +148,7 @@ class TailEngine:
         self.tail = _prepared(tail_stages, self.device, dtype)
         shapes = {tuple(a.shape) for a in activations}
         if len({s[0] for s in shapes}) != 1:
-            raise ValueError("activations have different channel counts")
+            raise DataError("activations have different channel counts")
         self.n, self.n_maps = len(activations), next(iter(shapes))[0]
         # Images of one shape are run together; most sets have a single shape.
         self.groups = []
@@ -175,7 +177,7 @@ class TailEngine:
             if out is None:
                 out = torch.empty(len(masks), self.n, r.shape[-1], device=self.device, dtype=self.dtype)
             elif r.shape[-1] != out.shape[-1]:
-                raise ValueError("images of different sizes give read-outs of different lengths; use a read-out "
+                raise DataError("images of different sizes give read-outs of different lengths; use a read-out "
                                  "after global pooling, or resize the images to one size")
             out[:, idx] = r
         return out
@@ -243,7 +245,7 @@ class LinearHeadEngine(TailEngine):
         C = self.n_maps
         w = linear.weight.detach().to(self.device, self.dtype)
         if w.shape[1] != pooled[0].numel():
-            raise ValueError("Linear layer input size does not match the pooled perturbed layer")
+            raise ModelError("Linear layer input size does not match the pooled perturbed layer")
         self.weight = w.view(w.shape[0], C, -1)                            # (out, C, s)
         self.delta = (pooled - zero[None]).reshape(self.n, C, -1)          # (n, C, s): change when a map is kept
         bias = linear.bias.detach().to(self.device, self.dtype) if linear.bias is not None else 0
@@ -337,7 +339,7 @@ class PooledEngine(TailEngine):
         self.tail = _prepared(tail_stages, self.device, dtype)
         channels = {a.shape[0] for a in activations}
         if len(channels) != 1:
-            raise ValueError("activations have different channel counts")
+            raise DataError("activations have different channel counts")
         n, C = self.n, self.n_maps = len(activations), channels.pop()
         self.full_readouts = self._batched_readouts(activations)
         with torch.no_grad():
@@ -377,7 +379,7 @@ class PooledEngine(TailEngine):
                 if out is None:
                     out = torch.empty(self.n, r.shape[-1], device=self.device, dtype=self.dtype)
                 elif r.shape[-1] != out.shape[-1]:
-                    raise ValueError("images of different sizes give read-outs of different lengths; use a "
+                    raise DataError("images of different sizes give read-outs of different lengths; use a "
                                      "read-out after global pooling, or resize the images to one size")
                 out[idx] = r
         return out
@@ -489,7 +491,7 @@ def make_engine(net, layer_index: int, readout_index: int, activations, similari
     if method == "brute":
         return TailEngine(tail, activations, **kw)
     if method != "auto":
-        raise ValueError(f"method must be 'auto' or 'brute', not {method!r}")
+        raise UsageError(f"method must be 'auto' or 'brute', not {method!r}")
     channelwise = [isinstance(m, _CHANNELWISE + (nn.Flatten,)) for _, m in tail]
     if all(channelwise):
         return PooledEngine(tail, activations, **kw)

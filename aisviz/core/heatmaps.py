@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from aisviz.errors import DataError, UsageError
+
 
 def ais_heatmap(activation: np.ndarray, weights: np.ndarray, minmax_maps: bool = False,
                 keep: np.ndarray | None = None) -> np.ndarray:
@@ -26,7 +28,7 @@ def ais_heatmap(activation: np.ndarray, weights: np.ndarray, minmax_maps: bool =
     a = np.asarray(activation, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
     if a.ndim != 3 or w.shape != (a.shape[0],):
-        raise ValueError(f"need activations (C, H, W) and C weights; got {a.shape} and {w.shape}")
+        raise DataError(f"need activations (C, H, W) and C weights; got {a.shape} and {w.shape}")
     if keep is not None:
         w = np.where(keep, w, 0.0)
     if minmax_maps:
@@ -49,7 +51,7 @@ PAPER_IMAGE_WEIGHT = 0.6     # paper mode: 0.6 image + 0.4 heatmap colours (the 
 
 def check_mode(mode: str) -> str:
     if mode not in DISPLAY_MODES:
-        raise ValueError(f"display mode must be one of {DISPLAY_MODES}, not {mode!r}.")
+        raise UsageError(f"display mode must be one of {DISPLAY_MODES}, not {mode!r}.")
     return mode
 
 

@@ -23,6 +23,7 @@ from PIL import Image
 from scipy import stats
 
 from aisviz.core.heatmaps import display_map
+from aisviz.errors import DataError, UsageError
 
 QS = (0.05, 0.10, 0.15)
 KL_EPS = np.finfo(np.float64).eps  # 2.2204e-16, MATLAB's eps as in the MIT saliency benchmark's KLdiv
@@ -62,23 +63,23 @@ def _key(metric: str, q: float) -> str:
 
 def _check_q(q: float) -> None:
     if not 0 < q < 1:
-        raise ValueError(f"q is a share of pixels in (0, 1), such as 0.05 for the top 5%, not {q}.")
+        raise UsageError(f"q is a share of pixels in (0, 1), such as 0.05 for the top 5%, not {q}.")
 
 
 def _check_pair(ais_map, sal_map, where: str = "") -> tuple[np.ndarray, np.ndarray]:
     a, s = np.asarray(ais_map, dtype=np.float64), np.asarray(sal_map, dtype=np.float64)
     at = f" for '{where}'" if where else ""
     if a.ndim != 2 or s.ndim != 2:
-        raise ValueError(f"maps{at} must be 2-D (height, width); got AIS {a.shape} and saliency {s.shape}.")
+        raise DataError(f"maps{at} must be 2-D (height, width); got AIS {a.shape} and saliency {s.shape}.")
     if a.shape != s.shape:
-        raise ValueError(
+        raise DataError(
             f"the AIS map{at} is {a.shape} but the saliency map is {s.shape} (height, width). Resize the AIS "
             "heatmap to the image first (compare.image_maps, or heatmaps.display_map(h, (width, height))).")
     for label, m in (("AIS", a), ("saliency", s)):
         if not np.isfinite(m).all():
-            raise ValueError(f"the {label} map{at} has NaN or infinite values; recompute it.")
+            raise DataError(f"the {label} map{at} has NaN or infinite values; recompute it.")
         if (m < 0).any():
-            raise ValueError(f"the {label} map{at} has negative values (min {m.min():.4g}); the metrics need "
+            raise DataError(f"the {label} map{at} has negative values (min {m.min():.4g}); the metrics need "
                              "non-negative maps (use heatmaps.display_map for AIS heatmaps).")
     return a, s
 
@@ -244,10 +245,10 @@ def compare_maps(ais_maps, sal_maps, image_names, masks=None, qs=QS, dataset: st
     image_names), plus their summary over images (see summarize). masks: optional relevant regions."""
     names = list(image_names)
     if not (len(ais_maps) == len(sal_maps) == len(names)):
-        raise ValueError(f"got {len(ais_maps)} AIS maps, {len(sal_maps)} saliency maps and {len(names)} image "
+        raise DataError(f"got {len(ais_maps)} AIS maps, {len(sal_maps)} saliency maps and {len(names)} image "
                          "names; give one of each per image, in the same order.")
     if masks is not None and len(masks) != len(names):
-        raise ValueError(f"got {len(masks)} masks for {len(names)} images; give one per image.")
+        raise DataError(f"got {len(masks)} masks for {len(names)} images; give one per image.")
     for q in qs:
         _check_q(q)
     rows = []
@@ -301,7 +302,7 @@ def _bilinear(h: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def image_maps(heatmaps, sal_maps, transform: str = "display") -> tuple[list, list]:
     """AIS heatmaps (any size) and saliency maps (image size) -> both at image size, through TRANSFORMS."""
     if transform not in TRANSFORMS:
-        raise ValueError(f"transform must be one of {list(TRANSFORMS)}, not {transform!r}.")
+        raise UsageError(f"transform must be one of {list(TRANSFORMS)}, not {transform!r}.")
     sizes = [(s.shape[1], s.shape[0]) for s in sal_maps]
     if transform == "display":
         return ([display_map(h, size) for h, size in zip(heatmaps, sizes)],
@@ -319,7 +320,7 @@ def heatmap_agreement(heatmaps_a, heatmaps_b, image_names, sizes) -> dict:
     AIS regions count too. Returns per-image rows and the summary over images."""
     names = list(image_names)
     if not (len(heatmaps_a) == len(heatmaps_b) == len(names) == len(sizes)):
-        raise ValueError("give one heatmap from each source, one image name and one size per image.")
+        raise DataError("give one heatmap from each source, one image name and one size per image.")
     rows = []
     for name, ha, hb, size in zip(names, heatmaps_a, heatmaps_b, sizes):
         row = {"image": name, "notes": {}}

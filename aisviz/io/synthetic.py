@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from aisviz.core.comparison import ComparisonSet
+from aisviz.errors import UsageError
 
 # All lengths are in pixels of a 224-px image and scale with `size`.
 BASE_SIZE = 224
@@ -109,9 +110,9 @@ def make_default_set(n_images: int = 48, size: int = 224, seed: int = 0) -> Comp
     size x size px, simulated similarity judgments that depend only on the planted grating frequency, and
     the grating disc as each image's relevant region. Deterministic in (n_images, size, seed)."""
     if n_images < 3:
-        raise ValueError(f"n_images must be at least 3 (pairs to correlate), not {n_images}.")
+        raise UsageError(f"n_images must be at least 3 (pairs to correlate), not {n_images}.")
     if size < 96:
-        raise ValueError(f"size must be at least 96 px so that both objects fit, not {size}.")
+        raise UsageError(f"size must be at least 96 px so that both objects fit, not {size}.")
     scale = size / BASE_SIZE
     rng = np.random.default_rng(seed)
     values = (np.arange(n_images) + rng.random(n_images)) / n_images  # stratified over (0, 1)

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from aisviz.core.heatmaps import overlay
-from aisviz.errors import InputError
+from aisviz.errors import DataError, InputError
 from aisviz.io.storage import atomic_write, sha256_file
 from aisviz.pipeline.derive import heatmap
 from aisviz.pipeline.result import Result
@@ -140,7 +140,7 @@ def _save_ragged(folder: Path, name: str, arrays, dtype, files: dict):
     arrays = [np.asarray(a, dtype=dtype) for a in arrays]
     ndim = {a.ndim for a in arrays}
     if len(ndim) != 1:
-        raise ValueError(f"{name}: per-image arrays must all have the same number of dimensions.")
+        raise DataError(f"{name}: per-image arrays must all have the same number of dimensions.")
     shapes = np.array([a.shape for a in arrays], dtype=np.int64)
     flat = np.concatenate([a.ravel() for a in arrays]) if arrays else np.zeros(0, dtype)
     _save_npy(folder, f"{name}_flat", flat, files)

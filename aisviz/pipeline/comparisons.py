@@ -8,6 +8,7 @@ from PIL import Image
 
 from aisviz.core.heatmaps import ais_heatmap, check_mode, overlay
 from aisviz.core.metrics import QS, TRANSFORMS, _ais_rank, _metric, _spearman, compare_maps, image_maps, summarize
+from aisviz.errors import DataError
 from aisviz.io.storage import atomic_write
 from aisviz.saliency.providers import get_provider, saliency_maps
 from aisviz.viz.figures import figure_bytes, panel_figure
@@ -32,7 +33,7 @@ def compare_dataset(dataset, provider="spectral_residual", scorer=None, qs=QS, t
 
         scorer = AlignmentImportance(use_cache=use_cache, progress=progress, **scorer_options).fit(dataset)
     if tuple(scorer.image_names_) != tuple(dataset.image_names):
-        raise ValueError(f"the scorer was fitted on other images than data set '{dataset.name}'; fit it on "
+        raise DataError(f"the scorer was fitted on other images than data set '{dataset.name}'; fit it on "
                          "this data set.")
     sal = saliency_maps(dataset, provider, use_cache=use_cache, progress=progress)
     ais, sal = image_maps(ais_heatmaps(scorer), sal, transform)
@@ -93,7 +94,7 @@ def export_panels(dataset, ais_maps, sal_maps, out_dir, mode: str = "default", p
 
     check_mode(mode)
     if not (len(ais_maps) == len(sal_maps) == dataset.n_images):
-        raise ValueError(f"give one AIS heatmap and one saliency map per image ({dataset.n_images}).")
+        raise DataError(f"give one AIS heatmap and one saliency map per image ({dataset.n_images}).")
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     stems = [Path(n).stem for n in dataset.image_names]

@@ -1,57 +1,266 @@
-"""`aisviz precompute`: compute everything the dashboard shows for one setting and add it to a result
-bundle (aisviz.pipeline.bundles), so that viewers (`aisviz serve --shared --bundles DIR`) never compute.
+"""The pipeline: Settings -> data set, network, fitted scores, held-out validation, saliency maps -> Result.
 
-The computation is the dashboard's own: AlignmentImportance on the data set, the paper's held-out
-validation (5 folds x seeds 111...888, the dashboard's auto k step unless given), the saliency maps of
-the chosen provider, turned into a Result by aisviz.pipeline.result.build_result.
+Every entry point computes through here: the command line (`validate`, `demo`), the dashboard's session,
+`precompute` (into a result bundle, aisviz.pipeline.bundles) and `sweep` (one cell per layer). The steps are
+written once:
+
+1. data: the set named by `settings.dataset` (or the ComparisonSet passed in);
+2. network: `settings.model` with `settings.weights`; the layer and read-out are resolved to their names;
+3. features: AlignmentImportance (activations, leave-one-map-out AIS, image AIS);
+4. validation: the paper's held-out test (n_folds x the paper's seeds; the automatic k step when 0);
+5. saliency: the provider's maps. A provider that fails (no internet, a missing package, a bad folder) leaves
+   the maps out and records why in plain words, so the AIS results are never lost to it; the details go to
+   the log (logger "aisviz.pipeline");
+6. views: the Result (numpy and plain Python; what bundles store and every view draws).
+
+`report(stage, fraction, text)` is called as each stage starts and as it progresses (fraction in [0, 1] within
+the stage); an exception it raises stops the computation there (the dashboard cancels superseded work so).
+A `Memo` keeps intermediate objects between calls (the dashboard reuses a fitted scorer across k steps).
 """
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aisviz.config import paper_seeds
+from aisviz.core.comparison import ComparisonSet
+from aisviz.errors import describe
 from aisviz.io.catalog import load_dataset
+from aisviz.models.networks import Network, load_network
 from aisviz.pipeline.bundles import check_output, write_bundle
-from aisviz.pipeline.result import build_result
+from aisviz.pipeline.result import Result, build_result
 from aisviz.pipeline.settings import Settings, auto_k_step
 from aisviz.saliency.providers import saliency_maps
 
+if TYPE_CHECKING:
+    import numpy as np
 
-def compute_result(dataset="synthetic", model: str = "efficientnet_lite0", layer: str | None = None,
-                   readout: str | None = None, provider: str | None = "spectral_residual", n_folds: int = 5,
-                   n_seeds: int = 8, k_step: int = 0, n_random: int = 1, weights: str = "pretrained",
-                   similarity: str = "pearson", measure: str = "pearson", device: str = "auto",
-                   progress: bool = True, use_cache: bool = True):
-    """A Result for one setting. dataset: a catalog name, a folder or a ComparisonSet; provider:
-    a saliency provider name, or None for no saliency maps. A provider that fails (e.g. no internet)
-    leaves the maps out and records why, as the dashboard does."""
     from aisviz.pipeline.importance import AlignmentImportance, TopKValidation
 
-    t0 = time.perf_counter()
-    ds = load_dataset(dataset) if isinstance(dataset, str) else dataset
-    scorer = AlignmentImportance(model=model, layer=layer, readout=readout, weights=weights, similarity=similarity,
-                                 measure=measure, device=device, use_cache=use_cache, progress=progress).fit(ds)
-    step = k_step or auto_k_step(len(scorer.ais_), scorer.engine_.reruns_tail)
-    validation = TopKValidation(n_folds=n_folds, seeds=paper_seeds(n_seeds), k_step=step, n_random=n_random,
-                                progress=progress).fit(scorer)
-    saliency, error = None, ""
-    if provider:
+log = logging.getLogger("aisviz.pipeline")
 
-        try:
-            saliency = saliency_maps(ds, provider, use_cache=use_cache, progress=progress)
-        except (ValueError, ImportError, OSError) as exc:
-            error = f"saliency maps of {provider} are missing: {exc}"
-    settings = Settings(dataset=ds.name if not isinstance(dataset, str) else dataset, model=model, weights=weights,
-                        layer=scorer.layer_, readout=scorer.readout_, similarity=similarity, measure=measure,
-                        n_folds=n_folds, n_seeds=n_seeds, k_step=k_step, n_random=n_random,
-                        provider=provider or "")
-    return build_result(scorer, validation, ds, saliency, settings, saliency_provider=provider or "",
-                        saliency_error=error, seconds=time.perf_counter() - t0)
+Report = Callable[[str, float, str], None]
+STAGES = ("data", "network", "features", "validation", "saliency", "views")
 
 
-def precompute(out, pngs: bool = True, **options):
-    """compute_result(**options) written into the bundle folder `out`; returns (entry, result)."""
+def _silent(stage: str, fraction: float, text: str) -> None:
+    """A report that shows nothing."""
 
-    check_output(out)                 # a foreign or damaged folder fails now, not after the computation
-    result = compute_result(**options)
+
+class Memo:
+    """Bounded, thread-safe caches of the pipeline's intermediate objects, one per kind.
+
+    Every read and write holds the lock (readers reorder the LRU too); the work of making a missing value
+    runs outside it, so one slow fit does not block the others' reads.
+    """
+
+    SIZES = {"dataset": 6, "network": 2, "scorer": 3, "validation": 16, "saliency": 4}
+
+    def __init__(self, sizes: dict[str, int] | None = None) -> None:
+        self._sizes = {**self.SIZES, **(sizes or {})}
+        self._lock = threading.Lock()
+        self._caches: dict[str, OrderedDict[Hashable, Any]] = {kind: OrderedDict() for kind in self._sizes}
+
+    def get(self, kind: str, key: Hashable) -> Any:
+        """The value kept under (kind, key), or None; a hit becomes the most recently used."""
+        with self._lock:
+            cache = self._caches[kind]
+            if key not in cache:
+                return None
+            cache.move_to_end(key)
+            return cache[key]
+
+    def put(self, kind: str, key: Hashable, value: Any) -> Any:
+        """Keep value under (kind, key), dropping the least recently used past the kind's size."""
+        with self._lock:
+            cache = self._caches[kind]
+            cache[key] = value
+            cache.move_to_end(key)
+            while len(cache) > self._sizes[kind]:
+                cache.popitem(last=False)
+        return value
+
+    def get_or_make(self, kind: str, key: Hashable, make: Callable[[], Any]) -> Any:
+        """The kept value, or make() kept and returned."""
+        value = self.get(kind, key)
+        return value if value is not None else self.put(kind, key, make())
+
+
+@dataclass(frozen=True)
+class Computation:
+    """What the pipeline made: the Result and the fitted objects behind it (for callers that need more than
+    the Result: the sweep's noise ceiling, the command line's tables)."""
+
+    result: Result
+    settings: Settings
+    dataset: ComparisonSet
+    network: Network
+    scorer: AlignmentImportance
+    validation: TopKValidation
+
+
+def saliency_for(dataset: ComparisonSet, provider: str, *, use_cache: bool = True,
+                 progress: bool = False) -> tuple[list[np.ndarray] | None, str]:
+    """The provider's saliency maps, or (None, why in plain words) when it fails: the one failure policy.
+
+    Parameters
+    ----------
+    dataset : the images.
+    provider : a saliency provider name or folder ("" for none).
+    use_cache, progress : as for aisviz.saliency.providers.saliency_maps.
+
+    Returns
+    -------
+    (maps, "") on success, (None, "") for no provider, (None, message) on failure.
+    """
+    if not provider:
+        return None, ""
+    try:
+        return saliency_maps(dataset, provider, use_cache=use_cache, progress=progress), ""
+    except Exception as exc:  # noqa: BLE001 - a saliency failure must not hide the AIS results
+        log.error("saliency maps of %s failed", provider, exc_info=True)
+        return None, describe(f"compute the {provider} saliency maps", exc)
+
+
+def fit_importance(settings: Settings, dataset: ComparisonSet, network: Network, *, report: Report = _silent,
+                   device: str = "auto", use_cache: bool = True, progress: bool = False) -> AlignmentImportance:
+    """Step 3: the fitted AlignmentImportance for settings (layer and read-out resolved or None = default)."""
+    from aisviz.pipeline.importance import AlignmentImportance  # torch loads here, when work is asked for
+
+    what = f"features and leave-one-map-out AIS: {dataset.n_images} images, {settings.layer} → {settings.readout}"
+    report("features", 0.0, what)
+    scorer = AlignmentImportance(model=settings.model, layer=settings.layer, readout=settings.readout,
+                                 weights=settings.weights, similarity=settings.similarity, measure=settings.measure,
+                                 dtype=settings.dtype, device=device, use_cache=use_cache, progress=progress)
+    return scorer.fit(dataset, network=network,
+                      callback=lambda p: report("features", p.done / p.total, f"{what} (chunk {p.done} of {p.total})"))
+
+
+def validate(settings: Settings, scorer: AlignmentImportance, *, report: Report = _silent,
+             progress: bool = False) -> TopKValidation:
+    """Step 4: the paper's held-out validation of a fitted scorer (k step 0 = the automatic step)."""
+    from aisviz.pipeline.importance import TopKValidation
+
+    k_step = settings.k_step or auto_k_step(len(scorer.ais_), scorer.engine_.reruns_tail)
+    seeds = paper_seeds(settings.n_seeds)
+
+    def on_split(p: Any) -> None:
+        report("validation", p.done / p.total, f"held-out validation: split {min(int(p.done) + 1, p.total)} of "
+               f"{p.total} ({settings.n_folds} folds × {len(seeds)} seeds), k step {k_step}")
+
+    report("validation", 0.0, "held-out validation")
+    return TopKValidation(n_folds=settings.n_folds, seeds=seeds, k_step=k_step, n_random=settings.n_random,
+                          progress=progress).fit(scorer, callback=on_split)
+
+
+def run_pipeline(settings: Settings, *, dataset: ComparisonSet | None = None, network: Network | None = None,
+                 report: Report = _silent, memo: Memo | None = None, device: str = "auto", use_cache: bool = True,
+                 progress: bool = False, started_at: float | None = None) -> Computation:
+    """Run every step for settings and keep the fitted objects (see the module docstring).
+
+    Parameters
+    ----------
+    settings : what to compute (Settings: data set, network, layers, validation, saliency provider).
+    dataset : the ComparisonSet to use instead of loading settings.dataset (its name is then the key).
+    network : a loaded Network to use instead of loading settings.model.
+    report : progress callback (stage, fraction, text); an exception it raises stops the work.
+    memo : caches of intermediate objects to read and fill (None: compute everything).
+    device : "auto", "cpu", "cuda[:N]" or "mps" (where tensors run; not part of the result's settings).
+    use_cache : read and write the feature and saliency caches on disk.
+    progress : show tqdm progress bars.
+    started_at : time.perf_counter() of the request (the Result's `seconds` count from it).
+
+    Returns
+    -------
+    The Computation: the Result, the resolved settings and the fitted objects.
+    """
+    started_at = time.perf_counter() if started_at is None else started_at
+    memo = memo or Memo()
+    report("data", 0.0, "loading the data set")
+    if dataset is None:
+        dataset = memo.get_or_make("dataset", settings.dataset, lambda: _checked_dataset(settings.dataset))
+    report("network", 0.0, f"loading {settings.model}")
+    net = network or memo.get_or_make("network", (settings.model, settings.weights),
+                                      lambda: load_network(settings.model, weights=settings.weights))
+    li, ri = net.resolve_layers(settings.layer, settings.readout)
+    resolved = replace(settings, layer=net.stage_names[li], readout=net.stage_names[ri])
+    scorer = memo.get_or_make("scorer", resolved.scorer_key(), lambda: fit_importance(
+        resolved, dataset, net, report=report, device=device, use_cache=use_cache, progress=progress))
+    k_step = settings.k_step or auto_k_step(len(scorer.ais_), scorer.engine_.reruns_tail)
+    validation = memo.get_or_make("validation", resolved.validation_key(k_step),
+                                  lambda: validate(resolved, scorer, report=report, progress=progress))
+    report("saliency", 0.0, f"saliency maps ({settings.provider})")
+    saliency, saliency_error = memo.get("saliency", (settings.dataset, settings.provider)), ""
+    if saliency is None:
+        saliency, saliency_error = saliency_for(dataset, settings.provider, use_cache=use_cache, progress=progress)
+        if saliency is not None:
+            memo.put("saliency", (settings.dataset, settings.provider), saliency)
+    report("views", 0.0, "preparing the views")
+    result = build_result(scorer, validation, dataset, saliency, resolved, saliency_provider=settings.provider,
+                          saliency_error=saliency_error, seconds=time.perf_counter() - started_at)
+    return Computation(result, resolved, dataset, net, scorer, validation)
+
+
+def _checked_dataset(key: str) -> ComparisonSet:
+    dataset = load_dataset(key)
+    dataset.load_image(0)  # fail now, in plain words, if the images are missing or unreadable
+    return dataset
+
+
+def settings_for(settings: Settings | None = None, dataset: ComparisonSet | None = None,
+                 **fields: Any) -> Settings:
+    """Settings from a base (default: the paper's defaults) with fields replaced; a ComparisonSet passed in
+    names the data set."""
+    base = settings or Settings()
+    if dataset is not None:
+        fields.setdefault("dataset", dataset.name)
+    if fields.get("provider", "") is None:
+        fields["provider"] = ""
+    return replace(base, **fields)
+
+
+def compute_result(settings: Settings | None = None, *, dataset: ComparisonSet | None = None,
+                   report: Report = _silent, memo: Memo | None = None, device: str = "auto", use_cache: bool = True,
+                   progress: bool = False, **fields: Any) -> Result:
+    """The Result for one setting: `run_pipeline(...).result`.
+
+    Parameters
+    ----------
+    settings : the base Settings (default: the paper's choices on the generated set).
+    dataset : a ComparisonSet to use instead of loading settings.dataset.
+    report, memo, device, use_cache, progress : as for run_pipeline.
+    fields : Settings fields to replace (model=..., layer=..., n_seeds=..., provider=None for no saliency).
+
+    Returns
+    -------
+    The Result.
+    """
+    return run_pipeline(settings_for(settings, dataset, **fields), dataset=dataset, report=report, memo=memo,
+                        device=device, use_cache=use_cache, progress=progress).result
+
+
+def precompute(out: str | Path, settings: Settings | None = None, *, dataset: ComparisonSet | None = None,
+               pngs: bool = True, device: str = "auto", use_cache: bool = True, progress: bool = True,
+               **fields: Any) -> tuple[Any, Result]:
+    """compute_result(...) added to the bundle folder `out`.
+
+    Parameters
+    ----------
+    out : the bundle folder (created, or an existing bundle to add to).
+    settings, dataset, device, use_cache, progress, fields : as for compute_result.
+    pngs : also write PNGs of the images and heatmaps (for people and static figures).
+
+    Returns
+    -------
+    (the bundle's index entry, the Result).
+    """
+    check_output(out)  # a foreign or damaged folder fails now, not after the computation
+    result = compute_result(settings, dataset=dataset, device=device, use_cache=use_cache, progress=progress,
+                            **fields)
     return write_bundle(result, out, pngs=pngs), result

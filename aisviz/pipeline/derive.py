@@ -11,6 +11,7 @@ import numpy as np
 from aisviz.core.curves import nearest_k_index
 from aisviz.core.heatmaps import ais_heatmap
 from aisviz.core.metrics import compare_pair, image_maps
+from aisviz.errors import UsageError
 
 
 def initial_k(result) -> int:
@@ -109,4 +110,4 @@ def result_dataframe(result, kind: str = "maps"):
         return out
     if kind == "summary":
         return pd.DataFrame([result.summary])
-    raise ValueError(f"kind must be 'maps', 'images', 'splits', 'curves' or 'summary', not {kind!r}.")
+    raise UsageError(f"kind must be 'maps', 'images', 'splits', 'curves' or 'summary', not {kind!r}.")

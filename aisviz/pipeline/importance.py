@@ -28,7 +28,7 @@ from aisviz.core.alignment import (
 )
 from aisviz.core.checks import check_set_size, warn_negative_alignment
 from aisviz.core.engine import condense, make_engine
-from aisviz.errors import InputError
+from aisviz.errors import InputError, UsageError
 from aisviz.io.interop import network_rdm
 from aisviz.models.features import extract_activations, resolve_device
 from aisviz.models.networks import OFFLINE_MODEL, load_network
@@ -142,7 +142,7 @@ class AlignmentImportance:
             return pd.DataFrame({"image": np.repeat(self.image_names_, c), "map": np.tile(self.map_names_, n),
                                  "channel": np.tile(np.arange(c), n), "image_ais": self.image_ais_.ravel(),
                                  "r_orig": np.repeat(self.r_orig_, c)})
-        raise ValueError(f"kind must be 'maps' or 'images', not {kind!r}.")
+        raise UsageError(f"kind must be 'maps' or 'images', not {kind!r}.")
 
 
 class TopKValidation:
@@ -266,7 +266,7 @@ class TopKValidation:
             return out
         if kind == "summary":
             return pd.DataFrame([self.summary_])
-        raise ValueError(f"kind must be 'splits', 'curves' or 'summary', not {kind!r}.")
+        raise UsageError(f"kind must be 'splits', 'curves' or 'summary', not {kind!r}.")
 
     def _summarize(self):
         col = {k: np.array([s[k] for s in self.splits_]) for k in

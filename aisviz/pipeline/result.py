@@ -61,6 +61,7 @@ from functools import cached_property
 import numpy as np
 
 from aisviz.core.curves import curve_stats, mds_coordinates
+from aisviz.errors import DataError
 from aisviz.pipeline.derive import result_dataframe
 from aisviz.pipeline.settings import Settings
 
@@ -112,17 +113,17 @@ class Result:
                   "mds": (self.mds.shape, (n, 2))}
         for name, (got, want) in checks.items():
             if tuple(got) != want:
-                raise ValueError(f"result field {name} has shape {tuple(got)}, expected {want} "
+                raise DataError(f"result field {name} has shape {tuple(got)}, expected {want} "
                                  f"({n} images, {c} maps): the arrays do not belong together.")
         for name in ("images", "image_sizes") + (("saliency",) if self.saliency is not None else ()):
             if len(getattr(self, name)) != n:
-                raise ValueError(f"result field {name} has {len(getattr(self, name))} entries, expected one per "
+                raise DataError(f"result field {name} has {len(getattr(self, name))} entries, expected one per "
                                  f"image ({n}).")
         if len(self.k_values) == 0 or int(self.k_values[-1]) != c:
-            raise ValueError(f"result field k_values must end at the number of maps ({c}).")
+            raise DataError(f"result field k_values must end at the number of maps ({c}).")
         for key in CURVE_NAMES:
             if np.shape(self.curves[key]) != (len(self.splits), len(self.k_values)):
-                raise ValueError(f"result curve {key} has shape {np.shape(self.curves[key])}, expected "
+                raise DataError(f"result curve {key} has shape {np.shape(self.curves[key])}, expected "
                                  f"({len(self.splits)} splits, {len(self.k_values)} k values).")
 
     @property
@@ -182,9 +183,9 @@ def build_result(scorer, validation, dataset, saliency=None, settings: Settings 
     its saliency maps (one (H, W) map per image at image size, or None). Pure: reads, never changes them."""
 
     if tuple(scorer.image_names_) != tuple(dataset.image_names):
-        raise ValueError("the scorer was fitted on other images than this data set: fit it on this data set.")
+        raise DataError("the scorer was fitted on other images than this data set: fit it on this data set.")
     if saliency is not None and len(saliency) != dataset.n_images:
-        raise ValueError(f"give one saliency map per image ({dataset.n_images}), not {len(saliency)}.")
+        raise DataError(f"give one saliency map per image ({dataset.n_images}), not {len(saliency)}.")
     settings = settings or Settings(dataset=dataset.name, model=scorer.model, weights=scorer.weights,
                                     layer=scorer.layer_, readout=scorer.readout_, similarity=scorer.similarity,
                                     measure=scorer.measure, n_folds=validation.n_folds,

@@ -5,6 +5,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from aisviz.errors import UsageError
+
 DEFAULT_DATASET = "synthetic"
 
 
@@ -24,9 +26,11 @@ class Settings:
     k_step: int = 0
     n_random: int = 1
     provider: str = "spectral_residual"
+    dtype: str = "float32"
 
     def scorer_key(self):
-        return (self.dataset, self.model, self.weights, self.layer, self.readout, self.similarity, self.measure)
+        return (self.dataset, self.model, self.weights, self.layer, self.readout, self.similarity, self.measure,
+                self.dtype)
 
     def validation_key(self, k_step: int):
         return self.scorer_key() + (self.n_folds, self.n_seeds, k_step, self.n_random)
@@ -38,7 +42,7 @@ class Settings:
     def from_dict(cls, values: dict) -> Settings:
         unknown = sorted(set(values) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ValueError(f"unknown settings {unknown}: expected only {sorted(cls.__dataclass_fields__)}.")
+            raise UsageError(f"unknown settings {unknown}: expected only {sorted(cls.__dataclass_fields__)}.")
         return cls(**values)
 
 

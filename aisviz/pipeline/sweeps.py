@@ -25,6 +25,7 @@ import numpy as np
 
 from aisviz.config import paper_seeds
 from aisviz.core.ceiling import ceiling_summary, load_subject_matrices, validation_ceiling
+from aisviz.errors import UsageError
 from aisviz.io.catalog import load_dataset
 from aisviz.io.storage import atomic_write
 from aisviz.models.networks import list_layers, load_network
@@ -295,13 +296,13 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
     models = [models] if isinstance(models, str) else list(models)
     layers = [layers] if isinstance(layers, str) else layers
     if not datasets or not models:
-        raise ValueError("a sweep needs at least one data set and one network.")
+        raise UsageError("a sweep needs at least one data set and one network.")
     seeds = paper_seeds(seeds) if isinstance(seeds, int) else tuple(int(s) for s in seeds)
     config = {"readout": readout, "folds": int(folds), "seeds": seeds, "k_step": int(k_step),
               "n_random": int(n_random), "weights": weights, "similarity": similarity, "measure": measure,
               "dtype": dtype, "device": device, "use_cache": use_cache}
     if config["folds"] < 2 or config["k_step"] < 0 or config["n_random"] < 0:
-        raise ValueError(f"folds must be at least 2 (got {folds}), k_step at least 0 (0 = auto; got {k_step}) and "
+        raise UsageError(f"folds must be at least 2 (got {folds}), k_step at least 0 (0 = auto; got {k_step}) and "
                          f"n_random at least 0 (got {n_random}).")
     out = Path(out) if out is not None else None
     groups, rows = _plan(datasets, models, layers)
@@ -423,9 +424,9 @@ def layer_table(source, dataset: str | None = None, model: str | None = None):
     for column, value in (("dataset", dataset), ("model", model)):
         choices = sorted(table[column].unique())
         if value is None and len(choices) > 1:
-            raise ValueError(f"the sweep holds several {column}s ({', '.join(map(str, choices))}); pick one.")
+            raise UsageError(f"the sweep holds several {column}s ({', '.join(map(str, choices))}); pick one.")
         if value is not None and value not in choices:
-            raise ValueError(f"the sweep has no finished cell for {column} {value!r}; it has "
+            raise UsageError(f"the sweep has no finished cell for {column} {value!r}; it has "
                              f"{', '.join(map(str, choices)) or 'none'}.")
         table = table if value is None else table[table[column] == value]
     return table.sort_values("layer_index", kind="stable").reset_index(drop=True)

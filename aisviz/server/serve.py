@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 from aisviz.config import aisviz_home
-from aisviz.errors import EnvironmentProblem
+from aisviz.errors import EnvironmentProblem, UsageError
 from aisviz.io.storage import atomic_write
 from aisviz.pipeline.bundles import open_catalog
 from aisviz.server.voila_template import voila_environment
@@ -100,13 +100,13 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
     """The Voila command line serve() runs (a list for subprocess): aisviz.server.voila_server, i.e. Voila with the
     kernel cap, the v1-only kernel websockets and the working tab-close beacon."""
     if not 1 <= int(port) <= 65535:
-        raise ValueError(f"port must be 1 to 65535, not {port}.")
+        raise UsageError(f"port must be 1 to 65535, not {port}.")
     if int(pool_size) < 0:
-        raise ValueError(f"pool_size must be 0 (no preheated kernels) or more, not {pool_size}.")
+        raise UsageError(f"pool_size must be 0 (no preheated kernels) or more, not {pool_size}.")
     if int(cull_idle_timeout) < 1:
-        raise ValueError(f"the idle timeout must be at least 1 second, not {cull_idle_timeout}.")
+        raise UsageError(f"the idle timeout must be at least 1 second, not {cull_idle_timeout}.")
     if int(max_kernels) < 0:
-        raise ValueError(f"max_kernels must be 0 (no cap) or more, not {max_kernels}.")
+        raise UsageError(f"max_kernels must be 0 (no cap) or more, not {max_kernels}.")
     interval = cull_interval_for(cull_idle_timeout) if cull_interval is None else int(cull_interval)
     cmd = [sys.executable, "-m", "aisviz.server.voila_server", str(notebook or dashboard_notebook()),
            "--Voila.ip=127.0.0.1", f"--port={int(port)}", "--Voila.port_retries=0",

@@ -10,6 +10,7 @@ import io
 import numpy as np
 
 from aisviz.core.heatmaps import colormap, overlay, scale_note
+from aisviz.errors import UsageError
 
 FORMATS = ("png", "svg")
 TRAIN_COLOUR, TEST_COLOUR, RANDOM_COLOUR = "#1f77b4", "#d62728", "#7f7f7f"
@@ -25,7 +26,7 @@ def _figure(width: float, height: float):
 def figure_bytes(fig, fmt: str = "png", dpi: int = 150) -> bytes:
     """The figure as PNG or SVG bytes."""
     if fmt not in FORMATS:
-        raise ValueError(f"figure format must be one of {FORMATS}, not {fmt!r}.")
+        raise UsageError(f"figure format must be one of {FORMATS}, not {fmt!r}.")
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=dpi)
     return buf.getvalue()

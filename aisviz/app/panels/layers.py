@@ -17,6 +17,7 @@ from aisviz.app.panels.base import Panel
 from aisviz.app.panels.controls import ControlsPanel
 from aisviz.app.session import Session, Superseded
 from aisviz.config import aisviz_home, paper_seeds
+from aisviz.errors import UsageError
 from aisviz.models.networks import load_network
 from aisviz.pipeline.settings import Settings
 from aisviz.viz.plots import layer_comparison
@@ -148,7 +149,7 @@ class LayerComparisonPanel(Panel):
         """Show the cells of a sweep folder too."""
         folder = Path((path or "").strip()).expanduser()
         if not (folder / "cells").is_dir():
-            raise ValueError(f"{folder} holds no sweep results (no cells/ folder). Give the folder passed to "
+            raise UsageError(f"{folder} holds no sweep results (no cells/ folder). Give the folder passed to "
                              "`aisviz sweep --out`.")
         if folder not in self.folders:
             self.folders.append(folder)
@@ -163,7 +164,7 @@ class LayerComparisonPanel(Panel):
 
         control = self.dash.panel(ControlsPanel).w_layer
         if layer not in [value for _, value in control.options]:
-            raise ValueError(f"{layer!r} is not a perturbed layer of the shown network; pick one in the layer menu.")
+            raise UsageError(f"{layer!r} is not a perturbed layer of the shown network; pick one in the layer menu.")
         control.value = layer
 
     # -- computing (the Session calls these)
@@ -172,7 +173,7 @@ class LayerComparisonPanel(Panel):
         """Compute the selected layers for the shown settings in the background (finished cells are reused)."""
         r = self._shown()
         if r is None or not layers:
-            raise ValueError("select one or more layers first (and wait for the first results).")
+            raise UsageError("select one or more layers first (and wait for the first results).")
         s = r.settings
         self.w_compute.disabled = True
         self.w_progress.value = 0
