@@ -18,7 +18,6 @@ import threading
 import time
 from pathlib import Path
 
-from aisviz.app.html import plain_message
 from aisviz.app.panels import (
     BrowserPanel,
     ControlsPanel,
@@ -34,6 +33,7 @@ from aisviz.app.panels.sizes import SlotWidths
 from aisviz.app.session import Session
 from aisviz.app.state import DashboardState
 from aisviz.core.heatmaps import check_mode
+from aisviz.errors import describe
 from aisviz.models.networks import OFFLINE_MODEL
 from aisviz.pipeline import derive
 from aisviz.pipeline.compute import Memo
@@ -237,7 +237,7 @@ class Dashboard:
         return wrapped
 
     def show_error(self, action: str, exc: BaseException | str):
-        text = exc if isinstance(exc, str) else plain_message(action, exc)
+        text = exc if isinstance(exc, str) else describe(action, exc, where="the server log (logger 'aisviz.app')")
         if isinstance(exc, BaseException):
             log.error("dashboard: %s", text, exc_info=(type(exc), exc, exc.__traceback__))
         else:

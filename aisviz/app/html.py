@@ -8,8 +8,6 @@ import numpy as np
 
 from aisviz.core.metrics import DEFINITIONS
 
-_PLAIN_ERRORS = (ValueError, ImportError, FileNotFoundError, NotADirectoryError, PermissionError, KeyError)
-
 
 def fmt(x, digits: int = 3) -> str:
     if x is None:
@@ -24,16 +22,6 @@ def fmt(x, digits: int = 3) -> str:
 
 def esc(x) -> str:
     return html.escape(str(x), quote=True)
-
-
-def plain_message(action: str, exc: BaseException) -> str:
-    """An error in plain words: the package's own errors (DataError, ModelError, SaliencyError are
-    ValueErrors) carry their fix in the message; anything else is named and pointed to the log."""
-    if isinstance(exc, _PLAIN_ERRORS):
-        text = str(exc).strip() or type(exc).__name__
-        return f"Could not {action}: {text}"
-    return (f"Could not {action}: an unexpected {type(exc).__name__} happened ({exc}). The details are in the "
-            "server log (logger 'aisviz.app').")
 
 
 def data_attrs(**values) -> str:

@@ -27,8 +27,23 @@ from pathlib import Path
 import numpy as np
 
 from aisviz import __version__
-from aisviz.config import paper_seeds
+from aisviz.cli.share import add_commands
+from aisviz.config import aisviz_home, paper_seeds
+from aisviz.core.heatmaps import ais_heatmap, mass_inside
+from aisviz.core.metrics import comparison_dataframe, pool_results
 from aisviz.errors import EXIT_INTERNAL, AisvizWarning, UsageError, exit_code_for, recording_warnings
+from aisviz.io import jsonout
+from aisviz.io.catalog import download, list_datasets, load_dataset
+from aisviz.io.storage import atomic_write, output_names, prepare_output_dir
+from aisviz.models.features import check_device_name, resolve_device
+from aisviz.models.networks import TIMM_NOTE, list_layers, list_models, load_network
+from aisviz.pipeline.caches import cache_report, clear_caches
+from aisviz.pipeline.comparisons import ais_heatmaps, compare_dataset, export_panels
+from aisviz.pipeline.compute import fit_importance, run_pipeline
+from aisviz.pipeline.settings import Settings
+from aisviz.saliency.providers import get_provider, saliency_maps
+from aisviz.server.serve import serve
+from aisviz.viz.figures import figure_bytes, heatmap_figure
 
 DEFAULT_DATASET = "synthetic"
 EXIT_CODES_HELP = ("exit codes: 0 success; 1 internal error (traceback in the log named on stderr); 2 usage "
@@ -64,7 +79,6 @@ def non_empty(text):
 
 
 def device_name(text):
-    from aisviz.models.features import check_device_name
 
     try:
         return check_device_name(text)
@@ -113,28 +127,43 @@ def _add_model_args(p, several_datasets=False):
 
 
 def _network(args):
-    from aisviz.models.networks import load_network
 
     return load_network(args.model, weights=args.weights, weights_file=args.weights_file)
 
 
-def _scorer(args, dataset_name=None):
-    """Load, check and fit: every check that needs only the data set and the network comes before the fit."""
+def _checked_inputs(args, dataset_name=None):
+    """The pipeline's Settings, data set and network: every check that needs only these comes before any fit."""
     from aisviz.core.alignment import kfold_splits
-    from aisviz.io.catalog import load_dataset
-    from aisviz.models.features import resolve_device
-    from aisviz.pipeline.importance import AlignmentImportance
 
     resolve_device(args.device)  # a missing GPU is reported now, not after loading everything
     net = _network(args)
     net.resolve_layers(args.layer, args.readout)
-    dataset = load_dataset(dataset_name or args.dataset)
+    name = dataset_name or args.dataset
+    dataset = load_dataset(name)
+    validation = {}
     if getattr(args, "folds", None) is not None:  # validate, demo: too few images for the folds?
         kfold_splits(dataset.n_images, args.folds, seeds=())
-    scorer = AlignmentImportance(model=args.model, layer=args.layer, readout=args.readout, weights=args.weights,
-                                 similarity=args.similarity, measure=args.measure, device=args.device,
-                                 dtype=args.dtype, use_cache=not args.no_cache, progress=not args.quiet)
-    return scorer.fit(dataset, network=net)
+        validation = {"n_folds": args.folds, "n_seeds": args.seeds, "k_step": args.k_step, "n_random": args.n_random}
+    settings = Settings(dataset=str(name), model=args.model, weights=args.weights, layer=args.layer,
+                        readout=args.readout, similarity=args.similarity, measure=args.measure, dtype=args.dtype,
+                        provider="", **validation)
+    return settings, dataset, net
+
+
+def _scorer(args, dataset_name=None):
+    """The pipeline's first steps: the fitted AlignmentImportance."""
+
+    settings, dataset, net = _checked_inputs(args, dataset_name)
+    return fit_importance(settings, dataset, net, device=args.device, use_cache=not args.no_cache,
+                          progress=not args.quiet)
+
+
+def _computation(args):
+    """The whole pipeline (no saliency): the fitted scorer and its held-out validation."""
+
+    settings, dataset, net = _checked_inputs(args)
+    return run_pipeline(settings, dataset=dataset, network=net, device=args.device, use_cache=not args.no_cache,
+                        progress=not args.quiet)
 
 
 def _context(scorer) -> dict:
@@ -147,7 +176,6 @@ def _context(scorer) -> dict:
 
 def print_json(obj) -> None:
     """Strict JSON on stdout, for a command that prints for itself (NaN/inf -> null, counted)."""
-    from aisviz.io import jsonout
 
     sys.stdout.write(jsonout.dumps(obj) + "\n")
 
@@ -157,13 +185,11 @@ _print_json = print_json  # the name the commands of other branches (sweep, shar
 
 def _csv_dir(args):
     """The --csv folder, created and checked before any computation (None when not asked for)."""
-    from aisviz.io.storage import prepare_output_dir
 
     return None if getattr(args, "csv", None) is None else prepare_output_dir(args.csv, "--csv")
 
 
 def _write_csv(folder: Path, tables: dict) -> list[str]:
-    from aisviz.io.storage import atomic_write
 
     written = []
     for name, df in tables.items():
@@ -177,7 +203,6 @@ def _write_csv(folder: Path, tables: dict) -> list[str]:
 
 
 def cmd_datasets(args):
-    from aisviz.io.catalog import list_datasets
 
     rows = list_datasets()
 
@@ -191,7 +216,6 @@ def cmd_datasets(args):
 
 
 def cmd_models(args):
-    from aisviz.models.networks import TIMM_NOTE, list_models
 
     rows = list_models()
 
@@ -203,7 +227,6 @@ def cmd_models(args):
 
 
 def cmd_layers(args):
-    from aisviz.models.networks import list_layers, load_network
 
     net = load_network(args.model, weights="none")  # shapes do not depend on the weights
     rows = list_layers(net)
@@ -217,7 +240,6 @@ def cmd_layers(args):
 
 
 def cmd_download(args):
-    from aisviz.io.catalog import download
 
     path = download(args.name, dest_root=args.dest, progress=not args.quiet)
     return {"name": args.name, "path": str(path)}, lambda: print(f"{args.name} is in {path}")
@@ -246,14 +268,6 @@ def cmd_score(args):
     return payload, show
 
 
-def _validate(args, scorer):
-    from aisviz.pipeline.importance import TopKValidation
-
-    v = TopKValidation(n_folds=args.folds, seeds=paper_seeds(args.seeds), k_step=args.k_step,
-                       n_random=args.n_random, progress=not args.quiet)
-    return v.fit(scorer)
-
-
 def _validation_dict(v) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a k undefined in every split has a NaN (null) mean
@@ -277,8 +291,8 @@ def _print_validation(scorer, v):
 
 def cmd_validate(args):
     csv_dir = _csv_dir(args)
-    scorer = _scorer(args)
-    v = _validate(args, scorer)
+    computation = _computation(args)
+    scorer, v = computation.scorer, computation.validation
     payload = {**_context(scorer), **_validation_dict(v)}
     if csv_dir is not None:
         payload["csv"] = _write_csv(csv_dir, {"maps": scorer.to_dataframe("maps"),
@@ -304,9 +318,6 @@ def write_heatmaps(scorer, out_dir: Path, keep=None, display: str = "default") -
     File names are made unique and safe (storage.output_names); heatmaps.npz holds `names` (the image
     names), `files` (their PNGs) and `heatmap_0000`, ... in the same order, never keys made of image names.
     Returns one {"image", "file"} row per image."""
-    from aisviz.core.heatmaps import ais_heatmap
-    from aisviz.io.storage import atomic_write, output_names
-    from aisviz.viz.figures import figure_bytes, heatmap_figure
 
     ds, raw = scorer.dataset_, []
     files = output_names(ds.image_names, "_ais.png")
@@ -323,7 +334,6 @@ def write_heatmaps(scorer, out_dir: Path, keep=None, display: str = "default") -
 
 def cmd_heatmaps(args):
     from aisviz.core.alignment import top_k_mask
-    from aisviz.io.storage import prepare_output_dir
 
     out = prepare_output_dir(args.out)
     scorer = _scorer(args)
@@ -336,18 +346,16 @@ def cmd_heatmaps(args):
 
 def cmd_demo(args):
     """The main job on the embedded default: AIS, held-out validation, heatmaps, ground-truth check."""
-    from aisviz.io.storage import prepare_output_dir
 
     t0 = time.perf_counter()
     out = prepare_output_dir(args.out)
-    scorer = _scorer(args)
-    v = _validate(args, scorer)
+    computation = _computation(args)
+    scorer, v = computation.scorer, computation.validation
     written = write_heatmaps(scorer, out)
     ds = scorer.dataset_
     payload = {**_context(scorer), **_validation_dict(v), "out": str(out), "files": written}
     truth = None
     if ds.relevant_masks is not None:
-        from aisviz.core.heatmaps import ais_heatmap, mass_inside
 
         share = [mass_inside(ais_heatmap(scorer.activations_[i], scorer.image_ais_[i]), ds.relevant_masks[i])
                  for i in range(ds.n_images)]
@@ -368,10 +376,6 @@ def cmd_demo(args):
 
 def cmd_saliency(args):
     """AIS heatmaps vs a saliency provider on one or more data sets: per image, per set and pooled."""
-    from aisviz.core.metrics import comparison_dataframe, pool_results
-    from aisviz.io.storage import prepare_output_dir
-    from aisviz.pipeline.comparisons import ais_heatmaps, compare_dataset, export_panels
-    from aisviz.saliency.providers import get_provider, saliency_maps
 
     csv_dir = _csv_dir(args)
     out_root = prepare_output_dir(args.out) if args.out else None
@@ -386,7 +390,6 @@ def cmd_saliency(args):
             export_panels(scorer.dataset_, ais_heatmaps(scorer), sal, out_root / scorer.dataset_.name,
                           mode=args.display, provider=provider.label)
         if csv_dir is not None:
-            from aisviz.io.storage import output_names
 
             fname = output_names([scorer.dataset_.name], "")[0]
             csv_files += _write_csv(csv_dir, {f"saliency_{fname}": comparison_dataframe(result)})
@@ -444,10 +447,8 @@ def cmd_sweep(args):
 
 
 def cmd_serve(args):
-    from aisviz.server.serve import serve
 
     if args.shared and not args.bundles:
-        from aisviz.errors import UsageError
 
         raise UsageError("--shared needs --bundles DIR: the result bundles viewers may open (aisviz precompute).")
     code = serve(port=args.port, pool_size=args.pool_size, open_browser=args.open, cull_idle_timeout=args.cull_idle,
@@ -459,7 +460,6 @@ def cmd_serve(args):
 
 
 def cmd_cache(args):
-    from aisviz.pipeline.caches import cache_report, clear_caches
 
     if args.action == "clear":
         removed = clear_caches()
@@ -579,7 +579,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundles", help="folder of result bundles (aisviz precompute) for --shared")
     p.add_argument("--max-kernels", type=at_least(0), default=0, help="cap on visitors' kernels; 0 = none")
     p.add_argument("--hub-auth", action="store_true", help="run as a JupyterHub service (see deploy/)")
-    from aisviz.cli.share import add_commands
 
     add_commands(sub, _sub)
     p = _sub(sub, "cache", "show the caches with their sizes, or clear them all", cmd_cache)
@@ -591,7 +590,6 @@ def build_parser() -> argparse.ArgumentParser:
 def log_file() -> Path:
     """Where internal errors leave their traceback: AISVIZ_HOME/logs/cli.log, or the temp folder if that
     cannot be written."""
-    from aisviz.config import aisviz_home
 
     for folder in (aisviz_home() / "logs", Path(tempfile.gettempdir())):
         try:

@@ -6,12 +6,14 @@ import shutil
 import sys
 from pathlib import Path
 
+from aisviz.errors import EnvironmentProblem
+from aisviz.pipeline.bundles import open_catalog
+from aisviz.pipeline.compute import precompute
+
 NOTEBOOK_FOLDER = "notebooks"
 
 
 def cmd_precompute(args):
-    from aisviz.pipeline.bundles import open_catalog
-    from aisviz.pipeline.compute import precompute
 
     out = Path(args.out)
     for dataset in args.dataset:
@@ -34,12 +36,9 @@ def cmd_precompute(args):
 def packaged_notebooks() -> Path:
     """The folder of the notebooks shipped with aisviz (aisviz/notebooks in a wheel; the checkout's
     notebooks/ folder in a source checkout)."""
-    here = Path(__file__).resolve().parent
-    for folder in (here / NOTEBOOK_FOLDER, here.parent / NOTEBOOK_FOLDER):
-        if folder.is_dir() and any(folder.glob("*.ipynb")):
-            return folder
-    from aisviz.errors import EnvironmentProblem
-
+    folder = Path(__file__).resolve().parent.parent / NOTEBOOK_FOLDER
+    if folder.is_dir() and any(folder.glob("*.ipynb")):
+        return folder
     raise EnvironmentProblem("the aisviz notebooks are not installed with this copy of aisviz: reinstall it "
                             "(pip install --force-reinstall aisviz).")
 

@@ -225,7 +225,7 @@ def settings_for(settings: Settings | None = None, dataset: ComparisonSet | None
     return replace(base, **fields)
 
 
-def compute_result(settings: Settings | None = None, *, dataset: ComparisonSet | None = None,
+def compute_result(settings: Settings | None = None, *, dataset: ComparisonSet | str | Path | None = None,
                    report: Report = _silent, memo: Memo | None = None, device: str = "auto", use_cache: bool = True,
                    progress: bool = False, **fields: Any) -> Result:
     """The Result for one setting: `run_pipeline(...).result`.
@@ -233,7 +233,7 @@ def compute_result(settings: Settings | None = None, *, dataset: ComparisonSet |
     Parameters
     ----------
     settings : the base Settings (default: the paper's choices on the generated set).
-    dataset : a ComparisonSet to use instead of loading settings.dataset.
+    dataset : a ComparisonSet to use instead of loading settings.dataset, or a catalog name or folder.
     report, memo, device, use_cache, progress : as for run_pipeline.
     fields : Settings fields to replace (model=..., layer=..., n_seeds=..., provider=None for no saliency).
 
@@ -241,11 +241,13 @@ def compute_result(settings: Settings | None = None, *, dataset: ComparisonSet |
     -------
     The Result.
     """
+    if isinstance(dataset, (str, Path)):  # a catalog name or folder: a setting, loaded by the pipeline
+        fields["dataset"], dataset = str(dataset), None
     return run_pipeline(settings_for(settings, dataset, **fields), dataset=dataset, report=report, memo=memo,
                         device=device, use_cache=use_cache, progress=progress).result
 
 
-def precompute(out: str | Path, settings: Settings | None = None, *, dataset: ComparisonSet | None = None,
+def precompute(out: str | Path, settings: Settings | None = None, *, dataset: ComparisonSet | str | Path | None = None,
                pngs: bool = True, device: str = "auto", use_cache: bool = True, progress: bool = True,
                **fields: Any) -> tuple[Any, Result]:
     """compute_result(...) added to the bundle folder `out`.

@@ -18,6 +18,7 @@ import re
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,8 @@ from aisviz.io.catalog import load_dataset
 from aisviz.io.storage import atomic_write
 from aisviz.models.networks import list_layers, load_network
 from aisviz.pipeline.bundles import write_bundle
-from aisviz.pipeline.result import build_result
-from aisviz.pipeline.settings import auto_k_step
+from aisviz.pipeline.compute import Computation, run_pipeline
+from aisviz.pipeline.settings import Settings
 
 # Columns of the sweep table, in order. Meanings are in COLUMN_MEANINGS.
 RESULT_COLUMNS = ("r2_all", "mean_r2_test_topk", "sd_r2_test_topk", "mean_r2_test_all", "sd_r2_test_all",
@@ -149,13 +150,14 @@ def _write_csv(path: Path, frame):
     atomic_write(path, lambda f: f.write(frame.to_csv(index=False).encode()))
 
 
-def _save_cell(cell_dir: Path, row: dict, settings: str, config: dict, dataset, scorer, validation, ceiling_rows):
+def _save_cell(cell_dir: Path, row: dict, settings: str, config: dict, computation: Computation, ceiling_rows):
     """The cell's dashboard bundle and tables, then row.json (written last: its presence marks the cell
     finished). Each cell has its own bundle folder, so that parallel cells never write the same index."""
     import pandas as pd
 
 
-    write_bundle(build_result(scorer, validation, dataset, seconds=row["seconds"]), cell_dir / "bundle", pngs=False)
+    scorer, validation = computation.scorer, computation.validation
+    write_bundle(replace(computation.result, seconds=row["seconds"]), cell_dir / "bundle", pngs=False)
     _write_csv(cell_dir / "maps.csv", scorer.to_dataframe("maps"))
     _write_csv(cell_dir / "splits.csv", validation.to_dataframe("splits"))
     _write_csv(cell_dir / "curves.csv", validation.to_dataframe("curves"))
@@ -171,20 +173,22 @@ def _jsonable(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def run_cell(dataset, network, layer: str, config: dict, callback=None):
-    """Score and validate one cell in this process. Returns (row, scorer, validation, ceiling rows).
-    config["k_step"] = 0 picks the dashboard's auto step for the layer's maps and engine. callback(Progress)
-    is passed to both fits (an exception it raises stops the cell)."""
-    from aisviz.pipeline.importance import AlignmentImportance, TopKValidation
+def cell_settings(label: str, model: str, layer: str, config: dict) -> Settings:
+    """The pipeline's Settings of one cell (no saliency maps: a sweep compares layers)."""
+    return Settings(dataset=label, model=model, weights=config["weights"], layer=layer, readout=config["readout"],
+                    similarity=config["similarity"], measure=config["measure"], n_folds=config["folds"],
+                    n_seeds=len(config["seeds"]), k_step=config["k_step"], n_random=config["n_random"],
+                    provider="", dtype=config["dtype"])
 
+
+def run_cell(dataset, network, settings: Settings, config: dict, report=None):
+    """Score and validate one cell in this process, through the pipeline. Returns (row, computation, ceiling
+    rows). settings.k_step = 0 picks the dashboard's auto step for the layer's maps and engine. report(stage,
+    fraction, text) follows the pipeline's stages (an exception it raises stops the cell)."""
     t0 = time.perf_counter()
-    scorer = AlignmentImportance(model=network.name, layer=layer, readout=config["readout"],
-                                 similarity=config["similarity"], measure=config["measure"], weights=config["weights"],
-                                 device=config["device"], dtype=config["dtype"], use_cache=config["use_cache"],
-                                 progress=False).fit(dataset, network=network, callback=callback)
-    k_step = config["k_step"] or auto_k_step(len(scorer.ais_), scorer.engine_.reruns_tail)
-    validation = TopKValidation(n_folds=config["folds"], seeds=config["seeds"], k_step=k_step,
-                                n_random=config["n_random"], progress=False).fit(scorer, callback=callback)
+    computation = run_pipeline(settings, dataset=dataset, network=network, report=report or _no_report,
+                               device=config["device"], use_cache=config["use_cache"])
+    scorer, validation = computation.scorer, computation.validation
     subjects = load_subject_matrices(dataset)
     ceiling_rows = validation_ceiling(scorer, validation, subjects) if subjects is not None else None
     ceiling = ceiling_summary(scorer, ceiling_rows, subjects) if subjects is not None else {}
@@ -192,7 +196,11 @@ def run_cell(dataset, network, layer: str, config: dict, callback=None):
            "n_maps": len(scorer.ais_), "engine": scorer.engine_.kind, "r2_all": scorer.r2_all_,
            **{k: validation.summary_[k] for k in RESULT_COLUMNS if k != "r2_all"}, **ceiling,
            "seconds": time.perf_counter() - t0}
-    return row, scorer, validation, ceiling_rows
+    return row, computation, ceiling_rows
+
+
+def _no_report(stage: str, fraction: float, text: str) -> None:
+    """Sweeps report per cell (on_cell), not per stage."""
 
 
 def _data_hash(dataset) -> str:
@@ -208,9 +216,9 @@ def run_cells(label: str, model: str, layers: list[str], config: dict, out, load
     """The cells (label, model, layer) for each layer, one after the other, in this process: finished cells
     (row.json under `out` with the same settings and data content) are read back, the others computed and
     saved. load_dataset() is called once; load_network() once, and only when a cell must be computed.
-    callback(i, Progress) reports cell i's fits; on_cell(row) is called as each cell is done. An exception of
-    a type in stop_on ends the run (a superseded dashboard job); any other fails only its cell (or, while
-    loading, the cells that need it), whose row then holds the one-line error."""
+    callback(i, stage, fraction, text) reports cell i's pipeline stages; on_cell(row) is called as each cell is
+    done. An exception of a type in stop_on ends the run (a superseded dashboard job); any other fails only its
+    cell (or, while loading, the cells that need it), whose row then holds the one-line error."""
     rows = {}
 
     def done(layer, row):
@@ -239,13 +247,14 @@ def run_cells(label: str, model: str, layers: list[str], config: dict, out, load
     network = None
     for i, layer, cell_dir in todo:
         row = _empty_row(label, model, layer)
-        report = None if callback is None else (lambda p, i=i: callback(i, p))
+        report = None if callback is None else (lambda stage, fraction, text, i=i: callback(i, stage, fraction, text))
         try:
             network = network or load_network()
-            computed, scorer, validation, ceiling_rows = run_cell(dataset, network, layer, config, report)
+            computed, computation, ceiling_rows = run_cell(dataset, network, cell_settings(label, model, layer, config),
+                                                           config, report)
             row.update(computed, status="computed")
             if cell_dir is not None:
-                _save_cell(cell_dir, row, settings, config, dataset, scorer, validation, ceiling_rows)
+                _save_cell(cell_dir, row, settings, config, computation, ceiling_rows)
         except stop_on:
             raise
         except Exception as exc:  # one failing cell is reported in its row; the others go on
@@ -297,7 +306,10 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
     layers = [layers] if isinstance(layers, str) else layers
     if not datasets or not models:
         raise UsageError("a sweep needs at least one data set and one network.")
-    seeds = paper_seeds(seeds) if isinstance(seeds, int) else tuple(int(s) for s in seeds)
+    if isinstance(seeds, int):
+        seeds = paper_seeds(seeds)
+    elif tuple(int(s) for s in seeds) != paper_seeds(len(seeds)):
+        raise UsageError(f"seeds {tuple(seeds)}: a sweep uses the paper's seeds 111, 222, ...; give their number.")
     config = {"readout": readout, "folds": int(folds), "seeds": seeds, "k_step": int(k_step),
               "n_random": int(n_random), "weights": weights, "similarity": similarity, "measure": measure,
               "dtype": dtype, "device": device, "use_cache": use_cache}

@@ -188,10 +188,10 @@ class LayerComparisonPanel(Panel):
                   "similarity": request.similarity, "measure": request.measure, "dtype": "float32",
                   "device": "auto", "use_cache": True}
 
-        def progress(i, p):  # each layer: leave-one-map-out, then the validation, half the bar each
-            within = 0.5 * p.done / p.total + (0.5 if p.stage == "validation" else 0.0)
+        def progress(i, stage, fraction, text):  # each layer: its features, then its validation, half the bar each
+            within = 0.5 * fraction + (0.5 if stage == "validation" else 0.0)
             self._fraction = min((i + within) / n, 1.0)
-            report("validation", self._fraction, f"layer {request.layers[i]} ({i + 1} of {n}): {p.stage}")
+            report("validation", self._fraction, f"layer {request.layers[i]} ({i + 1} of {n}): {text}")
 
         rows = run_cells(request.dataset, request.model, list(request.layers), config, own_folder(),
                          lambda: self.dash.session.dataset(request.dataset),

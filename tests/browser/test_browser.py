@@ -16,11 +16,9 @@ import sys
 import zipfile
 from pathlib import Path
 
+import dashboard_pages as dp
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-import dashboard_pages as dp  # noqa: E402
 
 
 def _missing() -> str | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("nbclient", "nbformat", "ipykernel", "ipywidgets", "plotly")),
     reason="notebook execution needs nbclient, nbformat, ipykernel, ipywidgets and plotly (pip install 'aisviz[app]')")

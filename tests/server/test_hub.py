@@ -15,7 +15,7 @@ import pytest
 from conftest import make_tiny_set
 from serve_helpers import free_port, get, wait_listening
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROXY = ROOT / "deploy" / "node_modules" / ".bin" / "configurable-http-proxy"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

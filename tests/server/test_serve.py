@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(any(__import__("importlib").util.find_spec(m) is
                                     for m in ("voila", "psutil", "websocket")),
                                 reason="needs the app extra (voila) and psutil, websocket-client")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(tmp_path):

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.slow,
                                      for m in ("voila", "playwright", "psutil", "websocket")),
                                  reason="needs the app and test extras")]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from aisviz.core.comparison import ComparisonSet, to_rgb
+from aisviz.core.comparison import to_rgb
 from aisviz.errors import AisvizWarning, DataError
 from aisviz.io.folders import load_folder, unpadded_numbers
 from aisviz.io.interop import from_dataframe
