@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
-from scipy import stats
 
 from aisviz.core.heatmaps import display_map
 from aisviz.errors import DataError, UsageError
@@ -55,6 +54,13 @@ DEFINITIONS = {
 
 class UndefinedMetric(ValueError):
     """The metric has no value for these maps; the message says why."""
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks of all values (flattened), ties sharing their mean rank."""
+    from scipy.stats import rankdata  # scipy.stats takes seconds to import: only comparisons pay for it
+
+    return rankdata(x, axis=None)
 
 
 def _key(metric: str, q: float) -> str:
@@ -113,7 +119,7 @@ def _rr(pred: np.ndarray, ref: np.ndarray, q: float) -> float:
 def auc(ais_map, sal_map, q: float) -> float:
     """ROC AUC of the AIS map for the saliency map's top-q region (see DEFINITIONS['auc'])."""
     a, s = _check_pair(ais_map, sal_map)
-    return _auc(stats.rankdata(a, axis=None), top_region(s, q).ravel(), q)
+    return _auc(_ranks(a), top_region(s, q).ravel(), q)
 
 
 def _auc(ranks: np.ndarray, positives: np.ndarray, q: float) -> float:
@@ -193,7 +199,7 @@ def compare_pair(ais_map, sal_map, mask=None, qs=QS, where: str = "") -> dict:
     Undefined values are NaN with the reason in row['notes'][key]."""
     a, s = _check_pair(ais_map, sal_map, where)
     row: dict = {"notes": {}}
-    ranks = stats.rankdata(a, axis=None)  # shared by the AUCs at every q
+    ranks = _ranks(a)  # shared by the AUCs at every q
     regions = {q: (top_region(a, q), top_region(s, q)) for q in qs}
     for q, (pred, ref) in regions.items():
         _metric(row, _key("rr", q), _rr, pred, ref, q)
@@ -331,7 +337,7 @@ def heatmap_agreement(heatmaps_a, heatmaps_b, image_names, sizes) -> dict:
 
 
 def _spearman(x, y) -> float:
-    return _pearson(stats.rankdata(x), stats.rankdata(y))
+    return _pearson(_ranks(x), _ranks(y))
 
 
 def _ais_rank(ais: np.ndarray, j: int) -> int:
