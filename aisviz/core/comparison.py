@@ -130,7 +130,7 @@ def dissimilarity_to_similarity(d, name: str = "") -> tuple[np.ndarray, str]:
     return s, note
 
 
-def to_rgb(image: Image.Image, name: str = "") -> Image.Image:
+def to_rgb(image: Image.Image, name: str = "", notes: list[str] | None = None) -> Image.Image:
     """Return an 8-bit RGB copy of an image in any common PIL mode.
 
     16-bit images keep their top 8 bits; 32-bit integer and float images are scaled by their own
@@ -148,9 +148,12 @@ def to_rgb(image: Image.Image, name: str = "") -> Image.Image:
         bad = ~np.isfinite(a)
         if bad.any():  # one NaN would otherwise make the range NaN and the whole image black
             fill = float(np.median(a[~bad])) if (~bad).any() else 0.0
-            warnings.warn(
-                f"image {name or '(in memory)'}: {int(bad.sum())} of {a.size} pixels are NaN or infinite; "
-                f"filled with the median of the others ({fill:.4g}). Check the file.", AisvizWarning, stacklevel=2)
+            note = (f"image {name or '(in memory)'}: {int(bad.sum())} of {a.size} pixels are NaN or infinite; "
+                    f"filled with the median of the others ({fill:.4g}). Check the file.")
+            if notes is None:
+                warnings.warn(note, AisvizWarning, stacklevel=2)
+            else:  # the caller passes it on (worker threads must not touch the global warning filters)
+                notes.append(note)
             a = np.where(bad, fill, a)
         lo, hi = a.min(), a.max()
         a = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)
@@ -168,9 +171,8 @@ def to_rgb(image: Image.Image, name: str = "") -> Image.Image:
 class ComparisonSet:
     """Images and their pairwise similarity (higher = more similar), row i = image i.
 
-    `similarity` may be an N×N array (in image order), a pandas DataFrame labelled with the image names
-    (aligned by its labels; any order), or rsatoolbox RDMs (dissimilarities, converted; aligned by their
-    pattern descriptor of image names when they have one)."""
+    `similarity` is an N×N array in image order. Labelled matrices come in through adapters that align them
+    by their labels: aisviz.io.interop.from_dataframe (pandas) and from_rsatoolbox (rsatoolbox RDMs)."""
 
     name: str
     image_names: tuple[str, ...]
@@ -262,17 +264,18 @@ class ComparisonSet:
             f"images, {fix}."
         )
 
-    def load_image(self, i: int) -> Image.Image:
-        """Image i as 8-bit RGB (decoded now, not when the set was loaded)."""
+    def load_image(self, i: int, notes: list[str] | None = None) -> Image.Image:
+        """Image i as 8-bit RGB (decoded now, not when the set was loaded). Repairs are warned about, or appended
+        to `notes` when it is given."""
         if self.images is not None:
-            return to_rgb(self.images[i], self.image_names[i])
+            return to_rgb(self.images[i], self.image_names[i], notes)
         if self.image_paths is None:
             raise self._missing_images()
         path = self.image_paths[i]
         try:
             with Image.open(path) as im:
                 im.load()  # decode fully here, so truncated files fail now
-                return to_rgb(im, str(path))
+                return to_rgb(im, str(path), notes)
         except Image.DecompressionBombError as exc:
             raise DataError(
                 f"image {path} is very large ({exc}); Pillow refuses it as a possible decompression bomb. "

@@ -24,6 +24,8 @@ import copy
 import ctypes
 import functools
 import sys
+import threading
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -57,17 +59,36 @@ def keep_large_blocks_apart(threshold: int = 6 << 20) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def full_float32_convolutions():
-    """Run cuDNN convolutions in full float32. PyTorch lets them use TF32 by default, whose 10-bit mantissa
-    moves activations by about 1e-3 relative: more than many maps' AIS, so GPU rankings would differ from the
-    CPU's, and a batch would differ from the same image run alone (the feature cache's check)."""
-    before = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32 = before
+class _Float32Convolutions:
+    """The process-wide cuDNN TF32 switch, held off while any thread needs full float32: the first to enter
+    saves the caller's setting and turns TF32 off, the last to leave restores it (counted under a lock, so
+    overlapping threads never turn it back on under each other, nor leave it changed)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved = False
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._users == 0:
+                self._saved = torch.backends.cudnn.allow_tf32
+                torch.backends.cudnn.allow_tf32 = False
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    torch.backends.cudnn.allow_tf32 = self._saved
+
+
+# Run cuDNN convolutions in full float32. PyTorch lets them use TF32 by default, whose 10-bit mantissa moves
+# activations by about 1e-3 relative: more than many maps' AIS, so GPU rankings would differ from the CPU's, and
+# a batch would differ from the same image run alone (the feature cache's check).
+full_float32_convolutions = _Float32Convolutions()
 
 
 class _Tail(nn.Sequential):

@@ -129,7 +129,7 @@ def _batches(shapes, batch_size):
     return batches
 
 
-def _run(net, layer, layer_index, dataset, indices, dev, batch_size, progress):
+def _run(net, layer, layer_index, dataset, indices, dev, batch_size, progress, notes):
     """Activations of `indices`; images are decoded and preprocessed one batch at a time, so memory holds one
     batch of inputs, not the whole set."""
     import torch
@@ -143,7 +143,7 @@ def _run(net, layer, layer_index, dataset, indices, dev, batch_size, progress):
         for batch in tqdm(_batches(shapes, batch_size), desc=f"{net.name} {layer}", disable=not progress,
                           unit="batch"):
             idx = [indices[b] for b in batch]
-            x = torch.cat([preprocess(net, dataset.load_image(i)) for i in idx]).to(dev)
+            x = torch.cat([preprocess(net, dataset.load_image(i, notes)) for i in idx]).to(dev)
             out = net.run(x, 0, layer_index + 1)
             if out.dim() != 4:
                 raise DataError(f"layer {layer!r} of {net.name} outputs shape {tuple(out.shape[1:])}, not feature "
@@ -170,23 +170,20 @@ def extract_activations(dataset, net: Network, layer: str, device="auto", batch_
         cached = _read_cache(path, key, dataset.image_names)
         if cached is not None:
             # The file could still hold another network's numbers under the right name: image 0 must agree.
-            with warnings.catch_warnings():  # image 0's warnings, if any, are among those kept with the cache
-                warnings.simplefilter("ignore", AisvizWarning)
-                again = _run(net, layer, layer_index, dataset, [0], dev, 1, False)[0]
+            # image 0's notes, if any, are among those kept with the cache
+            again = _run(net, layer, layer_index, dataset, [0], dev, 1, False, [])[0]
             scale = float(np.abs(again).max()) or 1.0
             if again.shape == cached[0].shape and np.allclose(again, cached[0], rtol=1e-3, atol=1e-4 * scale):
                 return cached
             warnings.warn(f"ignoring the feature cache {path}: its activations of image 0 differ from a fresh "
                           "computation; recomputing", AisvizWarning)
     _check_sizes(dataset, net)  # from the file headers: a bad size is reported before any computation
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", AisvizWarning)
-        acts = _run(net, layer, layer_index, dataset, list(range(dataset.n_images)), dev, batch_size, progress)
-    for w in caught:  # passed on now, and kept with the cache so that a cached run repeats them
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    notes: list[str] = []
+    acts = _run(net, layer, layer_index, dataset, list(range(dataset.n_images)), dev, batch_size, progress, notes)
+    for note in notes:  # passed on now, and kept with the cache so that a cached run repeats them
+        warnings.warn(note, AisvizWarning, stacklevel=2)
     if use_cache:
-        noted = [str(w.message) for w in caught if issubclass(w.category, AisvizWarning)]
-        _write_cache(path, key, dataset.image_names, acts, noted)
+        _write_cache(path, key, dataset.image_names, acts, notes)
     return acts
 
 

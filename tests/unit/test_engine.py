@@ -182,3 +182,37 @@ def test_convolutions_run_in_full_float32_and_the_setting_is_restored(tiny_set, 
     engine.loo([0, 1])
     assert seen and not any(seen)
     assert torch.backends.cudnn.allow_tf32 is True
+
+
+def test_float32_convolutions_hold_while_threads_overlap(monkeypatch):
+    """Thread A enters, B enters, A leaves (TF32 must stay off for B), B leaves (the caller's setting is back)."""
+    import threading
+
+    from aisviz.core.engine import full_float32_convolutions
+
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    a_in, b_in, a_out, b_done = (threading.Event() for _ in range(4))
+    seen = {}
+
+    def a():
+        with full_float32_convolutions():
+            a_in.set()
+            b_in.wait(10)
+        a_out.set()
+
+    def b():
+        a_in.wait(10)
+        with full_float32_convolutions():
+            b_in.set()
+            a_out.wait(10)
+            seen["inside_b_after_a_left"] = torch.backends.cudnn.allow_tf32
+        b_done.set()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert b_done.is_set()
+    assert seen["inside_b_after_a_left"] is False
+    assert torch.backends.cudnn.allow_tf32 is True
