@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from dataclasses import replace
 
@@ -30,11 +29,6 @@ from aisviz.pipeline.bundles import BundleCatalog, BundleError, open_catalog
 from aisviz.pipeline.settings import Settings
 
 log = logging.getLogger("aisviz.app")
-
-# plotly's FigureWidget imports nbformat, whose schema validator (jsonschema) imports the optional IRI
-# checker rfc3987_syntax, which builds a grammar for about 3 s (of a viewer kernel's ~7 s start on 2 busy
-# cores). The viewer validates no notebook; without the module jsonschema just skips IRI formats.
-sys.modules.setdefault("rfc3987_syntax", None)
 
 ENV_BUNDLES = "AISVIZ_BUNDLES"
 # (settings field, menu label), in menu order.
