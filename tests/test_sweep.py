@@ -18,7 +18,8 @@ from aisviz.sweep import COLUMNS, cell_id, conv_layers, read_sweep
 LAYERS = ["_conv_head", "_head_act"]
 PROTOCOL = dict(folds=3, seeds=2, k_step=64)
 NUMBERS = ["r2_all", "mean_r2_test_topk", "sd_r2_test_topk", "mean_r2_test_all", "sd_r2_test_all",
-           "mean_r2_test_random", "sd_r2_test_random", "mean_k_star", "sd_k_star", "p_value", "p_value_vs_random"]
+           "mean_r2_test_random", "sd_r2_test_random", "mean_k_star", "sd_k_star", "p_value", "p_value_vs_random",
+           "p_value_corrected", "p_value_vs_random_corrected"]
 
 
 @pytest.fixture(scope="module")
