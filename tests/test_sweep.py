@@ -245,8 +245,31 @@ def test_layer_comparison_figure_shows_each_number_by_layer():
     for r in rows:
         r.update(ceiling_lower=0.35, ceiling_upper=0.42, subject_r2_test_topk=0.15)
     fig = layer_comparison(_table(rows))
-    band = [t for t in fig.data if t.name == "noise ceiling (per-subject R², test)"]
+    band = [t for t in fig.data if t.name == "noise ceiling (subject-level R², test pairs)"]
     assert len(band) == 1 and band[0].fill == "tonexty" and list(band[0].y) == [0.35] * 3
+
+
+def test_noise_ceiling_has_its_own_subject_level_axis():
+    """The ceiling bounds subject-level R² (mean over people of R² with each person), so it is drawn only
+    beside the network's subject-level R², on an axis of its own, never against group-level test R²."""
+    pytest.importorskip("plotly")
+    from aisviz.plots import layer_comparison
+
+    rows = [dict(dataset="a", layer=name, layer_index=i, r2_all=0.45, mean_r2_test_all=0.3, sd_r2_test_all=0.01,
+                 mean_r2_test_topk=0.379, sd_r2_test_topk=0.02, mean_r2_test_random=0.25, sd_r2_test_random=0.03,
+                 ceiling_lower=0.35, ceiling_upper=0.42, subject_r2_test_topk=0.167, subject_r2_test_all=0.15)
+            for i, name in enumerate(["l1", "l2"])]
+    fig = layer_comparison(_table(rows))
+    axis_of = {t.name: t.yaxis for t in fig.data}
+    ceiling = {axis_of["noise ceiling upper"], axis_of["noise ceiling (subject-level R², test pairs)"]}
+    group = {axis_of[name] for name in ("test, all maps", "test, top-k* maps by AIS", "test, k* random maps",
+                                        "all maps, all pairs")}
+    subject = {axis_of["subject-level test R², top-k* maps"], axis_of["subject-level test R², all maps"]}
+    assert len(ceiling) == 1 and ceiling == subject and len(group) == 1 and not ceiling & group
+    (ceiling_axis,), (group_axis,) = ceiling, group
+    assert fig.layout[ceiling_axis.replace("y", "yaxis")].title.text.startswith("subject-level R²")
+    assert fig.layout[group_axis.replace("y", "yaxis")].title.text.startswith("group-level R²")
+    assert sum("group-level" in t.hovertemplate for t in fig.data if t.yaxis == group_axis) == 4
 
 
 @pytest.mark.slow
