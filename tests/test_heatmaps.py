@@ -135,6 +135,41 @@ def test_labelled_figures_render_png_and_svg():
         figure_bytes(fig, "jpg")
 
 
+def _texts_outside(fig) -> list[str]:
+    """Every non-empty text of a drawn figure whose bounding box leaves the figure (matplotlib's renderer)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer, (w, h) = canvas.get_renderer(), fig.bbox.size
+    out = []
+    for t in fig.findobj(Text):
+        if t.get_visible() and t.get_text().strip():
+            box = t.get_window_extent(renderer)
+            if box.x0 < 0 or box.y0 < 0 or box.x1 > w or box.y1 > h:
+                out.append(t.get_text())
+    return out
+
+
+@pytest.mark.parametrize("mode", ["default", "paper"])
+@pytest.mark.parametrize("size", [(224, 224), (640, 48), (48, 640), (12, 900)])
+def test_figure_footnotes_wrap_and_stay_inside_the_figure(mode, size):
+    """The footnote says what the colours mean (in paper mode: that negative values are drawn hot too); it is
+    wrapped, whole, and inside the figure at any image aspect ratio, as are titles, even a long file name."""
+    from aisviz.figures import heatmap_figure, panel_figure
+    from aisviz.heatmaps import scale_note
+
+    image = Image.new("RGB", size, (120, 120, 120))
+    name = "a-very-long-image-file-name-without-any-spaces-from-a-camera-0000123456789.png"
+    for fig, note in ((heatmap_figure(image, _signed_heatmap(1), mode, name), scale_note(mode)),
+                      (panel_figure(image, _signed_heatmap(0), np.ones(size[::-1]), mode, title=name),
+                       scale_note(mode, "colours"))):
+        assert _texts_outside(fig) == []
+        assert fig._supxlabel.get_text().replace("\n", " ") == note
+    cli_footnote = heatmap_figure(image, _signed_heatmap(1), mode, name)._supxlabel.get_text()
+    assert ("\n" in cli_footnote) == (mode == "paper")  # the paper note is wider than the CLI's figure
+
 
 @pytest.mark.slow
 def test_cli_heatmaps_and_saliency_take_the_display_mode(tmp_path, tiny_set):
