@@ -4,6 +4,7 @@ a second set read from a folder; protocol shortened (3 folds, 2 seeds, every 64t
 import io
 import json
 from contextlib import redirect_stdout
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -287,3 +288,16 @@ def test_changed_ratings_are_not_taken_for_finished_cells(tmp_path, tiny_set):
     np.save(folder / "similarity.npy", changed)
     again = aisviz.sweep(str(folder), "efficientnet_lite0", ["_head_act"], **protocol)
     assert list(again.status) == ["computed"] and again.r2_all[0] != first.r2_all[0]
+
+
+def test_k_star_is_labelled_as_the_number_of_maps_kept_beside_the_paper():
+    """The authors report k* as a 0-based index; aisviz counts maps, so wherever its k* is set beside the paper's
+    (the sweep's column meanings, notebook 02's table) it says so."""
+    from aisviz.sweep import COLUMN_MEANINGS
+
+    label = "number of maps kept (the authors' index + 1)"
+    assert label in COLUMN_MEANINGS["mean_k_star"]
+    notebook = json.loads((Path(__file__).parents[1] / "notebooks" / "02_paper_validation.ipynb").read_text())
+    table_cell, reading = ("".join(c["source"]) for c in notebook["cells"][4:6])
+    assert label in table_cell and "'k* maps'" in table_cell and "k* index" in table_cell
+    assert label in reading
