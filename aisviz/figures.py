@@ -115,7 +115,9 @@ def wrap_to_width(text: str, width_pt: float, fontsize: float) -> str:
             if line:
                 lines.append(line)
             while len(word) > 1 and not fits(word):  # a word wider than a line (a long file name): cut it
-                cut = next(n for n in range(len(word) - 1, 0, -1) if fits(word[:n]) or n == 1)
+                cut = len(word) - 1
+                while cut > 1 and not fits(word[:cut]):
+                    cut -= 1
                 lines.append(word[:cut])
                 word = word[cut:]
             line = word
