@@ -5,8 +5,9 @@ AIS can be negative, so the weights can sum to about zero (or below): then the m
 of absolute weights instead, which keeps the sign meaningful (positive = regions whose features support
 the image's alignment with people).
 
-Two display modes (display_values, overlay): "paper" reproduces the authors' display exactly (bilinear
-resize, divide by the maximum without clipping, square, matplotlib's jet, 0.6 image + 0.4 colours);
+Two display modes (display_values, overlay): "paper" reproduces the authors' display pixel for pixel
+(OpenCV's bilinear resize in float64, divide by the maximum without clipping, square, matplotlib's jet cast
+to uint8, then 0.6 image + 0.4 colours cast to uint8);
 "default" clips at 0, divides by the maximum (linear) and uses viridis, a perceptually uniform,
 colour-blind-safe colormap, shown with a colour bar. display_map (clip, /max, square) is the transform
 the comparison metrics use for both maps (aisviz.core.metrics).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from aisviz.core.resize import opencv_linear
 from aisviz.errors import DataError, UsageError
 
 
@@ -71,13 +73,16 @@ def display_map(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def display_values(heatmap: np.ndarray, size: tuple[int, int], mode: str = "default") -> np.ndarray:
     """What the colours encode, at size=(width, height).
 
-    "paper" (the authors' display): bilinear resize, divide by the maximum without clipping, square
-    (so strongly negative regions also come out high). "default": bilinear resize, clip at 0, divide by
-    the maximum: the share of the image's largest positive heatmap value, linear, in [0, 1]."""
+    "paper" (the authors' display): OpenCV's bilinear resize in float64 (as their cv2.resize), divide by the
+    maximum without clipping, square (so strongly negative regions also come out high). "default": bilinear
+    resize, clip at 0, divide by the maximum: the share of the image's largest positive heatmap value,
+    linear, in [0, 1]."""
+    if check_mode(mode) == "paper":
+        h = opencv_linear(heatmap, size)
+        top = h.max()
+        return (h / top) ** 2 if top != 0 else np.zeros_like(h)
     h = _resize(heatmap, size)
     top = h.max()
-    if check_mode(mode) == "paper":
-        return (h / top) ** 2 if top != 0 else np.zeros_like(h)
     h = np.clip(h, 0, None)
     return h / top if top > 0 else h
 
@@ -96,12 +101,14 @@ def colours(values: np.ndarray, mode: str = "default") -> np.ndarray:
 
 
 def overlay(image: Image.Image, heatmap: np.ndarray, mode: str = "default") -> Image.Image:
-    """The image with the heatmap's colours blended over it. "paper": 0.6 image + 0.4 jet colours of
-    display_values (the authors' display). "default": 0.5 image + 0.5 viridis colours of the clipped,
-    max-scaled heatmap. uint8 by truncation, as numpy's astype."""
+    """The image with the heatmap's colours blended over it. "paper": the authors' display, pixel for pixel:
+    the jet colours of display_values cast to uint8 first, then 0.6 image + 0.4 colours. "default": 0.5
+    image + 0.5 viridis colours of the clipped, max-scaled heatmap. uint8 by truncation, as numpy's astype."""
     rgb = np.asarray(image.convert("RGB"), dtype=np.float64)
     size = (rgb.shape[1], rgb.shape[0])
     heat = 255.0 * colours(display_values(heatmap, size, mode), mode)
+    if mode == "paper":
+        heat = heat.astype(np.uint8)  # the authors cast the colours before blending
     w = PAPER_IMAGE_WEIGHT if mode == "paper" else 1.0 - DEFAULT_ALPHA
     return Image.fromarray((w * rgb + (1.0 - w) * heat).astype(np.uint8))
 

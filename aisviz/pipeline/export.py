@@ -14,11 +14,12 @@ TABLES = {"maps.csv": "maps", "splits.csv": "splits", "curves.csv": "curves", "i
           "summary.csv": "summary"}
 README = """aisviz results ({dataset}; {model} {layer} -> {readout})
 maps.csv     one row per feature map: data-set AIS = R2(all maps) - R2(map removed), R2 without it, rank
-splits.csv   one row per validation split: k* (argmax of training R2), train/test R2 with all, top-k*, random k*
+splits.csv   one row per validation split: k* (argmax of training R2, as the number of maps kept: the authors'
+             0-based index + 1), train/test R2 with all, top-k*, random k*
 curves.csv   one row per split and evaluated k: train/test R2 with the top-k maps by training AIS and k random maps
 images.csv   one row per image: r_orig (Pearson r of its similarity row with the human row, all maps) and, with
              saliency maps, its all-maps AIS heatmap vs the saliency map (display size <= {size} px)
-summary.csv  means and SDs over splits, one-sided paired t-tests
+summary.csv  means and SDs over splits, one-sided paired t-tests (the paper's) and corrected resampled t-tests
 settings.json  the settings, engine, weights and data set these numbers come from
 """
 

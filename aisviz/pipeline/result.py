@@ -33,11 +33,13 @@ k_step          int: the step actually used between evaluated k values.
 curves          dict of (S, n_k) float64 arrays, alignment per split and k: "train_topk",
                 "test_topk" (top-k maps by training AIS), "train_random", "test_random" (k random
                 maps, mean over n_random orders). Mean and SD over splits: `curve_stats`.
-splits          tuple of dicts (S,): seed, fold, n_train, n_test, k_star, r2_train_all,
+splits          tuple of dicts (S,): seed, fold, n_train, n_test, k_star (the number of maps kept: the
+                authors' 0-based index + 1), r2_train_all,
                 r2_train_topk, r2_test_all, r2_test_topk, r2_test_random, test_images.
 summary         dict: means and SDs over splits of k_star and the r2_* columns, n_splits, p_value
                 (one-sided paired t-test top-k* > all maps; None when undefined), p_value_vs_random,
-                test (its description).
+                test (its description), p_value_corrected and p_value_vs_random_corrected (the corrected
+                resampled t-test, ais.corrected_paired_greater; absent in older bundles), test_corrected.
 images          tuple of (h_i, w_i, 3) uint8 (n,): the images at display size (longer side at most
                 `display_size`, aspect kept). `image(i)` gives a PIL image.
 image_sizes     tuple of (width, height) (n,): the original image sizes.

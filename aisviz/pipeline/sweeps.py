@@ -37,7 +37,7 @@ from aisviz.pipeline.settings import Settings
 # Columns of the sweep table, in order. Meanings are in COLUMN_MEANINGS.
 RESULT_COLUMNS = ("r2_all", "mean_r2_test_topk", "sd_r2_test_topk", "mean_r2_test_all", "sd_r2_test_all",
                   "mean_r2_test_random", "sd_r2_test_random", "mean_k_star", "sd_k_star", "p_value",
-                  "p_value_vs_random", "n_splits")
+                  "p_value_vs_random", "p_value_corrected", "p_value_vs_random_corrected", "n_splits")
 CEILING_COLUMNS = ("n_subjects", "ceiling_lower_all", "ceiling_upper_all", "subject_r2_all", "ceiling_lower",
                    "ceiling_upper", "subject_r2_test_all", "subject_r2_test_topk", "ceiling_fraction_topk",
                    "ceiling_fraction_all")
@@ -50,14 +50,21 @@ COLUMN_MEANINGS = {
     "mean_r2_test_topk": "test R^2 with the top-k* maps by training AIS, mean over splits",
     "mean_r2_test_all": "test R^2 with all maps, mean over splits",
     "mean_r2_test_random": "test R^2 with k* random maps, mean over splits",
-    "mean_k_star": "k with the highest training R^2, mean over splits",
+    "mean_k_star": "k*: number of maps kept (the authors' index + 1), the k with the highest training R^2, "
+                   "mean over splits",
     "p_value": "one-sided paired t-test over splits, top-k* > all maps",
     "p_value_vs_random": "one-sided paired t-test over splits, top-k* > random k* maps",
-    "ceiling_lower_all": "noise ceiling, lower bound (leave one subject out), all pairs",
-    "ceiling_upper_all": "noise ceiling, upper bound, all pairs",
+    "p_value_corrected": "one-sided corrected resampled t-test (Nadeau & Bengio 2003; Bouckaert & Frank 2004), "
+                         "top-k* > all maps: variance of the mean difference inflated to (1/J + n_test/n_train) "
+                         "var(d), J = folds x seeds, because the splits share images",
+    "p_value_vs_random_corrected": "the same corrected resampled t-test, top-k* > random k* maps",
+    "ceiling_lower_all": "noise ceiling, lower bound, subject-level R^2: mean over subjects of R^2 between a "
+                         "subject and the mean of the others (rsatoolbox's leave-one-subject-out), all pairs",
+    "ceiling_upper_all": "noise ceiling, upper bound, subject-level R^2 (each subject against the mean of all), "
+                         "all pairs",
     "subject_r2_all": "mean over subjects of R^2 with each subject, all maps, all pairs",
-    "ceiling_lower": "noise ceiling lower bound on each split's test pairs, mean over splits",
-    "ceiling_upper": "noise ceiling upper bound on each split's test pairs, mean over splits",
+    "ceiling_lower": "noise ceiling lower bound (subject-level R^2) on each split's test pairs, mean over splits",
+    "ceiling_upper": "noise ceiling upper bound (subject-level R^2) on each split's test pairs, mean over splits",
     "subject_r2_test_all": "mean over subjects of test R^2 with each subject, all maps, mean over splits",
     "subject_r2_test_topk": "mean over subjects of test R^2 with each subject, top-k* maps, mean over splits",
     "ceiling_fraction_topk": "subject_r2_test_topk / ceiling_lower (1 = predicts people as well as the others do)",

@@ -84,6 +84,53 @@ def bars_figure(ais, k: int, title: str = ""):
     return fig
 
 
+def wrap_to_width(text: str, width_pt: float, fontsize: float) -> str:
+    """Break text at spaces into lines no wider than width_pt points at fontsize (matplotlib's default font,
+    measured, not guessed), so that a footnote or title is never clipped by the figure's edges.
+
+    Parameters
+    ----------
+    text : one line of text (existing line breaks are kept).
+    width_pt : the widest a line may be, in points.
+    fontsize : font size in points.
+
+    Returns
+    -------
+    The text with line breaks.
+    """
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    font, measure = FontProperties(size=fontsize), TextToPath()
+
+    def fits(s: str) -> bool:
+        return measure.get_text_width_height_descent(s, font, ismath=False)[0] <= width_pt
+
+    lines = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            if fits(f"{line} {word}" if line else word):
+                line = f"{line} {word}" if line else word
+                continue
+            if line:
+                lines.append(line)
+            while len(word) > 1 and not fits(word):  # a word wider than a line (a long file name): cut it
+                cut = len(word) - 1
+                while cut > 1 and not fits(word[:cut]):
+                    cut -= 1
+                lines.append(word[:cut])
+                word = word[cut:]
+            line = word
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _footnote(fig, text: str, fontsize: float):
+    """A wrapped footnote under the figure, inside its edges; as supxlabel, constrained layout keeps room."""
+    fig.supxlabel(wrap_to_width(text, 0.94 * 72 * fig.get_figwidth(), fontsize), fontsize=fontsize)
+
+
 def _colourbar(fig, ax, mode: str, label: str):
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -113,8 +160,8 @@ def panel_figure(image, heatmap, saliency=None, mode: str = "default", title: st
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(title, fontsize=10)
-    fig.text(0.5, 0.005, scale_note(mode, "colours"), ha="center", va="bottom", fontsize=7)
+    fig.suptitle(wrap_to_width(title, 0.94 * 72 * fig.get_figwidth(), 10), fontsize=10)
+    _footnote(fig, scale_note(mode, "colours"), 7)
     return fig
 
 
@@ -125,8 +172,9 @@ def heatmap_figure(image, heatmap, mode: str = "default", title: str = ""):
     ax.imshow(np.asarray(overlay(image, heatmap, mode)))
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title, fontsize=9)
+    # A figure title, not the axes': a narrow image's axes sits beside the colour bar, and its title would overhang
+    fig.suptitle(wrap_to_width(title, 0.94 * 72 * fig.get_figwidth(), 9), fontsize=9)
     _colourbar(fig, ax, mode, "(value / max)²" if mode == "paper" else "value / max (clipped at 0)")
-    fig.text(0.5, 0.005, scale_note(mode), ha="center", va="bottom", fontsize=6)
+    _footnote(fig, scale_note(mode), 7)
     return fig
 

@@ -245,36 +245,66 @@ CEILING_COLOUR = "#2ca02c"
 
 
 def layer_comparison(layers, title: str = "", height: int = 420):
-    """Alignment along network depth for one (data set, network): test R² with all maps, with the top-k* maps
-    by training AIS and with k* random maps (mean ± SD over splits as error bars), and R² with all maps on all
-    pairs. Where the set has per-subject matrices: the noise-ceiling band (lower to upper bound, per-subject R²
-    on the test pairs) and the top-k* per-subject test R² that it bounds. `layers`: aisviz.sweep.layer_table.
-    Each point carries its layer name as customdata, so a click can open that layer."""
+    """Alignment along network depth for one (data set, network).
+
+    Top panel, group-level R² (the network against the mean human matrix): test R² with all maps, with the
+    top-k* maps by training AIS and with k* random maps (mean ± SD over splits as error bars), and R² with all
+    maps on all pairs. Where the set has per-subject matrices, a second panel below with its own axis,
+    subject-level R² (the mean over subjects of R² against each subject's matrix, on the test pairs): the
+    noise-ceiling band (lower to upper bound) and the network's subject-level R² with the top-k* and with all
+    maps, the numbers the ceiling bounds. The ceiling is never drawn against group-level R², which is higher
+    (the mean matrix averages out individual noise). `layers`: aisviz.sweep.layer_table. Each point carries
+    its layer name as customdata, so a click can open that layer.
+
+    Parameters
+    ----------
+    layers : pandas DataFrame from aisviz.sweep.layer_table.
+    title : figure title ("" for none).
+    height : figure height in px (the subject-level panel adds 60 %).
+
+    Returns
+    -------
+    plotly Figure.
+    """
     go = _go()
+    from plotly.subplots import make_subplots
+
     x = list(layers["layer"])
-    traces = []
-    if "ceiling_lower" in layers and layers["ceiling_lower"].notna().any():
-        traces.append(go.Scatter(x=x, y=layers["ceiling_upper"], mode="lines", line={"width": 0}, showlegend=False,
-                                 hoverinfo="skip", name="noise ceiling upper"))
-        traces.append(go.Scatter(x=x, y=layers["ceiling_lower"], mode="lines", line={"width": 0}, fill="tonexty",
-                                 fillcolor=_rgba(CEILING_COLOUR, 0.2), name="noise ceiling (per-subject R², test)",
-                                 hovertemplate="%{x}<br>noise ceiling lower bound %{y:.4f}<extra></extra>"))
-        traces.append(go.Scatter(x=x, y=layers["subject_r2_test_topk"], mode="lines+markers", customdata=x,
-                                 line={"color": CEILING_COLOUR, "dash": "dash"}, name="test, top-k*, per-subject R²",
-                                 hovertemplate="%{x}<br>per-subject test R² top-k* %{y:.4f}<extra></extra>"))
+    subjects = "ceiling_lower" in layers and layers["ceiling_lower"].notna().any()
+    fig = make_subplots(rows=2 if subjects else 1, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        row_heights=[0.55, 0.45] if subjects else None)
     for key, colour, label, dash in (("random", RANDOM_COLOUR, "test, k* random maps", "dot"),
                                      ("all", TRAIN_COLOUR, "test, all maps", "solid"),
                                      ("topk", TEST_COLOUR, "test, top-k* maps by AIS", "solid")):
-        traces.append(go.Scatter(
+        fig.add_trace(go.Scatter(
             x=x, y=layers[f"mean_r2_test_{key}"], mode="lines+markers", name=label, customdata=x,
             error_y={"type": "data", "array": layers[f"sd_r2_test_{key}"], "visible": True, "thickness": 1},
             line={"color": colour, "dash": dash, "width": 2}, marker={"size": 8},
-            hovertemplate=f"%{{x}}<br>{label}: R² %{{y:.4f}} (mean ± SD over splits)<extra></extra>"))
-    traces.append(go.Scatter(x=x, y=layers["r2_all"], mode="markers", name="all maps, all pairs", customdata=x,
+            hovertemplate=f"%{{x}}<br>{label}: group-level R² %{{y:.4f}} (mean ± SD over splits)<extra></extra>"),
+            row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=layers["r2_all"], mode="markers", name="all maps, all pairs", customdata=x,
                              marker={"color": "black", "symbol": "x", "size": 8},
-                             hovertemplate="%{x}<br>R² all maps, all pairs %{y:.4f}<extra></extra>"))
-    layout = dict(title=title or None, height=height, margin={"l": 60, "r": 20, "t": 50 if title else 30, "b": 90},
-                  xaxis={"title": "perturbed layer (network depth →)", "type": "category"},
-                  yaxis={"title": "alignment R²"}, hovermode="closest", template="plotly_white",
-                  legend={"orientation": "h", "y": -0.35})
-    return go.Figure(data=traces, layout=layout)
+                             hovertemplate="%{x}<br>group-level R² all maps, all pairs %{y:.4f}<extra></extra>"),
+                  row=1, col=1)
+    fig.update_yaxes(title_text="group-level R²<br>(mean human matrix)", row=1, col=1)
+    if subjects:
+        fig.add_trace(go.Scatter(x=x, y=layers["ceiling_upper"], mode="lines", line={"width": 0}, showlegend=False,
+                                 hoverinfo="skip", name="noise ceiling upper"), row=2, col=1)
+        fig.add_trace(go.Scatter(x=x, y=layers["ceiling_lower"], mode="lines", line={"width": 0}, fill="tonexty",
+                                 fillcolor=_rgba(CEILING_COLOUR, 0.2),
+                                 name="noise ceiling (subject-level R², test pairs)",
+                                 hovertemplate="%{x}<br>noise ceiling lower bound (subject-level R²) %{y:.4f}"
+                                               "<extra></extra>"), row=2, col=1)
+        for key, dash, label in (("topk", "solid", "subject-level test R², top-k* maps"),
+                                 ("all", "dot", "subject-level test R², all maps")):
+            fig.add_trace(go.Scatter(x=x, y=layers[f"subject_r2_test_{key}"], mode="lines+markers", customdata=x,
+                                     line={"color": CEILING_COLOUR, "dash": dash}, name=label,
+                                     hovertemplate=f"%{{x}}<br>{label} %{{y:.4f}} (mean over subjects and "
+                                                   "splits)<extra></extra>"), row=2, col=1)
+        fig.update_yaxes(title_text="subject-level R²<br>(mean over subjects)", row=2, col=1)
+    fig.update_xaxes(type="category")
+    fig.update_xaxes(title_text="perturbed layer (network depth →)", row=2 if subjects else 1, col=1)
+    fig.update_layout(title=title or None, height=int(height * (1.6 if subjects else 1)),
+                      margin={"l": 70, "r": 20, "t": 50 if title else 30, "b": 90}, hovermode="closest",
+                      template="plotly_white", legend={"orientation": "h", "y": -0.25 if subjects else -0.35})
+    return fig

@@ -6,7 +6,7 @@ from scipy import stats
 
 from aisviz.core.alignment import alignment, k_grid, kfold_splits, pair_positions, top_k_mask
 from aisviz.models.networks import load_network
-from aisviz.pipeline.importance import AlignmentImportance, TopKValidation
+from aisviz.pipeline.importance import AlignmentImportance, TopKValidation, corrected_paired_greater
 
 
 def _upper(m):
@@ -100,6 +100,32 @@ def test_validation_protocol(tiny_set, lite):
         assert split["r2_test_topk"] == pytest.approx(te[list(ks).index(split["k_star"])], rel=1e-5)
     summ = v.summary_
     assert summ["n_splits"] == 6 and 1 <= summ["mean_k_star"] <= 1280
+    # Beside the paper's t-test, the corrected resampled one on the same per-split values (4 test / 8 train).
+    topk, full = (np.array([sp[key] for sp in v.splits_]) for key in ("r2_test_topk", "r2_test_all"))
+    assert summ["p_value_corrected"] == corrected_paired_greater(topk, full, 4 / 8)
+    # a larger variance only moves t towards 0, so p towards 1/2
+    assert abs(summ["p_value_corrected"] - 0.5) < abs(summ["p_value"] - 0.5)
+    assert "Nadeau & Bengio 2003" in summ["test_corrected"]
+
+
+def test_corrected_resampled_ttest_equals_the_hand_computed_value():
+    """Nadeau & Bengio's corrected resampled t-test (Bouckaert & Frank's form for repeated k-fold), by hand:
+    differences 0.1, 0.2, 0.3, 0.4 (J = 4), n_test/n_train = 1/4: mean 0.25, variance (ddof 1) 1/60,
+    t = 0.25 / sqrt((1/4 + 1/4) / 60) = 0.25 * sqrt(120); with 3 degrees of freedom Student's CDF has the
+    closed form 1/2 + (u / (1 + u^2) + arctan(u)) / pi, u = t / sqrt(3)."""
+    b = np.array([0.30, 0.10, 0.50, 0.20])
+    a = b + np.array([0.1, 0.2, 0.3, 0.4])
+    t = 0.25 * np.sqrt(120)
+    u = t / np.sqrt(3)
+    p_hand = 0.5 - (u / (1 + u * u) + np.arctan(u)) / np.pi
+    assert corrected_paired_greater(a, b, 0.25) == pytest.approx(p_hand, rel=1e-12)
+    assert p_hand == pytest.approx(0.0358, abs=1e-4)
+    # No correction (ratio 0): the paper's paired t-test; the correction only ever raises p.
+    assert corrected_paired_greater(a, b, 0.0) == pytest.approx(stats.ttest_rel(a, b, alternative="greater").pvalue)
+    assert corrected_paired_greater(a, b, 0.25) > stats.ttest_rel(a, b, alternative="greater").pvalue
+    assert corrected_paired_greater(b, a, 0.25) == pytest.approx(1 - p_hand)
+    assert corrected_paired_greater(a, np.array([np.nan, *b[1:]]), 0.25) is not None  # NaN splits left out
+    assert corrected_paired_greater(a, a, 0.25) is None and corrected_paired_greater(a[:1], b[:1], 0.25) is None
 
 
 def test_bad_protocol_parameters(tiny_set):

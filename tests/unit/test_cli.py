@@ -52,8 +52,18 @@ def test_validate_json_contract(capsys, folder_set):
     for split in out["splits"]:
         assert {"seed", "fold", "k_star", "r2_test_all", "r2_test_topk", "r2_test_random"} <= set(split)
     assert [s["seed"] for s in out["splits"][::3]] == [111, 222]
-    assert {"mean_r2_test_all", "mean_r2_test_topk", "mean_r2_test_random", "mean_k_star", "p_value"} <= set(
-        out["summary"])
+    assert {"mean_r2_test_all", "mean_r2_test_topk", "mean_r2_test_random", "mean_k_star", "p_value",
+            "p_value_corrected", "p_value_vs_random_corrected"} <= set(out["summary"])
+
+
+def test_validate_prints_the_corrected_t_test_beside_the_papers(capsys, folder_set):
+    argv = ["validate", "--dataset", str(folder_set), "--folds", "3", "--seeds", "2", "--k-step", "128", "--quiet"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    paper = next(line for line in lines if "paired t-test (the paper's)" in line)
+    corrected = next(line for line in lines if "corrected resampled t-test (Nadeau & Bengio" in line)
+    assert "top-k* > all maps p = " in paper and "top-k* > all maps p = " in corrected
+    assert "top-k* > random p = " in corrected
 
 
 def test_heatmaps_write_pngs(capsys, folder_set, tmp_path):

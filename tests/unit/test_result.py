@@ -41,6 +41,19 @@ def test_fields_match_the_fitted_objects(fitted):
     assert r.settings.layer == scorer.layer_ and r.settings.to_dict()["n_seeds"] == 2
 
 
+def test_summary_text_gives_the_corrected_t_test_beside_the_papers(fitted):
+    from aisviz.app.html import summary_html
+    from aisviz.pipeline.result import build_result
+
+    ds, scorer, validation, saliency = fitted
+    text = summary_html(build_result(scorer, validation, ds, saliency, saliency_provider="random", display_size=32))
+    s = validation.summary_
+    assert f"top-k* > all maps p = {s['p_value']:.3g}" in text
+    assert "Corrected resampled t-test (Nadeau &amp; Bengio 2003; Bouckaert &amp; Frank 2004" in text
+    assert f"top-k* > all maps p = {s['p_value_corrected']:.3g}" in text
+    assert f"top-k* > random p = {s['p_value_vs_random_corrected']:.3g}" in text
+
+
 def test_dataframes_hold_the_same_values_as_the_fitted_objects(fitted):
     from aisviz.pipeline.result import build_result
 

@@ -4,6 +4,7 @@ a second set read from a folder; protocol shortened (3 folds, 2 seeds, every 64t
 import io
 import json
 from contextlib import redirect_stdout
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,8 @@ from aisviz.pipeline.sweeps import COLUMNS, cell_id, conv_layers, read_sweep
 LAYERS = ["_conv_head", "_head_act"]
 PROTOCOL = dict(folds=3, seeds=2, k_step=64)
 NUMBERS = ["r2_all", "mean_r2_test_topk", "sd_r2_test_topk", "mean_r2_test_all", "sd_r2_test_all",
-           "mean_r2_test_random", "sd_r2_test_random", "mean_k_star", "sd_k_star", "p_value", "p_value_vs_random"]
+           "mean_r2_test_random", "sd_r2_test_random", "mean_k_star", "sd_k_star", "p_value", "p_value_vs_random",
+           "p_value_corrected", "p_value_vs_random_corrected"]
 
 
 @pytest.fixture(scope="module")
@@ -244,8 +246,31 @@ def test_layer_comparison_figure_shows_each_number_by_layer():
     for r in rows:
         r.update(ceiling_lower=0.35, ceiling_upper=0.42, subject_r2_test_topk=0.15)
     fig = layer_comparison(_table(rows))
-    band = [t for t in fig.data if t.name == "noise ceiling (per-subject R², test)"]
+    band = [t for t in fig.data if t.name == "noise ceiling (subject-level R², test pairs)"]
     assert len(band) == 1 and band[0].fill == "tonexty" and list(band[0].y) == [0.35] * 3
+
+
+def test_noise_ceiling_has_its_own_subject_level_axis():
+    """The ceiling bounds subject-level R² (mean over people of R² with each person), so it is drawn only
+    beside the network's subject-level R², on an axis of its own, never against group-level test R²."""
+    pytest.importorskip("plotly")
+    from aisviz.viz.plots import layer_comparison
+
+    rows = [dict(dataset="a", layer=name, layer_index=i, r2_all=0.45, mean_r2_test_all=0.3, sd_r2_test_all=0.01,
+                 mean_r2_test_topk=0.379, sd_r2_test_topk=0.02, mean_r2_test_random=0.25, sd_r2_test_random=0.03,
+                 ceiling_lower=0.35, ceiling_upper=0.42, subject_r2_test_topk=0.167, subject_r2_test_all=0.15)
+            for i, name in enumerate(["l1", "l2"])]
+    fig = layer_comparison(_table(rows))
+    axis_of = {t.name: t.yaxis for t in fig.data}
+    ceiling = {axis_of["noise ceiling upper"], axis_of["noise ceiling (subject-level R², test pairs)"]}
+    group = {axis_of[name] for name in ("test, all maps", "test, top-k* maps by AIS", "test, k* random maps",
+                                        "all maps, all pairs")}
+    subject = {axis_of["subject-level test R², top-k* maps"], axis_of["subject-level test R², all maps"]}
+    assert len(ceiling) == 1 and ceiling == subject and len(group) == 1 and not ceiling & group
+    (ceiling_axis,), (group_axis,) = ceiling, group
+    assert fig.layout[ceiling_axis.replace("y", "yaxis")].title.text.startswith("subject-level R²")
+    assert fig.layout[group_axis.replace("y", "yaxis")].title.text.startswith("group-level R²")
+    assert sum("group-level" in t.hovertemplate for t in fig.data if t.yaxis == group_axis) == 4
 
 
 @pytest.mark.slow
@@ -263,3 +288,16 @@ def test_changed_ratings_are_not_taken_for_finished_cells(tmp_path, tiny_set):
     np.save(folder / "similarity.npy", changed)
     again = aisviz.sweep(str(folder), "efficientnet_lite0", ["_head_act"], **protocol)
     assert list(again.status) == ["computed"] and again.r2_all[0] != first.r2_all[0]
+
+
+def test_k_star_is_labelled_as_the_number_of_maps_kept_beside_the_paper():
+    """The authors report k* as a 0-based index; aisviz counts maps, so wherever its k* is set beside the paper's
+    (the sweep's column meanings, notebook 02's table) it says so."""
+    from aisviz.pipeline.sweeps import COLUMN_MEANINGS
+
+    label = "number of maps kept (the authors' index + 1)"
+    assert label in COLUMN_MEANINGS["mean_k_star"]
+    notebook = json.loads((Path(__file__).parents[1] / "notebooks" / "02_paper_validation.ipynb").read_text())
+    table_cell, reading = ("".join(c["source"]) for c in notebook["cells"][4:6])
+    assert label in table_cell and "'k* maps'" in table_cell and "k* index" in table_cell
+    assert label in reading

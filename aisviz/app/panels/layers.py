@@ -143,7 +143,10 @@ class LayerComparisonPanel(Panel):
                            f"folds × {r.settings.n_seeds} seeds, k step {esc(steps)}. All maps, all pairs is the "
                            "read-out's alignment (the same for every perturbed layer); the test R² lines show what "
                            "selecting that layer's maps by training AIS does on held-out images (mean ± SD over "
-                           "splits). Click a point to open that layer.</small>")
+                           "splits); all of these are group-level R², against the mean human matrix. Sets with "
+                           "per-subject matrices get a second panel of subject-level R² (the mean over people of "
+                           "R² with each person): the noise-ceiling band bounds that, not the group-level lines. "
+                           "Click a point to open that layer.</small>")
 
     def add_folder(self, path: str):
         """Show the cells of a sweep folder too."""
