@@ -70,7 +70,8 @@ def default_run() -> Path:
         return done
     CACHE.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=CACHE, prefix=".tmp-"))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]  # this checkout's package first
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     try:
         for name, args in COMMANDS.items():
             log.info("aisviz docs: running `%s` on the default set (cached afterwards)", command_line(name))

@@ -15,7 +15,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
 from default_run import command_line  # noqa: E402
 
 PANELS = 3  # image panels shown (the first images of the set)
@@ -164,8 +163,8 @@ def snippets(run: Path) -> dict[str, str]:
     saliency = json.loads((run / "saliency.json").read_text())
     result = saliency["datasets"][0]
     rows = [f"Computed when this site was built: `{command_line('saliency')}` on the default set, provider "
-            f"*{saliency['provider'].get('label', saliency['provider']) if isinstance(saliency['provider'], dict) else saliency['provider']}*"
-            f" (mean ± SD over the {validate['n_images']} images).", "", "| metric | mean ± SD | chance |", "|---|---|---|"]
+            f"*{saliency['provider']['label']}* (a classic baseline; mean ± SD over the {validate['n_images']} "
+            "images).", "", "| metric | mean ± SD | chance |", "|---|---|---|"]
     chance = {"rr": "1", "auc": "0.5", "cc": "0"}
     for key, value in result["summary"].items():
         if isinstance(value, dict) and "mean" in value:
