@@ -162,9 +162,10 @@ def snippets(run: Path) -> dict[str, str]:
         f"| p, top-k* > random | {p_random} |", ""])
     saliency = json.loads((run / "saliency.json").read_text())
     result = saliency["datasets"][0]
+    provider = saliency["provider"]
     rows = [f"Computed when this site was built: `{command_line('saliency')}` on the default set, provider "
-            f"*{saliency['provider']['label']}* (a classic baseline; mean ± SD over the {validate['n_images']} "
-            "images).", "", "| metric | mean ± SD | chance |", "|---|---|---|"]
+            f"*{provider['label']}* ({provider['kind']}; mean ± SD over the {validate['n_images']} images).", "",
+            "| metric | mean ± SD | chance |", "|---|---|---|"]
     chance = {"rr": "1", "auc": "0.5", "cc": "0"}
     for key, value in result["summary"].items():
         if isinstance(value, dict) and "mean" in value:
