@@ -155,11 +155,11 @@ def snippets(run: Path) -> dict[str, str]:
         f"{s['n_splits']} splits).", "",
         "| test R², mean ± SD over splits | value |", "|---|---|",
         f"| all maps | {_f(s['mean_r2_test_all'])} ± {_f(s['sd_r2_test_all'])} |",
-        f"| top-k* maps by training AIS | {_f(s['mean_r2_test_topk'])} ± {_f(s['sd_r2_test_topk'])} |",
-        f"| k* random maps | {_f(s['mean_r2_test_random'])} ± {_f(s['sd_r2_test_random'])} |",
-        f"| k* | {_f(s['mean_k_star'], 0)} ± {_f(s['sd_k_star'], 0)} |",
-        f"| p, top-k* > all maps (one-sided paired t-test) | {p_all} |",
-        f"| p, top-k* > random | {p_random} |", ""])
+        f"| top-k\\* maps by training AIS | {_f(s['mean_r2_test_topk'])} ± {_f(s['sd_r2_test_topk'])} |",
+        f"| k\\* random maps | {_f(s['mean_r2_test_random'])} ± {_f(s['sd_r2_test_random'])} |",
+        f"| k\\* | {_f(s['mean_k_star'], 0)} ± {_f(s['sd_k_star'], 0)} |",
+        f"| p, top-k\\* > all maps (one-sided paired t-test) | {p_all} |",
+        f"| p, top-k\\* > random | {p_random} |", ""])
     saliency = json.loads((run / "saliency.json").read_text())
     result = saliency["datasets"][0]
     provider = saliency["provider"]
