@@ -30,7 +30,8 @@ def _flag(action: argparse.Action) -> str:
 
 
 def _default(action: argparse.Action) -> str:
-    if action.default in (None, False, argparse.SUPPRESS) or action.nargs == 0:
+    if action.default is None or action.default is False or action.default == argparse.SUPPRESS \
+            or action.nargs == 0:
         return "required" if action.required else ""
     value = action.default
     return "`" + (" ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)) + "`"
