@@ -29,7 +29,8 @@ DESCRIBED = {
         "engine": "how the masked similarities were computed (`per-map sufficient statistics`, `precomputed per-map "
                   "Linear contributions` or `brute-force re-run`); all give the same numbers",
         "observer": "who judged the similarities (`human`, `simulated`)",
-        "weights": "the network's weights (`pretrained`, a torchvision enum name, or `none`)",
+        "weights": "the network's weights as it reports them (e.g. `imagenet` for the offline network, a torchvision "
+                   "weights name, `none` for random weights)",
         "similarity": "network similarity between read-outs (`pearson` or `cosine`)",
         "measure": "alignment measure (`pearson`: R², `spearman`: ρ²)",
         "n_splits": "number of held-out splits (folds × seeds)",
@@ -76,6 +77,7 @@ DESCRIBED = {
     "sweep": {
         "error": "the cell's one-line error when it failed (empty otherwise)",
         "n_subjects": "people with their own similarity matrix (0 or empty: no noise ceiling)",
+        "weights": "the weights asked for (`--weights`: `pretrained`, a torchvision enum name, or `none`)",
         "folds": "cross-validation folds per seed",
         "n_seeds": "number of seeds (111, 222, …)",
         "k_step": "step between evaluated k (0 = the dashboard's automatic step)",

@@ -106,7 +106,8 @@ def on_page_markdown(markdown: str, page, config, files: Files) -> str:
         if kind == "figure":
             return _figure(f"method/{name}", caption, depth)
         if kind == "panels":
-            return "\n".join(_figure(uri, caption, depth) for uri in _panels)
+            images = "\n".join(f"![{caption}]({'../' * depth}{uri})" for uri in _panels)
+            return f"{images}\n\n*{caption}*\n"
         return _snippets[kind]
 
     markdown = DEFAULT_SET.sub(default_set, SHOT.sub(screenshot, markdown))

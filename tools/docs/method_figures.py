@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from default_run import command_line  # noqa: E402
 
-PANELS = 3  # image panels shown (the first images of the set)
+PANELS = 2  # image panels shown (the first images of the set)
 
 
 def _png(fig) -> bytes:
