@@ -1,12 +1,12 @@
 # The README's two commands: `make dashboard` (set up + serve the dashboard) and `make test` (set up + all tests).
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-EXTRAS ?= offline,saliency,app,test,rsa,sweep,timm,hub
+EXTRAS ?= offline,saliency,app,test,rsa,sweep,timm,hub,docs
 PORT   ?= 8866
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: setup chromium hubproxy dashboard demo test bench clean-cache hub
+.PHONY: setup chromium hubproxy dashboard demo test bench clean-cache hub docs docs-serve
 
 # CPU-only machines: `make setup TORCH=cpu` first installs torch and torchvision from PyTorch's CPU wheel index,
 # instead of the default CUDA build (about 3 GB of CUDA libraries a CPU cannot use).
@@ -42,11 +42,20 @@ hubproxy:
 	  echo "the hub test needs npm (JupyterHub's proxy): it will be skipped"
 
 test: setup chromium hubproxy
-	$(VENV)/bin/ruff check aisviz tests benchmarks
+	$(VENV)/bin/ruff check aisviz tests benchmarks tools
 	$(PY) -m pytest -q
 
 bench: setup
 	$(PY) benchmarks/bench_engine.py
+
+# The documentation site (mkdocs.yml): strict (every warning, broken link or cross-reference is an error) and
+# offline, into site-docs/. The method's figures come from the default set, computed once into .docs-cache/.
+DOCS_PORT ?= 8000
+docs: setup
+	$(VENV)/bin/mkdocs build --strict
+
+docs-serve: setup
+	$(VENV)/bin/mkdocs serve --strict --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 clean-cache: setup
 	$(VENV)/bin/aisviz cache clear

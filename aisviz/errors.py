@@ -1,7 +1,7 @@
 """One exception hierarchy for every error aisviz explains to its user, and the exit code of each kind.
 
 Every message is one line that names the problem and the fix. The command line maps the kinds to exit
-codes (documented in the README and in `aisviz --help`):
+codes (`aisviz --help` prints them too):
 
 | code | kind | examples |
 |---|---|---|

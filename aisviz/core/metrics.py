@@ -196,7 +196,7 @@ def _metric(row: dict, key: str, fn, *args) -> None:
 
 def compare_pair(ais_map, sal_map, mask=None, qs=QS, where: str = "") -> dict:
     """Every metric for one image: rr_5, rr_10, rr_15, auc_5, ..., cc, sim, kl (+ mass shares with a mask).
-    Undefined values are NaN with the reason in row['notes'][key]."""
+    Undefined values are NaN with the reason in `row['notes'][key]`."""
     a, s = _check_pair(ais_map, sal_map, where)
     row: dict = {"notes": {}}
     ranks = _ranks(a)  # shared by the AUCs at every q

@@ -15,7 +15,7 @@ The simulated observer compares images on v only:
 so the region that matters for every comparison is the grating disc, and `relevant_masks[i]` marks its
 pixels (the disc including its soft edge). The two objects never overlap. Generation uses only numpy
 (default_rng(seed)) and PIL, no fonts or files, so the same arguments give the same bytes on a given
-machine; 48 images of 224 px take about 0.2 s.
+machine.
 
 Why these choices (tuned against the offline EfficientNet-Lite0, layer _head_act, see
 tests/test_synthetic.py): the network's pooled features follow grating frequency well (alignment r^2 of

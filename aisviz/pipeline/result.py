@@ -54,6 +54,8 @@ relevant_masks  tuple of (h_i, w_i) bool (n,) at display size, or None: the data
                 regions (synthetic sets).
 seconds         float: wall time from the request to the finished result (0 when not computed here).
 source          str: where the result came from ("computed", or e.g. a bundle path).
+notes           dict: free-form notes kept with the result (empty unless a caller adds some); a bundle
+                stores them in its manifest.
 """
 from __future__ import annotations
 

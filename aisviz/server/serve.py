@@ -209,8 +209,8 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
 
     bundles: a folder of result bundles (aisviz precompute) = shared mode: viewer kernels that only show the
     bundled settings, import no torch and compute nothing. Without it: researcher mode (compute anything).
-    pool_size > 0 keeps that many preheated kernels (each costs a kernel's memory: a researcher kernel was
-    measured at 1.3-1.4 GB resident after the default job, a viewer kernel at about 225 MB). Kernels with no
+    pool_size > 0 keeps that many preheated kernels (each costs a kernel's memory; measured sizes, with their
+    commands, machine and date, are in the documentation's Performance and scale page). Kernels with no
     tab open are shut down after cull_idle_timeout seconds; max_kernels > 0 caps the kernels serving visitors
     ("server full" page past it).
     notebook: serve this notebook instead (researcher mode only). hub_auth: run as a JupyterHub service
