@@ -6,7 +6,7 @@ PORT   ?= 8866
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: setup chromium hubproxy dashboard demo test bench clean-cache hub docs docs-serve
+.PHONY: setup chromium hubproxy dashboard demo check test-quick test bench clean-cache hub docs docs-serve
 
 # CPU-only machines: `make setup TORCH=cpu` first installs torch and torchvision from PyTorch's CPU wheel index,
 # instead of the default CUDA build (about 3 GB of CUDA libraries a CPU cannot use).
@@ -41,8 +41,18 @@ hubproxy:
 	  { command -v npm >/dev/null && cd deploy && npm ci --no-audit --no-fund --loglevel=error; } || \
 	  echo "the hub test needs npm (JupyterHub's proxy): it will be skipped"
 
-test: setup chromium hubproxy
+# Static checks: style, the layers contract (imports point only downward) and types.
+check: setup
 	$(VENV)/bin/ruff check aisviz tests benchmarks tools
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/pyright
+
+# The quick tier: static checks and the unit tests that take seconds each (minutes in all on 2 cores).
+test-quick: check
+	$(PY) -m pytest -q tests/unit -m "not slow"
+
+# Everything: unit, app (widgets), server, browser (Voila + Chromium), notebooks and the docs build.
+test: check chromium hubproxy
 	$(PY) -m pytest -q
 
 bench: setup
