@@ -370,7 +370,7 @@ def test_set_rejects_both_paths_and_images_and_bad_lengths(tmp_path):
 
 def test_similarity_is_read_only():
     ds = ComparisonSet("x", ("a", "b", "c"), random_similarity(3))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="read-only"):
         ds.similarity[0, 1] = 5
 
 

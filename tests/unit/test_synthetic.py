@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pytest
 
+from aisviz.errors import UsageError
 from aisviz.io.catalog import load_dataset
 from aisviz.io.synthetic import distractor_masks, make_default_set, observer_similarity
 
@@ -116,9 +117,9 @@ def test_other_sizes_and_counts():
     assert small.n_images == 6 and small.relevant_masks.shape == (6, 112, 112)
     assert all(im.size == (112, 112) for im in small.images)
     assert not (small.relevant_masks & distractor_masks(small)).any()
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match=r"n_images must be at least 3"):
         make_default_set(n_images=2)
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match=r"size must be at least 96 px"):
         make_default_set(size=32)
 
 
