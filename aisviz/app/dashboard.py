@@ -153,6 +153,7 @@ class Dashboard:
                               measure=measure, n_folds=n_folds, n_seeds=n_seeds, k_step=k_step,
                               n_random=n_random, provider=provider or default_provider()),
             follow_slider=follow_slider, display=check_mode(display))
+        self.state.observe(self.guard(lambda _: self.run(), "compute the results"), "requests")
         self.options = {"dataset": dataset, "thumb_size": thumb_size, "panel_size": panel_size}
         self._fitted: dict = {}                 # slot name -> the figure shown in it
         self.slot_widths = SlotWidths()
@@ -217,7 +218,7 @@ class Dashboard:
 
     # -- threads and errors
 
-    def _on_main(self, fn):
+    def on_main(self, fn):
         """Run fn on the kernel's main thread (now, when already there or when there is no event loop)."""
         if self._loop is not None and threading.get_ident() != self._main and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.guard(fn, "update the views"))
@@ -255,7 +256,8 @@ class Dashboard:
     # -- requests
 
     def settings(self) -> Settings:
-        return self.panel(ControlsPanel).settings()
+        """The settings in the state (what the controls show and the next request computes)."""
+        return self.state.settings
 
     def run(self):
         """Compute (or take from memory) and show the results for the current controls."""
@@ -308,13 +310,13 @@ class Dashboard:
                 self._stage = text
                 self.state.progress = fraction
                 self._status(text)
-        self._on_main(show)
+        self.on_main(show)
 
     def finished(self, job: int, result):
         def show():
             if self.session.current(job):
                 self.publish(result)
-        self._on_main(show)
+        self.on_main(show)
 
     def failed(self, job: int, exc: BaseException):
         def show():
@@ -323,7 +325,7 @@ class Dashboard:
                 self.state.busy = False
                 shown = "" if self.state.view is None else " Still showing the last results that worked."
                 self.state.status = f"failed.{shown}"
-        self._on_main(show)
+        self.on_main(show)
 
     # -- publishing and images
 

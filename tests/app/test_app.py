@@ -257,7 +257,8 @@ def test_unexpected_callback_error_is_caught(dash, monkeypatch):
     monkeypatch.setattr(P(dash, "DetailPanel"), "image_view", broken)
     _grid_event(dash, 9)
     text = dash.messages[-1]
-    assert "unexpected RuntimeError" in text and "simulated failure" in text and "log" in text
+    assert "unexpected RuntimeError" in text and "log" in text
+    assert "simulated failure" not in text  # the text of a bug can hold paths: it goes to the log only
     dash.clear_message()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 
+from aisviz.viz.figures import figure_bytes
+
 
 @dataclass(eq=False)
 class ResultView:
@@ -38,3 +40,11 @@ class Panel:
     def tag(widget, cls: str):
         widget.add_class(cls)
         return widget
+
+
+def figure_links(fig, name: str) -> str:
+    """Download links for a matplotlib figure as PNG and SVG."""
+
+    return " · ".join(download_link(figure_bytes(fig, fmt), f"{name}.{fmt}", mime, f"{name}.{fmt}",
+                                    f"aisviz-dl-{fmt}") for fmt, mime in (("png", "image/png"),
+                                                                          ("svg", "image/svg+xml")))

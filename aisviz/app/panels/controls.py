@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aisviz.app.html import esc
 from aisviz.app.panels.base import Panel
+from aisviz.app.state import settings_with_layer
 from aisviz.errors import DataError
 from aisviz.io.catalog import list_datasets, load_dataset
 from aisviz.models.networks import list_models
@@ -115,11 +116,12 @@ class ControlsPanel(Panel):
         self.w_layer.observe(on(self._on_layer, "switch the perturbed layer"), "value")
         self.w_readout.observe(on(self._changed, "switch the read-out layer"), "value")
         self.w_provider.observe(on(self._changed, "switch the saliency provider"), "value")
-        self.w_apply.on_click(on(lambda _: dash.run(), "apply the advanced settings"))
+        self.w_apply.on_click(on(lambda _: self.request(), "apply the advanced settings"))
         self.root = self.tag(W.VBox([W.HTML("<b>Data and network</b>"), self.w_dataset, self.w_path, self.w_add,
                                      self.hint, self.w_model, self.w_layer, self.w_readout, self.w_provider,
                                      self.w_advanced]), "aisviz-controls")
         self.state.observe(lambda ch: self._on_view(ch["new"]), "view")
+        self.state.observe(lambda ch: self._on_settings(ch["new"]), "settings")
 
     # -- reading and setting
 
@@ -140,9 +142,14 @@ class ControlsPanel(Panel):
         finally:
             self._setting = False
 
+    def request(self) -> None:
+        """Ask for the settings the controls show: written to the state, where the runner picks them up."""
+        self.state.settings = self.settings()
+        self.state.requests += 1
+
     def _changed(self, _change=None):
         if not self._setting:
-            self.dash.run()
+            self.request()
 
     def _on_model(self, change):
         if self._setting:
@@ -150,7 +157,7 @@ class ControlsPanel(Panel):
         default = [("(network default)", None)]
         self._set(self.w_layer, options=default, value=None)
         self._set(self.w_readout, options=default, value=None)
-        self.dash.run()
+        self.request()
 
     def _layer_options(self, model: str, layer: str | None):
         rows = self.dash.session.layers.get(model)
@@ -168,16 +175,22 @@ class ControlsPanel(Panel):
         """A new perturbed layer: keep the read-out if it still comes after it, else the network's default."""
         if self._setting:
             return
-        _, readouts = self._layer_options(self.w_model.value, change["new"])
+        self._show_layers(settings_with_layer(self.settings(), self.dash.session.layers.get(self.w_model.value, []),
+                                              change["new"]))
+        self.request()
+
+    def _show_layers(self, s: Settings) -> None:
+        """Show s's perturbed layer and read-out (with their menus) without starting a request."""
+        layers, readouts = self._layer_options(s.model, s.layer)
+        if layers is not None:
+            self._set(self.w_layer, options=layers, value=s.layer)
         if readouts is not None:
-            values = [v for _, v in readouts]
-            rows = self.dash.session.layers[self.w_model.value]
-            readout = self.w_readout.value
-            if readout not in values:
-                readout = next((r["name"] for r in rows if r["default_readout"] and r["name"] in values),
-                               values[-1] if values else None)
-            self._set(self.w_readout, options=readouts or [("(none after this layer)", None)], value=readout)
-        self.dash.run()
+            self._set(self.w_readout, options=readouts or [("(none after this layer)", None)], value=s.readout)
+
+    def _on_settings(self, s: Settings) -> None:
+        """Settings written by another panel (e.g. a layer picked in the layer comparison): show them."""
+        if s.model == self.w_model.value and (s.layer, s.readout) != (self.w_layer.value, self.w_readout.value):
+            self._show_layers(s)
 
     def _on_view(self, view):
         """Show the resolved layers of the published result (the network's defaults named)."""
@@ -232,11 +245,11 @@ class ControlsPanel(Panel):
                 raise DataError(f"{p} is not a data-set folder ({as_set}) and holds no catalog data set either "
                                 "(e.g. peterson2018/animals/ with its matrix and images).") from None
             self.refresh_datasets(select=new[0])
-            self.dash.run()
+            self.request()
             return
         ds.load_image(0)  # the images must be there too
         key = str(p.resolve())
         self.dash.session.keep_dataset(key, ds)
         self.extra.append((f"folder: {ds.name} ({ds.n_images} images)", key))
         self.refresh_datasets(select=key)
-        self.dash.run()
+        self.request()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from aisviz.app.html import readout_html, summary_html
-from aisviz.app.panels.base import Panel, download_link
+from aisviz.app.panels.base import Panel, figure_links
 from aisviz.pipeline import derive
-from aisviz.viz.figures import curve_figure, figure_bytes
+from aisviz.viz.figures import curve_figure
 from aisviz.viz.plots import MARKER_TEST, MARKER_TRAIN, alignment_curve
 
 FOLLOW_NOTE = ("Off (default): the heatmaps use all maps, as in the paper. On: they use only the top-k maps by "
@@ -105,9 +105,3 @@ class CurvePanel(Panel):
                                             "alignment_curve")
 
 
-def figure_links(fig, name: str) -> str:
-    """Download links for a matplotlib figure as PNG and SVG."""
-
-    return " · ".join(download_link(figure_bytes(fig, fmt), f"{name}.{fmt}", mime, f"{name}.{fmt}",
-                                    f"aisviz-dl-{fmt}") for fmt, mime in (("png", "image/png"),
-                                                                          ("svg", "image/svg+xml")))

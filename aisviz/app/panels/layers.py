@@ -14,8 +14,8 @@ from pathlib import Path
 
 from aisviz.app.html import esc
 from aisviz.app.panels.base import Panel
-from aisviz.app.panels.controls import ControlsPanel
 from aisviz.app.session import Session, Superseded
+from aisviz.app.state import settings_with_layer
 from aisviz.config import aisviz_home, paper_seeds
 from aisviz.errors import UsageError
 from aisviz.models.networks import load_network
@@ -165,10 +165,12 @@ class LayerComparisonPanel(Panel):
     def open_layer(self, layer: str):
         """Show this layer in the other views, as if it were picked in the perturbed-layer control."""
 
-        control = self.dash.panel(ControlsPanel).w_layer
-        if layer not in [value for _, value in control.options]:
+        settings = self.state.settings
+        rows = self.dash.session.layers.get(settings.model) or []
+        if layer not in [r["name"] for r in rows if r["conv_map"]]:
             raise UsageError(f"{layer!r} is not a perturbed layer of the shown network; pick one in the layer menu.")
-        control.value = layer
+        self.state.settings = settings_with_layer(settings, rows, layer)
+        self.state.requests += 1
 
     # -- computing (the Session calls these)
 
@@ -208,7 +210,7 @@ class LayerComparisonPanel(Panel):
         def show():
             self.w_progress.value = self._fraction
             self.note.value = f"<small>computing: {esc(text)}</small>"
-        self.dash._on_main(show)
+        self.dash.on_main(show)
 
     def finished(self, job, result: LayerRows):
         def show():
@@ -217,10 +219,10 @@ class LayerComparisonPanel(Panel):
             self.refresh()
             if failed:
                 self.dash.show_error("compute every layer", "Some layers failed: " + "; ".join(failed))
-        self.dash._on_main(show)
+        self.dash.on_main(show)
 
     def failed(self, job, exc):
         def show():
             self.w_compute.disabled = False
             self.dash.show_error("compute the layer comparison", exc)
-        self.dash._on_main(show)
+        self.dash.on_main(show)

@@ -3,8 +3,8 @@ slider's k, the ten most important maps as a table, and PNG/SVG downloads."""
 from __future__ import annotations
 
 from aisviz.app.html import map_table_html
-from aisviz.app.panels.base import Panel
-from aisviz.app.panels.curve import figure_links
+from aisviz.app.panels.base import Panel, figure_links
+from aisviz.pipeline import derive
 from aisviz.viz.figures import bars_figure
 from aisviz.viz.plots import ais_bars, topk_colours
 
@@ -37,7 +37,7 @@ class MapsPanel(Panel):
 
 
         r = view.result
-        fig = go.FigureWidget(ais_bars(r.ais, view.figures.get("k0", r.n_maps), r.map_names, height=400))
+        fig = go.FigureWidget(ais_bars(r.ais, derive.initial_k(r), r.map_names, height=400))
         fig.add_class("aisviz-ais-bars")
         view.figures["bars"] = fig
 
