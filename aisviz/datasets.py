@@ -177,8 +177,9 @@ class ComparisonSet:
     """Images and their pairwise similarity (higher = more similar), row i = image i.
 
     `similarity` may be an N×N array (in image order), a pandas DataFrame labelled with the image names
-    (aligned by its labels; any order), or rsatoolbox RDMs (dissimilarities, converted; aligned by their
-    pattern descriptor of image names when they have one)."""
+    (aligned by its labels; any order), or rsatoolbox RDMs (dissimilarities, converted; aligned by the
+    pattern descriptor that holds the image names, under any key; RDMs with no such descriptor are refused:
+    use from_rsatoolbox with order= or positional=True)."""
 
     name: str
     image_names: tuple[str, ...]
@@ -249,13 +250,19 @@ class ComparisonSet:
             object.__setattr__(self, attr, value)
 
     @classmethod
-    def from_rsatoolbox(cls, rdms, images=None, image_paths=None, name: str = "rdms", descriptor=None, **fields):
-        """A set from rsatoolbox RDMs: dissimilarities converted (several RDMs averaged), image names from a
-        pattern descriptor ('image', 'stimulus', 'conds', ...; or `descriptor`)."""
+    def from_rsatoolbox(cls, rdms, images=None, image_paths=None, name: str = "rdms", descriptor=None,
+                        image_names=None, order=None, positional: bool = False, **fields):
+        """A set from rsatoolbox RDMs: dissimilarities converted (several RDMs averaged), rows matched to the
+        images by name: the names of the images (image_names, else the file names of image_paths) are looked
+        up in the RDMs' pattern descriptors (any key; or `descriptor`), or in `order` (the image name of each
+        RDM row). When nothing names the rows, positional=True takes them in image order; otherwise that
+        unchecked pairing is refused. Without images, the names come from the RDMs ('image', 'stimulus',
+        'conds', ... or any descriptor of distinct values)."""
         from .interop import comparison_set_from_rsatoolbox
 
         return comparison_set_from_rsatoolbox(rdms, images=images, image_paths=image_paths, name=name,
-                                              descriptor=descriptor, **fields)
+                                              descriptor=descriptor, image_names=image_names, order=order,
+                                              positional=positional, **fields)
 
     def __repr__(self):
         source = "files" if self.image_paths else "in memory" if self.images else "no images"
