@@ -44,7 +44,7 @@ import numpy as np
 
 from . import bundle_schema
 from .errors import InputError
-from .storage import sha256_file
+from .storage import atomic_write, disk_full_as_errno, environment_problem, sha256_file
 
 FORMAT = "aisviz-bundle"
 VERSION = 1
@@ -237,9 +237,14 @@ def check_output(out) -> None:
 def write_bundle(result, out, pngs: bool = True) -> BundleEntry:
     """Add one DashboardResult to the bundle folder `out` (created if needed); a setting with the same
     settings is replaced. Returns its index entry. Atomic: readers see the old or the new bundle."""
-    from .storage import atomic_write
-
     root = Path(out).expanduser()
+    try:
+        return _write_bundle(result, root, pngs)
+    except OSError as exc:  # full disk, read-only or unwritable folder: exit code 4, not a bug
+        raise environment_problem(exc, f"the bundle into {root}") from None
+
+
+def _write_bundle(result, root: Path, pngs: bool) -> BundleEntry:
     root.mkdir(parents=True, exist_ok=True)
     index = _read_index(root) if (root / INDEX).exists() else {"format": FORMAT, "version": VERSION,
                                                                "settings": []}
@@ -247,7 +252,8 @@ def write_bundle(result, out, pngs: bool = True) -> BundleEntry:
     sid = setting_id(settings, result.dataset_name)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{sid}.", suffix=".tmp"))
     try:
-        _write_setting(tmp, result, settings, pngs)
+        with disk_full_as_errno(tmp):
+            _write_setting(tmp, result, settings, pngs)
         digest = sha256_file(tmp / MANIFEST)
         target = root / sid
         old = None

@@ -51,7 +51,9 @@ def compute_result(dataset="synthetic", model: str = "efficientnet_lite0", layer
 def precompute(out, pngs: bool = True, **options):
     """compute_result(**options) written into the bundle folder `out`; returns (entry, result)."""
     from .bundles import check_output, write_bundle
+    from .storage import prepare_output_dir
 
     check_output(out)                 # a foreign or damaged folder fails now, not after the computation
+    prepare_output_dir(out, "--out")  # and so does a folder that cannot be written (exit code 4)
     result = compute_result(**options)
     return write_bundle(result, out, pngs=pngs), result

@@ -308,26 +308,6 @@ def test_json_on_demo_download_and_cache(capsys, folder_set, tmp_path):
     assert "cannot download" in capsys.readouterr().err
 
 
-@pytest.fixture
-def small_mount(tmp_path):
-    """Mount a real tmpfs (read-only, or 300 KB: too small for a feature cache); skip where mounting is not
-    allowed (not root, or a container without the capability)."""
-    mounted = []
-
-    def mount(name, options):
-        target = tmp_path / name
-        target.mkdir()
-        res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True)
-        if res.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
-        mounted.append(target)
-        return target
-
-    yield mount
-    for target in mounted:
-        subprocess.run(["umount", str(target)], check=True)
-
-
 @pytest.mark.parametrize("options,reason", [("ro,size=100k", "Read-only file system"),
                                             ("size=300k", "No space left on device")])
 def test_read_only_or_full_cache_folder_keeps_the_result(capsys, folder_set, monkeypatch, small_mount, options,
