@@ -381,3 +381,31 @@ def test_nan_pixel_warning_is_recorded_also_when_the_activations_come_from_the_c
         nan_warnings = [w for w in out["warnings"] if "NaN or infinite" in w]
         assert len(nan_warnings) == 2 and "img03.tif" in nan_warnings[1], (run, out["warnings"])
     assert "noted when these activations were computed" in nan_warnings[0]
+
+
+@pytest.mark.parametrize("argv,code", [(["score", "--dataset", "no_such_set", "--json", "--quiet"], 3),
+                                       (["validate", "--folds", "1", "--json"], 2),
+                                       (["layers", "no_such_net", "--json"], 3)],
+                         ids=["input", "usage at parse time", "model"])
+def test_json_failures_are_an_object_on_stdout(capsys, argv, code):
+    assert main(argv) == code
+    printed = capsys.readouterr()
+    doc = json.loads(printed.out)
+    assert set(doc) == {"error", "exit_code"} and doc["exit_code"] == code
+    assert doc["error"] and "\n" not in doc["error"] and doc["error"] in printed.err   # the same line as stderr
+
+
+def test_json_environment_and_internal_failures_are_objects_too(capsys, folder_set, small_mount, monkeypatch):
+    out = small_mount("ro", "ro,size=100k")
+    assert main(["heatmaps", "--dataset", str(folder_set), "--out", str(out / "maps"), "--json", "--quiet"]) == 4
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["exit_code"] == 4 and "Read-only file system" in doc["error"]
+    from aisviz import catalog
+
+    def broken():  # stands in for a bug anywhere below a command
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(catalog, "list_datasets", broken)
+    assert main(["datasets", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["exit_code"] == 1 and doc["error"].startswith("internal error: RuntimeError: a bug")
