@@ -429,6 +429,9 @@ def cmd_sweep(args):
     if args.weights_file:
         raise UsageError("aisviz sweep does not take --weights-file (it may run several networks); put the file "
                          "at the torch hub path that `aisviz models` names for the network, or use validate.")
+    from .storage import prepare_output_dir
+
+    prepare_output_dir(args.out, "--out")   # an unwritable folder fails now (exit code 4), not after the cells
     layers = None if args.layers is None else (args.layers[0] if args.layers == ["all-conv"] else args.layers)
     table = sweep(args.dataset, args.model, layers, readout=args.readout, folds=args.folds,
                   seeds=paper_seeds(args.seeds), k_step=args.k_step, n_random=args.n_random, out=args.out,

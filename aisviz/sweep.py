@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .storage import atomic_write
+from .errors import EnvironmentProblem
+from .storage import atomic_write, environment_problem
 
 # Columns of the sweep table, in order. Meanings are in COLUMN_MEANINGS.
 RESULT_COLUMNS = ("r2_all", "mean_r2_test_topk", "sd_r2_test_topk", "mean_r2_test_all", "sd_r2_test_all",
@@ -218,8 +219,9 @@ def run_cells(label: str, model: str, layers: list[str], config: dict, out, load
     (row.json under `out` with the same settings and data content) are read back, the others computed and
     saved. load_dataset() is called once; load_network() once, and only when a cell must be computed.
     callback(i, Progress) reports cell i's fits; on_cell(row) is called as each cell is done. An exception of
-    a type in stop_on ends the run (a superseded dashboard job); any other fails only its cell (or, while
-    loading, the cells that need it), whose row then holds the one-line error."""
+    a type in stop_on ends the run (a superseded dashboard job), and so does an EnvironmentProblem (a full
+    disk, no GPU); any other fails only its cell (or, while loading, the cells that need it), whose row then
+    holds the one-line error."""
     rows = {}
 
     def done(layer, row):
@@ -254,8 +256,11 @@ def run_cells(label: str, model: str, layers: list[str], config: dict, out, load
             computed, scorer, validation, ceiling_rows = run_cell(dataset, network, layer, config, report)
             row.update(computed, status="computed")
             if cell_dir is not None:
-                _save_cell(cell_dir, row, settings, config, dataset, scorer, validation, ceiling_rows)
-        except stop_on:
+                try:
+                    _save_cell(cell_dir, row, settings, config, dataset, scorer, validation, ceiling_rows)
+                except OSError as exc:  # a full disk or unwritable folder stops the run (exit code 4), not a cell
+                    raise environment_problem(exc, f"the results of cell {cell_dir.name}") from None
+        except (*stop_on, EnvironmentProblem):
             raise
         except Exception as exc:  # one failing cell is reported in its row; the others go on
             row.update(status="failed", error=_error_line(exc))

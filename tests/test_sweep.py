@@ -328,3 +328,23 @@ def test_sweep_table_holds_the_first_cell_after_kill_9(tmp_path):
     table = read_sweep(out)
     assert list(zip(table.layer, table.status)) == [("_head_act", "computed")]
     assert table.r2_all[0] > 0
+
+
+def test_sweep_into_a_read_only_folder_fails_before_computing(capsys, small_mount, home):
+    disk = small_mount("ro", "ro,size=100k")
+    assert main(["sweep", "--out", str(disk / "s"), "--quiet"]) == 4
+    err = capsys.readouterr().err
+    assert "cannot write into --out" in err and "Read-only file system" in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_sweep_on_a_full_disk_stops_with_exit_4(capsys, small_mount):
+    """A real 300 KB tmpfs: the cell is computed, its results do not fit: the run stops (not a failed cell)."""
+    disk = small_mount("full", "size=300k")
+    code = main(["sweep", "--layers", "_head_act", "_conv_head", "--folds", "3", "--seeds", "2", "--k-step", "64",
+                 "--out", str(disk / "s"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 4, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("aisviz: error: cannot write the results of cell synthetic__efficientnet_lite0___head_act")
+    assert "(No space left on device)" in line and "internal error" not in line
