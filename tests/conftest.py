@@ -1,4 +1,5 @@
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,23 @@ def tiny_set():
 def _private_cache(tmp_path, monkeypatch):
     """Every test gets its own feature cache, so tests never see each other's files."""
     monkeypatch.setenv("AISVIZ_HOME", str(tmp_path / "aisviz-home"))
+
+
+@pytest.fixture
+def small_mount(tmp_path):
+    """Mount a real tmpfs (read-only, or 300 KB: too small for a feature cache); skip where mounting is not
+    allowed (not root, or a container without the capability)."""
+    mounted = []
+
+    def mount(name, options):
+        target = tmp_path / name
+        target.mkdir()
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True)
+        if res.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
+        mounted.append(target)
+        return target
+
+    yield mount
+    for target in mounted:
+        subprocess.run(["umount", str(target)], check=True)

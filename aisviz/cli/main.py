@@ -17,6 +17,9 @@ How a command is written (so that every command behaves the same):
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import sys
 import tempfile
 import time
@@ -31,7 +34,7 @@ from aisviz.cli.share import add_commands
 from aisviz.config import aisviz_home, paper_seeds
 from aisviz.core.heatmaps import ais_heatmap, mass_inside
 from aisviz.core.metrics import comparison_dataframe, pool_results
-from aisviz.errors import EXIT_INTERNAL, AisvizWarning, UsageError, exit_code_for, recording_warnings
+from aisviz.errors import EXIT_INTERNAL, AisvizWarning, InputError, UsageError, exit_code_for, recording_warnings
 from aisviz.io import jsonout
 from aisviz.io.catalog import download, list_datasets, load_dataset
 from aisviz.io.storage import atomic_write, output_names, prepare_output_dir
@@ -428,12 +431,24 @@ def cmd_sweep(args):
     if args.weights_file:
         raise UsageError("aisviz sweep does not take --weights-file (it may run several networks); put the file "
                          "at the torch hub path that `aisviz models` names for the network, or use validate.")
+    prepare_output_dir(args.out, "--out")   # an unwritable folder fails now (exit code 4), not after the cells
     layers = None if args.layers is None else (args.layers[0] if args.layers == ["all-conv"] else args.layers)
     table = sweep(args.dataset, args.model, layers, readout=args.readout, folds=args.folds,
                   seeds=paper_seeds(args.seeds), k_step=args.k_step, n_random=args.n_random, out=args.out,
                   scheduler=args.scheduler, workers=args.workers, weights=args.weights, similarity=args.similarity,
                   measure=args.measure, device=args.device, dtype=args.dtype, use_cache=not args.no_cache,
                   progress=not args.quiet)
+    failed = table[table.status == "failed"]
+    for row in failed.itertuples():
+        print(f"aisviz: failed: {row.dataset} {row.model} {row.layer}: {row.error}", file=sys.stderr)
+    if len(failed) == len(table):
+        first = failed.iloc[0]
+        raise InputError(f"every cell of the sweep failed ({len(table)} of {len(table)}; the first: {first.dataset} "
+                         f"{first.model} {first.layer}: {first.error}): fix what the errors name (`aisviz datasets`, "
+                         "`aisviz models` and `aisviz layers MODEL` list the valid names).")
+    if len(failed):
+        print(f"aisviz: {len(failed)} of {len(table)} cells failed (listed above; their rows hold the error in "
+              f"{args.out}/sweep.csv); the others finished.", file=sys.stderr)
     if args.json:
         rows = table.astype(object).where(table.notna(), None).to_dict("records")  # NaN -> null
         return _print_json({"out": args.out, "rows": rows, "columns": COLUMN_MEANINGS})
@@ -442,8 +457,6 @@ def cmd_sweep(args):
     short = {"mean_r2_test_all": "test_all", "mean_r2_test_topk": "test_topk*", "mean_r2_test_random": "test_random",
              "mean_k_star": "k*", "p_value_corrected": "p_corrected", "ceiling_fraction_topk": "of_ceiling"}
     print(table[cols].rename(columns=short).to_string(index=False, float_format="%.4g"))
-    for row in table[table.status == "failed"].itertuples():
-        print(f"failed: {row.dataset} {row.model} {row.layer}: {row.error}")
     print(f"test_*: mean test R^2 over splits; k*: maps kept; p: the paper's paired t-test, p_corrected: the corrected "
           f"resampled t-test (the splits share images); of_ceiling: subject-level test R^2 at k* / noise-ceiling "
           f"lower bound (sets with per-subject matrices).\nTable: {args.out}/sweep.csv and sweep.parquet; "
@@ -630,18 +643,19 @@ def run(args) -> int:
             # A command that prints for itself (e.g. through print_json) returns None.
             payload, show = result if isinstance(result, tuple) else (None, None)
         except KeyboardInterrupt:
-            print("aisviz: interrupted (nothing half-written: caches and outputs are written atomically)",
-                  file=sys.stderr)
-            return 130
+            message = "interrupted (nothing half-written: caches and outputs are written atomically)"
+            print(f"aisviz: {message}", file=sys.stderr)
+            return _failed(args, message, 130)
         except Exception as exc:
             code = exit_code_for(exc)
             if code == EXIT_INTERNAL:
                 path = _log_traceback(exc)
-                print(f"aisviz: internal error: {type(exc).__name__}: {exc} (a bug: the traceback is in {path}; "
-                      "please report it with that file)", file=sys.stderr)
+                message = (f"internal error: {type(exc).__name__}: {exc} (a bug: the traceback is in {path}; "
+                           "please report it with that file)")
             else:
-                print(f"aisviz: error: {' '.join(str(exc).split())}", file=sys.stderr)
-            return code
+                message = " ".join(str(exc).split())
+            print(f"aisviz: {'' if code == EXIT_INTERNAL else 'error: '}{message}", file=sys.stderr)
+            return _failed(args, message, code)
     if getattr(args, "json", False) and payload is not None:
         print_json({**payload, "warnings": recorded})
     elif show is not None:
@@ -649,11 +663,27 @@ def run(args) -> int:
     return 0
 
 
+def _failed(args, message: str, code: int) -> int:
+    """With --json, a failure is also a JSON object on stdout: {"error": the one-line message, "exit_code": code}."""
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps({"error": message, "exit_code": code}) + "\n")
+    return code
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    usage = io.StringIO()
     try:
-        args = build_parser().parse_args(argv)
+        with contextlib.redirect_stderr(usage):
+            args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse: usage errors (2), --help and --version (0)
-        return exc.code if isinstance(exc.code, int) else 2
+        sys.stderr.write(usage.getvalue())
+        code = exc.code if isinstance(exc.code, int) else 2
+        if code and "--json" in argv:
+            lines = usage.getvalue().strip().splitlines()
+            return _failed(argparse.Namespace(json=True), lines[-1] if lines else "usage error", code)
+        return code
+    sys.stderr.write(usage.getvalue())
     return run(args)
 
 

@@ -77,59 +77,116 @@ def align_dataframe(df, image_names, set_name: str = "") -> np.ndarray:
 
 
 def rdm_names(rdms, descriptor: str | None = None) -> list[str] | None:
-    """Image names from an RDMs object's pattern descriptors (the first of NAME_DESCRIPTORS), or None."""
+    """Image names from an RDMs object's pattern descriptors: `descriptor`, else the first of NAME_DESCRIPTORS,
+    else the first other descriptor (not rsatoolbox's default "index") whose values are distinct; or None."""
     desc = rdms.pattern_descriptors or {}
     if descriptor is not None:
         if descriptor not in desc:
             raise DataError(f"the RDMs have no pattern descriptor {descriptor!r} (they have {sorted(desc)}); "
                             "name one of those.")
         return [str(x) for x in desc[descriptor]]
-    for key in NAME_DESCRIPTORS:
-        if key in desc:
-            return [str(x) for x in desc[key]]
+    others = [k for k in desc if k not in NAME_DESCRIPTORS and k != "index"]
+    for key in [k for k in NAME_DESCRIPTORS if k in desc] + others:
+        values = [str(x) for x in desc[key]]
+        if len(set(values)) == len(values) == rdms.n_cond:
+            return values
     return None
 
 
-def rdms_to_similarity(rdms, image_names=None, set_name: str = "", descriptor: str | None = None):
+def rdm_rows(rdms, image_names, set_name: str = "", descriptor: str | None = None, order=None,
+             positional: bool = False) -> list[int]:
+    """The RDM row of each image name, checked by name.
+
+    Parameters
+    ----------
+    rdms: rsatoolbox RDMs. image_names: the names, in the order wanted. descriptor: the pattern descriptor that
+    holds the names (default: any descriptor whose values are the image names, with or without file extension).
+    order: the image name of each RDM row, when no descriptor holds them. positional: take the rows in image
+    order, unchecked.
+
+    Returns
+    -------
+    list of row indices, one per image name. Raises DataError when the names cannot be matched, and when no
+    descriptor holds the names and neither `order` nor `positional=True` says how the rows are ordered.
+    """
+    names = list(image_names)
+    desc = rdms.pattern_descriptors or {}
+    if order is not None:
+        order = [str(x) for x in order]
+        if len(order) != rdms.n_cond:
+            raise DataError(f"data set '{set_name}': order names {len(order)} rows, but the RDMs have "
+                            f"{rdms.n_cond}; give the image name of each RDM row.")
+        rows = _labels_match(order, names)
+        if rows is None:
+            raise _mismatch("order", order, names, set_name)
+        return rows
+    if descriptor is not None:
+        rows = _labels_match(rdm_names(rdms, descriptor), names)
+        if rows is None:
+            raise _mismatch(f"RDM pattern-descriptor {descriptor!r}", rdm_names(rdms, descriptor), names, set_name)
+        return rows
+    for key in [k for k in NAME_DESCRIPTORS if k in desc] + [k for k in desc if k not in NAME_DESCRIPTORS]:
+        rows = _labels_match([str(x) for x in desc[key]], names)
+        if rows is not None:
+            return rows
+    if positional:
+        if rdms.n_cond != len(names):
+            raise DataError(f"data set '{set_name}': the RDMs have {rdms.n_cond} rows for {len(names)} images.")
+        return list(range(len(names)))
+    known = [k for k in NAME_DESCRIPTORS if k in desc]
+    if known:
+        raise _mismatch("RDM pattern-descriptor", [str(x) for x in desc[known[0]]], names, set_name)
+    shown = {k: [str(x) for x in desc[k]][:2] for k in desc}
+    raise DataError(f"data set '{set_name}': no pattern descriptor of the RDMs holds the image names (they have "
+                    f"{shown}), so the order of their rows cannot be checked. Give the image name of each row: "
+                    "aisviz.from_rsatoolbox(rdms, ..., order=[...]) or a pattern descriptor of names; or "
+                    "pass positional=True if the rows are in image order.")
+
+
+def rdms_to_similarity(rdms, image_names=None, set_name: str = "", descriptor: str | None = None, order=None,
+                       positional: bool = False):
     """rsatoolbox RDMs (dissimilarities; several are averaged) -> (similarity matrix in image order, note).
 
-    With image_names, the RDMs' name descriptor (if any) aligns the rows; without one, rows are in order."""
+    With image_names, the rows are aligned by name (rdm_rows: a descriptor holding the names, or `order`),
+    or taken in order with positional=True; without them, rows are in order."""
 
     mats = np.asarray(rdms.get_matrices(), dtype=np.float64)
     d = mats.mean(axis=0)
-    names = rdm_names(rdms, descriptor)
-    if image_names is not None and names is not None:
-        order = _labels_match(names, list(image_names))
-        if order is None:
-            raise _mismatch("RDM pattern-descriptor", names, list(image_names), set_name)
-        d = d[np.ix_(order, order)]
+    if image_names is not None:
+        rows = rdm_rows(rdms, image_names, set_name, descriptor, order, positional)
+        d = d[np.ix_(rows, rows)]
     sim, note = dissimilarity_to_similarity(d, name=set_name or "RDMs")
     measure = getattr(rdms, "dissimilarity_measure", None)
     averaged = f"mean of {len(mats)} RDMs; " if len(mats) > 1 else ""
     return sim, f"rsatoolbox RDMs ({averaged}measure: {measure}); {note}"
 
 
-def from_rsatoolbox(rdms: Any, image_names: Sequence[str] | None = None, name: str = "rdms",
-                    descriptor: str | None = None, **fields: Any) -> ComparisonSet:
-    """A ComparisonSet from rsatoolbox RDMs (dissimilarities, converted; several RDMs are averaged).
+def from_rsatoolbox(rdms: Any, images: Sequence[Any] | None = None, image_paths: Sequence[Any] | None = None,
+                    name: str = "rdms", descriptor: str | None = None, image_names: Sequence[str] | None = None,
+                    order: Sequence[str] | None = None, positional: bool = False, **fields: Any) -> ComparisonSet:
+    """A ComparisonSet from rsatoolbox RDMs, its rows matched to the images by name.
 
-    Parameters
-    ----------
-    rdms : rsatoolbox.rdm.RDMs over the images.
-    image_names : the set's image order. When given, the RDMs' name descriptor aligns the rows by name;
-        without it, the names come from the descriptor (see rdm_names), else "0", "1", ...
-    name : the set's name.
-    descriptor : the pattern descriptor that holds the image names (default: the first of NAME_DESCRIPTORS).
-    fields : further ComparisonSet fields (images, image_paths, observer, ...).
-
-    Returns
-    -------
-    The ComparisonSet, its direction_note saying how the dissimilarities were converted.
-    """
-    names = list(image_names) if image_names is not None else (
-        rdm_names(rdms, descriptor) or [str(i) for i in range(rdms.n_cond)])
-    sim, note = rdms_to_similarity(rdms, names, name, descriptor)
-    return ComparisonSet(name=name, image_names=tuple(names), similarity=sim, direction_note=note, **fields)
+    The images' names are image_names, else the file names of image_paths. With names, the RDMs' rows are
+    aligned to them (rdm_rows: a pattern descriptor holding the names, or `order`, the image name of each
+    RDM row; positional=True takes the rows in image order, unchecked). Without names, the set's names come
+    from the RDMs (rdm_names; else "0", "1", ...); in-memory `images` then cannot be matched to the rows, so
+    they need image_names, order or positional=True."""
+    if image_names is None and image_paths is not None:
+        image_names = [Path(p).name for p in image_paths]
+    if image_names is None:
+        names = rdm_names(rdms, descriptor) if order is None else [str(x) for x in order]
+        if images is not None and not positional:
+            raise DataError(f"data set '{name}': in-memory images carry no names, so they cannot be matched to the "
+                            "RDMs' rows: pass image_names=[name of each image], or positional=True if the images "
+                            "are in the order of the RDM rows.")
+        names = names or [str(i) for i in range(rdms.n_cond)]
+        order, positional = names, False
+    else:
+        names = [str(x) for x in image_names]
+    sim, note = rdms_to_similarity(rdms, names, name, descriptor, order, positional)
+    note = "; ".join(x for x in (fields.pop("direction_note", ""), note) if x)
+    return ComparisonSet(name=name, image_names=tuple(names), similarity=sim, images=images,
+                         image_paths=image_paths, direction_note=note, **fields)
 
 
 def from_dataframe(df: Any, image_names: Sequence[str] | None = None, name: str = "dataframe",

@@ -1,9 +1,12 @@
 """Where aisviz keeps files, and how it writes them: atomically, so an interrupted run leaves no partial file."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -14,18 +17,45 @@ TEMP_SUFFIXES = (".tmp", ".part")  # what atomic_write and downloads leave behin
 
 
 def atomic_write(target: Path, write) -> Path:
-    """Call write(binary file) on a temporary file beside target, then rename it onto target."""
+    """Call write(binary file) on a temporary file beside target, then rename it onto target. A full disk
+    raises OSError with errno ENOSPC (see disk_full_as_errno)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with disk_full_as_errno(target), os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return target
+
+
+@contextlib.contextmanager
+def disk_full_as_errno(target: Path):
+    """Inside the block, an OSError without errno on a full disk becomes OSError(ENOSPC): numpy reports a short
+    write as "61440 requested and 32752 written" with no errno, which would read as a bug (exit code 1)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is None and _free_bytes(Path(target)) < (1 << 20):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)) from exc
+        raise
+
+
+def _free_bytes(target: Path) -> int:
+    folder = target if target.is_dir() else target.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 1 << 62
+
+
+def environment_problem(exc: OSError, what: str) -> EnvironmentProblem:
+    """A one-line EnvironmentProblem (exit code 4) for an OSError met while writing `what`."""
+    return EnvironmentProblem(f"cannot write {what} ({exc.strerror or exc}): free disk space, or choose a folder "
+                              "you can write to.")
 
 
 def atomic_write_text(target: Path, text: str) -> Path:

@@ -12,6 +12,7 @@ import contextlib
 import difflib
 import io
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,9 +251,8 @@ def load_weights_file(net: Network, path) -> str:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        raise ModelError(f"cannot load weights file {path} as a plain state_dict ({type(exc).__name__}: "
-                         f"{' '.join(str(exc).split())[:200]}). Save it with torch.save(model.state_dict(), path)."
-                         ) from None
+        raise ModelError(f"cannot load weights file {path} as a plain state_dict ({_load_failure(exc)}). Save "
+                         "the weights alone with torch.save(model.state_dict(), path).") from None
     for key in ("state_dict", "model"):  # common checkpoint wrappers
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -273,6 +273,17 @@ def load_weights_file(net: Network, path) -> str:
                          f"(--model), or pick the model the file was saved from.")
     net.module.load_state_dict(state, strict=True)
     return f"file:{path.name}:{sha256_file(path)[:16]}"
+
+
+def _load_failure(exc: Exception) -> str:
+    """Why torch.load(weights_only=True) refused a file, without torch's advice to load it unrestricted (that
+    would run whatever code the file holds): the unpickler's own reason where torch gives one."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    found = re.search(r"WeightsUnpickler error: ([^\n]*?\.)(\s|$)", text)
+    if found:
+        return f"it holds Python objects that are not tensors: {found.group(1)}"
+    sentences = [s for s in re.split(r"(?<=\.)\s+", " ".join(text.split())) if "weights_only" not in s]
+    return f"{type(exc).__name__}: {' '.join(sentences)[:200]}"
 
 
 def _load_torchvision(name, weights):

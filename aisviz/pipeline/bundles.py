@@ -16,14 +16,17 @@ Layout of a bundle folder (format "aisviz-bundle", version 1):
                                      PNGs are for people and for static notebook figures; the dashboard
                                      reads the arrays.
 
-Checks on opening: format, version and every file's presence and size (cheap; every viewer kernel
-does them). `verify()` also compares every sha256 (reads every byte; `aisviz serve --shared` does it once
-at start). A damaged or foreign bundle raises BundleError naming the file (relative to the bundle) and
-the fix. Writing is atomic: a setting is written into a hidden temporary folder and renamed into place,
-then the index is replaced atomically; an interrupted run leaves the previous bundle intact.
+Checks on opening (cheap; every viewer kernel does them): format, version, and the schema of
+aisviz.pipeline.bundle_schema, which does not trust the checksums (whoever can change the files can rewrite them):
+field types, every file inside the bundle (no symbolic link out of it) with its size, every array declared,
+present, numeric and of the shape its image, map and split counts imply. `verify()` also compares every
+sha256 (reads every byte; `aisviz serve --shared` and `aisviz precompute` do it once). A damaged or
+foreign bundle raises BundleError naming the file (relative to the bundle) and the fix. Writing is atomic:
+a setting is written into a hidden temporary folder and renamed into place, then the index is replaced
+atomically; an interrupted run leaves the previous bundle intact.
 
-This module imports numpy and the standard library only (plus PIL when PNGs are written or images
-decoded), never torch.
+This module imports numpy, the standard library and aisviz.dashboard.result only (plus PIL when PNGs are
+written or images decoded), never torch.
 """
 from __future__ import annotations
 
@@ -40,8 +43,10 @@ from pathlib import Path
 import numpy as np
 
 from aisviz.core.heatmaps import overlay
-from aisviz.errors import DataError, InputError
-from aisviz.io.storage import atomic_write, sha256_file
+from aisviz.errors import DataError
+from aisviz.io.storage import atomic_write, disk_full_as_errno, environment_problem, sha256_file
+from aisviz.pipeline import bundle_schema
+from aisviz.pipeline.bundle_schema import BundleError
 from aisviz.pipeline.derive import heatmap
 from aisviz.pipeline.result import Result
 from aisviz.pipeline.settings import Settings
@@ -60,10 +65,6 @@ RAGGED_FIELDS = ("images", "saliency", "relevant_masks")
 JSON_FIELDS = ("dataset_name", "observer", "image_names", "map_names", "weights_label", "engine", "reruns_tail",
                "r2_all", "k_step", "splits", "summary", "image_sizes", "display_size", "saliency_provider",
                "saliency_error", "seconds", "notes")
-
-
-class BundleError(InputError):
-    """A bundle folder that cannot be read: missing, damaged, foreign, or from a newer aisviz (exit code 3)."""
 
 
 @dataclass(frozen=True)
@@ -194,19 +195,17 @@ def _write_setting(folder: Path, result, settings: dict, pngs: bool) -> dict:
 
 
 def _read_index(root: Path) -> dict:
-    path = root / INDEX
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    root = bundle_schema.real_root(root)
+    if not (root / INDEX).exists():
         raise BundleError(f"{root} is not a result bundle ({INDEX} is missing): write one with "
-                          "`aisviz precompute --out FOLDER`.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                          "`aisviz precompute --out FOLDER`.")
+    try:
+        index = json.loads(bundle_schema.read_json_bytes(root, INDEX).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise BundleError(f"the bundle index {INDEX} is damaged ({exc.__class__.__name__}): write the bundle "
                           "again with `aisviz precompute`.") from None
     _check_format(index, INDEX)
-    if not isinstance(index.get("settings"), list):
-        raise BundleError(f"the bundle index {INDEX} is damaged (no list of settings): write the bundle again "
-                          "with `aisviz precompute`.")
+    bundle_schema.check_index(index, INDEX)
     return index
 
 
@@ -223,20 +222,28 @@ def _check_format(doc, name: str):
 
 
 def check_output(out) -> None:
-    """Raise BundleError now if `out` cannot take a setting (a file, or a folder with a foreign or damaged
-    index), before anything is computed for it."""
+    """Raise BundleError now if `out` cannot take a setting (a file, or a folder whose bundle fails any check
+    of open_catalog), before anything is computed for it."""
     root = Path(out).expanduser()
     if root.exists() and not root.is_dir():
         raise BundleError(f"{root} is a file: give a folder for the bundle.")
-    if (root / INDEX).exists():
-        _read_index(root)
+    if (root / INDEX).exists() or (root / INDEX).is_symlink():
+        catalog = BundleCatalog(root, _read_index(root))
+        for e in catalog.entries:
+            catalog.load(e.id)
 
 
 def write_bundle(result, out, pngs: bool = True) -> BundleEntry:
     """Add one Result to the bundle folder `out` (created if needed); a setting with the same
     settings is replaced. Returns its index entry. Atomic: readers see the old or the new bundle."""
-
     root = Path(out).expanduser()
+    try:
+        return _write_bundle(result, root, pngs)
+    except OSError as exc:  # full disk, read-only or unwritable folder: exit code 4, not a bug
+        raise environment_problem(exc, f"the bundle into {root}") from None
+
+
+def _write_bundle(result, root: Path, pngs: bool) -> BundleEntry:
     root.mkdir(parents=True, exist_ok=True)
     index = _read_index(root) if (root / INDEX).exists() else {"format": FORMAT, "version": VERSION,
                                                                "settings": []}
@@ -244,7 +251,8 @@ def write_bundle(result, out, pngs: bool = True) -> BundleEntry:
     sid = setting_id(settings, result.dataset_name)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{sid}.", suffix=".tmp"))
     try:
-        _write_setting(tmp, result, settings, pngs)
+        with disk_full_as_errno(tmp):
+            _write_setting(tmp, result, settings, pngs)
         digest = sha256_file(tmp / MANIFEST)
         target = root / sid
         old = None
@@ -278,14 +286,10 @@ class BundleCatalog:
     Result with memory-mapped read-only arrays, `verify()` -> checks every checksum."""
 
     def __init__(self, root, index: dict):
-        self.root = Path(root)
+        self.root = bundle_schema.real_root(root)      # every file must resolve inside this folder
         self.entries: tuple[BundleEntry, ...] = tuple(
-            BundleEntry(id=str(e["id"]), label=str(e["label"]), settings=dict(e["settings"]),
-                        manifest_sha256=str(e["manifest_sha256"])) for e in index["settings"])
-        for e in self.entries:
-            if not re.fullmatch(r"[A-Za-z0-9_.-]+", e.id) or e.id.startswith("."):
-                raise BundleError(f"the bundle index {INDEX} names an invalid setting folder {e.id!r}: write the "
-                                  "bundle again with `aisviz precompute`.")
+            BundleEntry(id=e["id"], label=e["label"], settings=dict(e["settings"]),
+                        manifest_sha256=e["manifest_sha256"]) for e in index["settings"])
         self._manifests: dict[str, dict] = {}
 
     def __len__(self):
@@ -298,36 +302,26 @@ class BundleCatalog:
         raise BundleError(f"this bundle has no setting {sid!r}; it has: {', '.join(e.id for e in self.entries)}.")
 
     def manifest(self, sid: str) -> dict:
-        """The setting's manifest, checked against the index's checksum and for every file's size."""
+        """The setting's manifest, checked against the index's checksum and the bundle schema
+        (aisviz.pipeline.bundle_schema: field types, every file inside the bundle with its size, array headers)."""
         if sid in self._manifests:
             return self._manifests[sid]
         entry = self.entry(sid)
         rel = f"{sid}/{MANIFEST}"
-        path = self.root / rel
-        try:
-            raw = path.read_bytes()
-        except OSError:
-            raise BundleError(f"bundle file {rel} is missing: write the bundle again with `aisviz precompute`.") \
-                from None
+        raw = bundle_schema.read_json_bytes(self.root, rel)
         if hashlib.sha256(raw).hexdigest() != entry.manifest_sha256:
             raise BundleError(f"bundle file {rel} is damaged (its checksum differs from the index): write the "
                               "bundle again with `aisviz precompute`.")
         try:
             manifest = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise BundleError(f"bundle file {rel} is damaged (not JSON): write the bundle again with "
                               "`aisviz precompute`.") from None
         _check_format(manifest, rel)
-        for name, info in manifest.get("files", {}).items():
-            if ".." in Path(name).parts or Path(name).is_absolute():
-                raise BundleError(f"bundle file {rel} names a file outside its folder: write the bundle again.")
-            f = self.root / sid / name
-            if not f.is_file():
-                raise BundleError(f"bundle file {sid}/{name} is missing: write the bundle again with "
-                                  "`aisviz precompute`.")
-            if f.stat().st_size != info["bytes"]:
-                raise BundleError(f"bundle file {sid}/{name} is damaged ({f.stat().st_size} bytes, expected "
-                                  f"{info['bytes']}): write the bundle again with `aisviz precompute`.")
+        bundle_schema.check_setting(self.root, sid, manifest)
+        if manifest["settings"] != entry.settings:
+            raise BundleError(f"bundle file {rel} holds other settings than its entry in {INDEX}: "
+                              f"{bundle_schema.FIX}.")
         self._manifests[sid] = manifest
         return manifest
 
@@ -393,8 +387,10 @@ class BundleCatalog:
 
 
 def open_catalog(root, verify: bool = False) -> BundleCatalog:
-    """Open the bundle folder root: checks the index, every manifest and every file's size (and with
-    verify=True every checksum). Raises BundleError with the fix when anything is wrong."""
+    """Open the bundle folder root: checks the index and every manifest against the bundle schema
+    (aisviz.pipeline.bundle_schema: field types, files inside the bundle with their sizes, array dtypes and shapes);
+    with verify=True also every checksum, and opens every result. Raises BundleError with the fix when
+    anything is wrong."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise BundleError(f"{root} is not a folder: give the folder written by `aisviz precompute --out FOLDER`.")
@@ -405,4 +401,6 @@ def open_catalog(root, verify: bool = False) -> BundleCatalog:
         catalog.manifest(e.id)
     if verify:
         catalog.verify()
+        for e in catalog.entries:       # the schema's checks passed: each result must now open
+            catalog.load(e.id)
     return catalog

@@ -32,6 +32,7 @@ from aisviz.config import paper_seeds
 from aisviz.core.comparison import ComparisonSet
 from aisviz.errors import describe
 from aisviz.io.catalog import load_dataset
+from aisviz.io.storage import prepare_output_dir
 from aisviz.models.networks import Network, load_network
 from aisviz.pipeline.bundles import check_output, write_bundle
 from aisviz.pipeline.result import Result, build_result
@@ -263,6 +264,7 @@ def precompute(out: str | Path, settings: Settings | None = None, *, dataset: Co
     (the bundle's index entry, the Result).
     """
     check_output(out)  # a foreign or damaged folder fails now, not after the computation
+    prepare_output_dir(out, "--out")  # and so does a folder that cannot be written (exit code 4)
     result = compute_result(settings, dataset=dataset, device=device, use_cache=use_cache, progress=progress,
                             **fields)
     return write_bundle(result, out, pngs=pngs), result

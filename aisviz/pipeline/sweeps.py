@@ -5,13 +5,15 @@ per group loads the images and the network once on its worker (tasks carry only 
 and runs its cells one after the other, reusing the feature cache. Each finished cell is written to
 `OUT/cells/<cell>/` (a dashboard result bundle, CSV tables, `row.json` last, all atomic), so a re-run skips
 it; a failing cell becomes a row with its one-line error and the others go on. The table of rows is
-`OUT/sweep.csv` and `OUT/sweep.parquet`, rewritten after each group.
+`OUT/sweep.csv` and `OUT/sweep.parquet`, rewritten after each finished cell (on a Dask cluster: after
+each group, when its rows reach the client).
 
 Dask's local threaded scheduler is the default (no server); `scheduler="tcp://host:8786"` (or a
 `distributed.Client`) runs the groups on any Dask cluster.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -26,9 +28,9 @@ import numpy as np
 
 from aisviz.config import paper_seeds
 from aisviz.core.ceiling import ceiling_summary, load_subject_matrices, validation_ceiling
-from aisviz.errors import UsageError
+from aisviz.errors import EnvironmentProblem, UsageError
 from aisviz.io.catalog import load_dataset
-from aisviz.io.storage import atomic_write
+from aisviz.io.storage import atomic_write, environment_problem
 from aisviz.models.networks import list_layers, load_network
 from aisviz.pipeline.bundles import write_bundle
 from aisviz.pipeline.compute import Computation, run_pipeline
@@ -224,8 +226,9 @@ def run_cells(label: str, model: str, layers: list[str], config: dict, out, load
     (row.json under `out` with the same settings and data content) are read back, the others computed and
     saved. load_dataset() is called once; load_network() once, and only when a cell must be computed.
     callback(i, stage, fraction, text) reports cell i's pipeline stages; on_cell(row) is called as each cell is
-    done. An exception of a type in stop_on ends the run (a superseded dashboard job); any other fails only its
-    cell (or, while loading, the cells that need it), whose row then holds the one-line error."""
+    done. An exception of a type in stop_on ends the run (a superseded dashboard job), and so does an
+    EnvironmentProblem (a full disk, no GPU); any other fails only its cell (or, while loading, the cells that
+    need it), whose row then holds the one-line error."""
     rows = {}
 
     def done(layer, row):
@@ -261,8 +264,11 @@ def run_cells(label: str, model: str, layers: list[str], config: dict, out, load
                                                            config, report)
             row.update(computed, status="computed")
             if cell_dir is not None:
-                _save_cell(cell_dir, row, settings, config, computation, ceiling_rows)
-        except stop_on:
+                try:
+                    _save_cell(cell_dir, row, settings, config, computation, ceiling_rows)
+                except OSError as exc:  # a full disk or unwritable folder stops the run (exit code 4), not a cell
+                    raise environment_problem(exc, f"the results of cell {cell_dir.name}") from None
+        except (*stop_on, EnvironmentProblem):
             raise
         except Exception as exc:  # one failing cell is reported in its row; the others go on
             row.update(status="failed", error=_error_line(exc))
@@ -300,7 +306,7 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
     dashboard's auto step per layer. out: folder for per-cell results and
     the table (resumable); None keeps nothing. scheduler: None = Dask's local threaded scheduler with
     `workers` threads; an address such as "tcp://host:8786" or a distributed.Client = that cluster.
-    on_row(row) is called on the client as each group's rows arrive.
+    on_row(row) is called on the client as each cell finishes (on a cluster: as its group's rows arrive).
     """
     import pandas as pd
 
@@ -325,46 +331,39 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
                          f"n_random at least 0 (got {n_random}).")
     out = Path(out) if out is not None else None
     groups, rows = _plan(datasets, models, layers)
-    by_group: dict[int, list[dict]] = {}
+    finished: dict[tuple[int, str], dict] = {}    # (group, layer) -> its row, as cells finish
     n_cells = sum(len(g[2]) for g in groups) + len(rows)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=n_cells, desc="sweep cells", unit="cell", disable=not progress)
     bar.update(len(rows))
-
     lock = threading.Lock()
 
-    def cell_done(_row=None, n=1):
-        with lock:
-            bar.update(n)
+    def ordered() -> list[dict]:
+        return rows + [finished[(i, layer)] for i, (_, _, names) in enumerate(groups) for layer in names
+                       if (i, layer) in finished]
 
-    def collect(index, group_rows, counted):
-        by_group[index] = group_rows
-        if not counted:
-            cell_done(n=len(group_rows))
-        for row in group_rows:
+    def cell_done(group: int, row: dict):
+        """One finished cell: the bar moves, on_row sees it, and the table on disk is rewritten (a sweep
+        killed later keeps every row finished so far)."""
+        with lock:
+            finished[(group, row["layer"])] = row
+            bar.update(1)
             if on_row is not None:
                 on_row(row)
-        if out is not None:
-            _write_table(out, rows + [r for i in sorted(by_group) for r in by_group[i]])
+            if out is not None:
+                _write_table(out, ordered())
 
+    if out is not None and rows:
+        _write_table(out, rows)                   # cells that failed in planning
     outdir = None if out is None else str(out)
     if scheduler is None:
-        from dask.callbacks import Callback
-
-        # traverse=False: a ComparisonSet travels as it is, not taken apart as a dataclass
-        # Threads share this process, so each finished cell moves the progress bar at once.
+        # traverse=False: a ComparisonSet travels as it is, not taken apart as a dataclass. Threads share this
+        # process, so each finished cell reaches cell_done at once.
         tasks = [dask.delayed(run_group)(dask.delayed(ds, traverse=False), model, names, config, outdir,
-                                         on_cell=cell_done, dask_key_name=f"sweep-group-{i}")
+                                         on_cell=functools.partial(cell_done, i), dask_key_name=f"sweep-group-{i}")
                  for i, (ds, model, names) in enumerate(groups)]
-
-        class _Collect(Callback):
-            def _posttask(self, key, result, dsk, state, worker_id):
-                if isinstance(key, str) and key.startswith("sweep-group-"):
-                    collect(int(key.rsplit("-", 1)[1]), result, counted=True)
-
-        with _Collect():
-            dask.compute(*tasks, scheduler="threads", num_workers=max(1, int(workers)))
+        dask.compute(*tasks, scheduler="threads", num_workers=max(1, int(workers)))
     else:
         from distributed import as_completed
 
@@ -373,7 +372,7 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
         print(f"Dask cluster {client.scheduler.address}; its dashboard: {client.dashboard_link}", file=sys.stderr)
         futures = {client.submit(run_group, ds, model, names, config, outdir, pure=False): i
                    for i, (ds, model, names) in enumerate(groups)}
-        for future in as_completed(futures):  # the bar moves per group here: cells report from other machines
+        for future in as_completed(futures):  # cells on other machines reach this client as their group ends
             i = futures[future]
             try:
                 group_rows = future.result()
@@ -381,12 +380,12 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
                 ds, model, names = groups[i]
                 group_rows = [{**_empty_row(_dataset_label(ds), model, layer), "status": "failed",
                                "error": _error_line(exc)} for layer in names]
-            collect(i, group_rows, counted=False)
+            for row in group_rows:
+                cell_done(i, row)
         if client is not scheduler:
             client.close()
     bar.close()
-    ordered = rows + [r for i in sorted(by_group) for r in by_group[i]]
-    return pd.DataFrame(ordered, columns=list(COLUMNS))
+    return pd.DataFrame(ordered(), columns=list(COLUMNS))
 
 
 def _write_table(out: Path, rows: list[dict]):

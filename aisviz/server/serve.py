@@ -225,7 +225,7 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
     env["AISVIZ_SHARED_ASSETS"] = "1"             # kernels load plotly's widget code from the server (once)
     if bundles is not None:
 
-        open_catalog(bundles, verify=True)        # every checksum once here; kernels check sizes only
+        open_catalog(bundles, verify=True)        # schema and every checksum here; kernels check schema and sizes
         env["AISVIZ_BUNDLES"] = str(Path(bundles).expanduser().resolve())
         notebook = viewer_notebook()
     cmd = voila_command(port=port, pool_size=pool_size, open_browser=open_browser, notebook=notebook,

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from aisviz.cli.main import main, paper_seeds
+from aisviz.cli.main import main
+from aisviz.config import paper_seeds
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def test_errors_are_one_clear_line(capsys, folder_set, tmp_path, argv, code, wor
 
 
 def test_seeds_follow_the_paper():
-    assert paper_seeds(8) == [111, 222, 333, 444, 555, 666, 777, 888]
+    assert paper_seeds(8) == (111, 222, 333, 444, 555, 666, 777, 888)
 
 
 def test_console_script_runs(folder_set):
@@ -318,26 +319,6 @@ def test_json_on_demo_download_and_cache(capsys, folder_set, tmp_path):
     assert "cannot download" in capsys.readouterr().err
 
 
-@pytest.fixture
-def small_mount(tmp_path):
-    """Mount a real tmpfs (read-only, or 300 KB: too small for a feature cache); skip where mounting is not
-    allowed (not root, or a container without the capability)."""
-    mounted = []
-
-    def mount(name, options):
-        target = tmp_path / name
-        target.mkdir()
-        res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True)
-        if res.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
-        mounted.append(target)
-        return target
-
-    yield mount
-    for target in mounted:
-        subprocess.run(["umount", str(target)], check=True)
-
-
 @pytest.mark.parametrize("options,reason", [("ro,size=100k", "Read-only file system"),
                                             ("size=300k", "No space left on device")])
 def test_read_only_or_full_cache_folder_keeps_the_result(capsys, folder_set, monkeypatch, small_mount, options,
@@ -411,3 +392,31 @@ def test_nan_pixel_warning_is_recorded_also_when_the_activations_come_from_the_c
         nan_warnings = [w for w in out["warnings"] if "NaN or infinite" in w]
         assert len(nan_warnings) == 2 and "img03.tif" in nan_warnings[1], (run, out["warnings"])
     assert "noted when these activations were computed" in nan_warnings[0]
+
+
+@pytest.mark.parametrize("argv,code", [(["score", "--dataset", "no_such_set", "--json", "--quiet"], 3),
+                                       (["validate", "--folds", "1", "--json"], 2),
+                                       (["layers", "no_such_net", "--json"], 3)],
+                         ids=["input", "usage at parse time", "model"])
+def test_json_failures_are_an_object_on_stdout(capsys, argv, code):
+    assert main(argv) == code
+    printed = capsys.readouterr()
+    doc = json.loads(printed.out)
+    assert set(doc) == {"error", "exit_code"} and doc["exit_code"] == code
+    assert doc["error"] and "\n" not in doc["error"] and doc["error"] in printed.err   # the same line as stderr
+
+
+def test_json_environment_and_internal_failures_are_objects_too(capsys, folder_set, small_mount, monkeypatch):
+    out = small_mount("ro", "ro,size=100k")
+    assert main(["heatmaps", "--dataset", str(folder_set), "--out", str(out / "maps"), "--json", "--quiet"]) == 4
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["exit_code"] == 4 and "Read-only file system" in doc["error"]
+    from aisviz.io import catalog
+
+    def broken():  # stands in for a bug anywhere below a command
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(catalog, "list_datasets", broken)
+    assert main(["datasets", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["exit_code"] == 1 and doc["error"].startswith("internal error: RuntimeError: a bug")

@@ -62,3 +62,25 @@ def test_the_notebooks_ship_inside_the_package():
     assert folder.is_dir() and (folder / "03_workshop.ipynb").is_file()
     assert packaged_notebooks().resolve() == folder.resolve()
     assert 'notebooks/*.ipynb' in (ROOT / "pyproject.toml").read_text()
+
+
+@pytest.mark.slow
+def test_precompute_on_a_full_disk_is_an_environment_error(tmp_path, small_mount):
+    """A real 300 KB tmpfs: the result is computed, its arrays do not fit; exit 4 with one line, nothing left."""
+    disk = small_mount("full", "size=300k")
+    out = _run(["precompute", "--out", str(disk / "b"), "--seeds", "1", "--folds", "2", "--k-step", "256",
+                "--saliency", "none", "--quiet"], tmp_path)
+    assert out.returncode == 4, out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"aisviz: error: cannot write the bundle into {disk / 'b'} (No space left on device)")
+    assert "internal error" not in line and "free disk space" in line
+    assert [p for p in disk.rglob("*") if p.is_file()] == []       # no partial setting, no index
+
+
+def test_precompute_into_a_read_only_folder_fails_before_computing(tmp_path, small_mount):
+    disk = small_mount("ro", "ro,size=100k")
+    out = _run(["precompute", "--out", str(disk / "b"), "--quiet"], tmp_path)
+    assert out.returncode == 4, out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert "cannot write into --out" in line and "Read-only file system" in line
+    assert not (tmp_path / "home" / "features").exists()           # nothing was computed

@@ -154,3 +154,64 @@ def test_a_labelled_matrix_passed_as_an_array_names_its_adapter():
         ComparisonSet(name="df", image_names=tuple("abcd"), similarity=frame)
     with pytest.raises(DataError, match=r"from_rsatoolbox"):
         ComparisonSet(name="rdm", image_names=tuple("abcde"), similarity=RDMs(np.ones((1, 10))))
+
+
+def _shuffled_rdms(perm, **descriptors):
+    """Real rsatoolbox RDMs of the _human() set's dissimilarities, rows in `perm` order, with the image names in
+    perm order under each given descriptor key (a value None = no names there)."""
+    names = [f"i{k}.png" for k in range(10)]
+    d = 1 - _human(_acts())
+    iu = np.triu_indices(10, 1)
+    pattern = {key: [names[i] for i in perm] if value is None else value for key, value in descriptors.items()}
+    return RDMs(d[np.ix_(perm, perm)][iu][None], dissimilarity_measure="1 - r", pattern_descriptors=pattern), names
+
+
+PERM = [3, 7, 0, 9, 1, 5, 8, 2, 6, 4]
+
+
+@pytest.mark.parametrize("key", ["label", "stim_id", "filename"])
+def test_rdms_with_names_under_any_descriptor_are_aligned_by_name(key):
+    rdms, names = _shuffled_rdms(PERM, **{key: None})
+    ref = ComparisonSet(name="ref", image_names=tuple(names), similarity=_human(_acts()))
+    aligned = from_rsatoolbox(rdms, image_names=names, name="rdm")
+    in_order = from_rsatoolbox(_shuffled_rdms(list(range(10)), **{key: None})[0], image_names=names, name="ordered")
+    np.testing.assert_allclose(aligned.similarity, in_order.similarity, atol=1e-12)
+    iu = np.triu_indices(10, 1)
+    assert np.corrcoef(aligned.similarity[iu], ref.similarity[iu])[0, 1] > 0.999
+    paths = [f"/stimuli/{n}" for n in names]                 # files in image order, rows shuffled
+    from_paths = from_rsatoolbox(rdms, image_paths=paths)
+    assert from_paths.image_names == tuple(names)
+    np.testing.assert_allclose(from_paths.similarity, aligned.similarity, atol=1e-12)
+    unnamed = from_rsatoolbox(rdms)              # no images: the rows' own names, their order
+    assert unnamed.image_names == tuple(names[i] for i in PERM)
+
+
+def test_rdms_whose_rows_nothing_names_are_refused_unless_order_or_positional():
+    rdms, names = _shuffled_rdms(PERM, session=[1] * 10)       # rsatoolbox's default 'index' and a non-name key
+    with pytest.raises(DataError, match=r"no pattern descriptor of the RDMs holds the image names .*"
+                                        r"order=\[\.\.\.\].*positional=True"):
+        from_rsatoolbox(rdms, image_names=names, name="x")
+    with pytest.raises(DataError, match="no pattern descriptor"):
+        from_rsatoolbox(rdms, image_paths=[f"/s/{n}" for n in names])
+    in_order = from_rsatoolbox(_shuffled_rdms(list(range(10)), image=None)[0], image_names=names, name="ordered")
+    by_order = from_rsatoolbox(rdms, image_names=names, order=[names[i] for i in PERM])
+    np.testing.assert_allclose(by_order.similarity, in_order.similarity, atol=1e-12)
+    with pytest.raises(DataError, match="order labels do not match"):
+        from_rsatoolbox(rdms, image_names=names, order=[f"x{i}" for i in range(10)])
+    by_position = from_rsatoolbox(rdms, image_names=names, positional=True)
+    shuffled = ComparisonSet(name="s", image_names=tuple(names[i] for i in PERM), similarity=in_order.similarity[
+        np.ix_(PERM, PERM)])
+    np.testing.assert_allclose(by_position.similarity, shuffled.similarity, atol=1e-12)
+
+
+def test_in_memory_images_need_names_or_positional():
+    from PIL import Image
+
+    rdms, names = _shuffled_rdms(PERM, image=None)
+    images = [Image.new("RGB", (8, 8), (k, k, k)) for k in range(10)]
+    with pytest.raises(DataError, match="in-memory images carry no names"):
+        from_rsatoolbox(rdms, images=images)
+    named = from_rsatoolbox(rdms, images=images, image_names=names)
+    assert named.image_names == tuple(names) and named.images[3].getpixel((0, 0)) == (3, 3, 3)
+    as_rows = from_rsatoolbox(rdms, images=images, positional=True)
+    assert as_rows.image_names == tuple(names[i] for i in PERM)

@@ -183,3 +183,16 @@ def test_timm_cnn_is_scored(tiny_set):
     scorer = AlignmentImportance(progress=False, use_cache=False).fit(tiny_set, network=net)
     assert scorer.ais_.shape == (512,) and np.isfinite(scorer.r2_all_)
     assert (scorer.layer_, scorer.readout_) == ("forward_features", "pre_logits")
+
+
+def test_weights_file_error_never_advises_loading_it_unrestricted(tmp_path):
+    """torch's message suggests re-running with weights_only=False, which would run the file's code: not quoted."""
+    import torch
+
+    torch.save({"layer.weight": torch.zeros(2), "extra": NotWeights()}, tmp_path / "objects.pt")
+    with pytest.raises(ModelError) as info:
+        load_network("resnet18", weights_file=tmp_path / "objects.pt")
+    text = str(info.value)
+    assert "weights_only" not in text and "\n" not in text and "\x1b" not in text
+    assert "holds Python objects that are not tensors: Unsupported global: GLOBAL test_models.NotWeights" in text
+    assert "torch.save(model.state_dict(), path)" in text

@@ -297,7 +297,92 @@ def test_k_star_is_labelled_as_the_number_of_maps_kept_beside_the_paper():
 
     label = "number of maps kept (the authors' index + 1)"
     assert label in COLUMN_MEANINGS["mean_k_star"]
-    notebook = json.loads((Path(__file__).parents[1] / "notebooks" / "02_paper_validation.ipynb").read_text())
+    notebook = json.loads((Path(__file__).parents[2] / "notebooks" / "02_paper_validation.ipynb").read_text())
     table_cell, reading = ("".join(c["source"]) for c in notebook["cells"][4:6])
     assert label in table_cell and "'k* maps'" in table_cell and "k* index" in table_cell
     assert label in reading
+
+
+@pytest.mark.parametrize("argv", [["--layers", "nope"], ["--model", "no_such_net"], ["--dataset", "no_such_set"]],
+                         ids=["unknown layer", "unknown model", "unknown data set"])
+def test_cli_sweep_where_every_cell_failed_exits_3_with_the_errors_on_stderr(tmp_path, capsys, argv):
+    code = main(["sweep", *argv, "--folds", "3", "--seeds", "2", "--out", str(tmp_path), "--quiet"])
+    printed = capsys.readouterr()
+    assert code == 3 and printed.out == ""
+    first, last = printed.err.strip().splitlines()
+    assert first.startswith("aisviz: failed: ") and argv[1] in first
+    assert last.startswith("aisviz: error: every cell of the sweep failed (1 of 1; the first: ")
+    assert list(read_sweep(tmp_path).status) == ["failed"]           # the table says which and why
+    code = main(["sweep", *argv, "--folds", "3", "--seeds", "2", "--out", str(tmp_path), "--quiet", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 3 and doc["exit_code"] == 3 and doc["error"].startswith("every cell of the sweep failed")
+
+
+@pytest.mark.slow
+def test_cli_sweep_with_some_failed_cells_exits_0_with_a_summary_on_stderr(tmp_path, capsys):
+    code = main(["sweep", "--layers", "_head_act", "nope", "--folds", "3", "--seeds", "2", "--k-step", "64",
+                 "--out", str(tmp_path), "--quiet"])
+    printed = capsys.readouterr()
+    assert code == 0
+    lines = printed.err.strip().splitlines()
+    assert len(lines) == 2, printed.err
+    assert lines[0].startswith("aisviz: failed: synthetic efficientnet_lite0 nope: ModelError: efficientnet_lite0 has "
+                               "no layer 'nope'")
+    assert lines[1] == (f"aisviz: 1 of 2 cells failed (listed above; their rows hold the error in "
+                        f"{tmp_path}/sweep.csv); the others finished.")
+    assert "failed" not in printed.out and "_head_act" in printed.out
+
+
+@pytest.mark.slow
+def test_sweep_table_holds_the_first_cell_after_kill_9(tmp_path):
+    """A sweep killed (SIGKILL) while its second cell runs keeps the first cell's row in sweep.csv."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, AISVIZ_HOME=str(tmp_path / "home"), PYTHONPATH=str(root))
+    out = tmp_path / "out"
+    # the second cell (an early layer: the network's tail re-runs for every mask) takes minutes here
+    proc = subprocess.Popen([sys.executable, "-m", "aisviz", "sweep", "--layers", "_head_act", "_blocks.1",
+                             "--folds", "3", "--seeds", "2", "--k-step", "64", "--out", str(out), "--quiet"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not list(out.glob("cells/*/row.json")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        deadline = time.monotonic() + 10                 # the table follows its row.json within moments
+        while not (out / "sweep.csv").is_file() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(list(out.glob("cells/*/row.json"))) == 1   # the second cell is still running
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    table = read_sweep(out)
+    assert list(zip(table.layer, table.status)) == [("_head_act", "computed")]
+    assert table.r2_all[0] > 0
+
+
+def test_sweep_into_a_read_only_folder_fails_before_computing(capsys, small_mount, home):
+    disk = small_mount("ro", "ro,size=100k")
+    assert main(["sweep", "--out", str(disk / "s"), "--quiet"]) == 4
+    err = capsys.readouterr().err
+    assert "cannot write into --out" in err and "Read-only file system" in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_sweep_on_a_full_disk_stops_with_exit_4(capsys, small_mount):
+    """A real 300 KB tmpfs: the cell is computed, its results do not fit: the run stops (not a failed cell)."""
+    disk = small_mount("full", "size=300k")
+    code = main(["sweep", "--layers", "_head_act", "_conv_head", "--folds", "3", "--seeds", "2", "--k-step", "64",
+                 "--out", str(disk / "s"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 4, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("aisviz: error: cannot write the results of cell synthetic__efficientnet_lite0___head_act")
+    assert "(No space left on device)" in line and "internal error" not in line
