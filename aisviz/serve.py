@@ -81,6 +81,11 @@ def viewer_notebook() -> Path:
 DEFAULT_CULL_IDLE = 600      # seconds a kernel with no open tab may stay idle before it is shut down
 
 
+CLAIM_TIMEOUT = 45.0        # seconds after its page is sent for a kernel's websocket to connect
+# Admission defaults (0 = no limit), per mode: a viewer kernel is ~225 MB, a researcher kernel 1.3-1.4 GB.
+LIMITS = {"shared": {"max_kernels": 40, "kernels_per_client": 4, "pages_per_minute": 20},
+          "researcher": {"max_kernels": 4, "kernels_per_client": 0, "pages_per_minute": 0}}
+
 KERNEL_START_TIMEOUT = 600   # seconds a visitor's kernel may take to start (Voila: 60)
 OUTPUT_TIMEOUT = 300         # seconds a cell's output may lag its execution reply (nbclient: 4)
 
@@ -94,17 +99,22 @@ def cull_interval_for(cull_idle_timeout: int) -> int:
 def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = False, notebook=None,
                   cull_idle_timeout: int = DEFAULT_CULL_IDLE, cull_interval: int | None = None,
                   base_url: str | None = None, max_kernels: int = 0, hub_auth: bool = False,
-                  extra_args=()) -> list[str]:
+                  kernels_per_client: int = 0, pages_per_minute: int = 0,
+                  claim_timeout: float = CLAIM_TIMEOUT, extra_args=()) -> list[str]:
     """The Voila command line serve() runs (a list for subprocess): aisviz.voila_server, i.e. Voila with the
-    kernel cap, the v1-only kernel websockets and the working tab-close beacon."""
+    admission limits (0 = none), the checked v1-only kernel websockets and the working tab-close beacon."""
     if not 1 <= int(port) <= 65535:
         raise ValueError(f"port must be 1 to 65535, not {port}.")
     if int(pool_size) < 0:
         raise ValueError(f"pool_size must be 0 (no preheated kernels) or more, not {pool_size}.")
     if int(cull_idle_timeout) < 1:
         raise ValueError(f"the idle timeout must be at least 1 second, not {cull_idle_timeout}.")
-    if int(max_kernels) < 0:
-        raise ValueError(f"max_kernels must be 0 (no cap) or more, not {max_kernels}.")
+    for name, value in (("max_kernels", max_kernels), ("kernels_per_client", kernels_per_client),
+                        ("pages_per_minute", pages_per_minute)):
+        if int(value) < 0:
+            raise ValueError(f"{name} must be 0 (no limit) or more, not {value}.")
+    if float(claim_timeout) < 1:
+        raise ValueError(f"the claim timeout must be at least 1 second, not {claim_timeout}.")
     interval = cull_interval_for(cull_idle_timeout) if cull_interval is None else int(cull_interval)
     cmd = [sys.executable, "-m", "aisviz.voila_server", str(notebook or dashboard_notebook()),
            "--Voila.ip=127.0.0.1", f"--port={int(port)}", "--Voila.port_retries=0",
@@ -115,6 +125,10 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
            "--MappingKernelManager.cull_connected=False",
            "--ZMQChannelsWebsocketConnection.kernel_ws_protocol=v1.kernel.websocket.jupyter.org",
            f"--AisvizVoila.max_kernels={int(max_kernels)}",
+           f"--AisvizVoila.kernels_per_client={int(kernels_per_client)}",
+           f"--AisvizVoila.pages_per_minute={int(pages_per_minute)}",
+           f"--AisvizVoila.claim_timeout={float(claim_timeout)}",
+           f"--AisvizVoila.limit_by={'user' if hub_auth else 'address'}",
            # A class arriving at once starts dozens of kernels on a few cores. A cell whose output (here:
            # the dashboard) comes more than 4 s after its reply loses that output: a blank page (28 of 30
            # pages opened at once on 2 cores); a kernel slower than 60 s to start fails its page. Waiting
@@ -195,8 +209,9 @@ def stop_process_tree(proc: subprocess.Popen, grace: float = 15.0) -> None:
 
 
 def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
-          cull_idle_timeout: int = DEFAULT_CULL_IDLE, base_url: str | None = None, max_kernels: int = 0,
-          bundles=None, notebook=None, hub_auth: bool = False, extra_args=()) -> int:
+          cull_idle_timeout: int = DEFAULT_CULL_IDLE, base_url: str | None = None, max_kernels: int | None = None,
+          bundles=None, notebook=None, hub_auth: bool = False, kernels_per_client: int | None = None,
+          pages_per_minute: int | None = None, claim_timeout: float = CLAIM_TIMEOUT, extra_args=()) -> int:
     """Run the dashboard with Voila on http://127.0.0.1:<port>/ until SIGINT/SIGTERM; returns Voila's exit
     code (130/143 when stopped by a signal, after Voila and every kernel have stopped).
 
@@ -204,8 +219,10 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
     bundled settings, import no torch and compute nothing. Without it: researcher mode (compute anything).
     pool_size > 0 keeps that many preheated kernels (each costs a kernel's memory: a researcher kernel was
     measured at 1.3-1.4 GB resident after the default job, a viewer kernel at about 225 MB). Kernels with no
-    tab open are shut down after cull_idle_timeout seconds; max_kernels > 0 caps the kernels serving visitors
-    ("server full" page past it).
+    tab open are shut down after cull_idle_timeout seconds, kernels whose page never connected after
+    claim_timeout seconds. max_kernels caps the kernels serving visitors ("server full" page past it);
+    kernels_per_client and pages_per_minute limit each visitor (an address, or a hub user with hub_auth). None
+    takes the mode's default (LIMITS), 0 means no limit.
     notebook: serve this notebook instead (researcher mode only). hub_auth: run as a JupyterHub service
     (deploy/jupyterhub_config.py): visitors log in through the hub."""
     check_installed()
@@ -223,9 +240,13 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
         open_catalog(bundles, verify=True)        # every checksum once here; kernels check sizes only
         env["AISVIZ_BUNDLES"] = str(Path(bundles).expanduser().resolve())
         notebook = viewer_notebook()
+    limits = dict(LIMITS["shared" if bundles is not None else "researcher"])
+    given = {"max_kernels": max_kernels, "kernels_per_client": kernels_per_client,
+             "pages_per_minute": pages_per_minute}
+    limits.update({name: value for name, value in given.items() if value is not None})
     cmd = voila_command(port=port, pool_size=pool_size, open_browser=open_browser, notebook=notebook,
-                        cull_idle_timeout=cull_idle_timeout, base_url=base_url, max_kernels=max_kernels,
-                        hub_auth=hub_auth, extra_args=extra_args)
+                        cull_idle_timeout=cull_idle_timeout, base_url=base_url, hub_auth=hub_auth,
+                        claim_timeout=claim_timeout, extra_args=extra_args, **limits)
     mode = "shared viewer mode" if bundles is not None else "researcher mode"
     print(f"aisviz dashboard ({mode}) on http://127.0.0.1:{port}{base_url or '/'} (Ctrl-C stops it); "
           f"dashboard log: {log_file}", file=sys.stderr, flush=True)
