@@ -23,6 +23,7 @@ import sys
 import time
 from dataclasses import replace
 
+from .applog import short
 from .bundles import BundleCatalog, BundleError, open_catalog
 from .dashboard.app import Dashboard
 from .dashboard.panels import BrowserPanel, CurvePanel, DetailPanel, ExportPanel, MapsPanel, StatusPanel
@@ -89,11 +90,12 @@ def _guarded_dropdown_class():
             index = sync_data.get("index", self.index)
             if extra:
                 self._on_refused(Refused(NOT_OFFERED.format(
-                    what=f"the browser asked to change {', '.join(extra)} of the {self.description} menu")))
+                    what=f"the browser asked to change {short(', '.join(map(str, extra)), 80)} of the "
+                         f"{self.description} menu")))
                 return
             if not (isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(self.options)):
                 self._on_refused(Refused(NOT_OFFERED.format(
-                    what=f"choice {index!r} of the {self.description} menu does not exist (it has "
+                    what=f"choice {short(repr(index), 40)} of the {self.description} menu does not exist (it has "
                          f"{len(self.options)})")))
                 self.send_state("index")          # put the browser's menu back
                 return

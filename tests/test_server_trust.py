@@ -183,7 +183,7 @@ def test_hostile_messages_leave_the_log_small(shared):
     for i in range(100):
         client.update(menu, {f"key{j}_{i}": "x" * 20 for j in range(8000)})
     texts = iopub_texts(client, 20)
-    assert max(len(t) for t in texts) < 20_000                            # no message repeats the keys
+    assert any("Refused" in t for t in texts) and not any("key4000_" in t for t in texts)   # keys not repeated
     files = list(shared["app_log"].parent.glob("dashboard.log*"))
     grown = sum(f.stat().st_size for f in files) - before
     assert grown < 100_000, f"the log grew by {grown} bytes"

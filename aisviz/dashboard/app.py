@@ -18,7 +18,9 @@ import threading
 import time
 from pathlib import Path
 
+from ..applog import app_log_handler
 from .html import plain_message
+from .kernel_guard import harden_kernel
 from .panels import (
     BrowserPanel,
     ControlsPanel,
@@ -66,6 +68,7 @@ body[data-jp-theme-light="false"] .aisviz-dashboard .js-plotly-plot .legend .bg 
 """
 
 _LOGGING_READY = False
+MAX_MESSAGES = 50        # messages kept (a hostile client can cause a refusal per message)
 
 
 def _setup_logging():
@@ -78,12 +81,10 @@ def _setup_logging():
     if not path:
         return
     try:
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(Path(path).expanduser(), encoding="utf-8")
+        handler = app_log_handler(path)            # rotated, messages cut, repeats limited (issue 17, F3)
     except OSError as exc:
         log.warning("cannot write the dashboard log %s (%s)", path, exc)
         return
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [pid %(process)d] %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
 
@@ -157,6 +158,7 @@ class Dashboard:
         self.slot_widths.observe(self.guard(lambda _: self._refit(), "resize the charts"), "widths")
         self.panels = [cls(self) for cls in self.PANELS]
         self.root = self._layout(W)
+        harden_kernel(lambda text: self.show_error("", text))    # served by Voila: no traceback reaches a client
         for result in results:
             self.session.add(result.settings, result)
         if results:
@@ -240,7 +242,7 @@ class Dashboard:
             log.error("dashboard: %s", text, exc_info=(type(exc), exc, exc.__traceback__))
         else:
             log.error("dashboard: %s", text)
-        self.state.messages = [*self.state.messages, text]
+        self.state.messages = [*self.state.messages[-(MAX_MESSAGES - 1):], text]
         self.state.error = text
 
     def clear_message(self):
