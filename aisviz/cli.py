@@ -457,7 +457,8 @@ def cmd_serve(args):
     code = serve(port=args.port, pool_size=args.pool_size, open_browser=args.open, cull_idle_timeout=args.cull_idle,
                  base_url=args.base_url, max_kernels=args.max_kernels, bundles=args.bundles if args.shared else None,
                  hub_auth=args.hub_auth, kernels_per_client=args.kernels_per_client,
-                 pages_per_minute=args.pages_per_minute, claim_timeout=args.claim_timeout)
+                 pages_per_minute=args.pages_per_minute, claim_timeout=args.claim_timeout,
+                 allow_paths=args.allow_paths)
     if code:
         raise SystemExit(code)
     return None, None
@@ -590,6 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="page loads per visitor and minute (default 20 shared, 0 = no limit)")
     p.add_argument("--claim-timeout", type=at_least(1), default=45,
                    help="seconds for a page to connect to its kernel before the kernel is shut down")
+    p.add_argument("--allow-paths", nargs="+", metavar="DIR",
+                   help="folders the researcher dashboard's path box may open (served with --base-url or "
+                        "--hub-auth the box is off without this)")
     p.add_argument("--hub-auth", action="store_true", help="run as a JupyterHub service (see deploy/)")
     from .cli_share import add_commands
 

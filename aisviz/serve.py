@@ -23,6 +23,7 @@ Choices made here:
 """
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -145,6 +146,11 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
     return cmd + list(extra_args)
 
 
+def loopback(host: str) -> bool:
+    """True for an address only this machine reaches (127.x.x.x, ::1, localhost)."""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def check_installed() -> None:
     """Raise ImportError naming what to install when the dashboard stack is missing."""
     from importlib.util import find_spec
@@ -211,7 +217,8 @@ def stop_process_tree(proc: subprocess.Popen, grace: float = 15.0) -> None:
 def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
           cull_idle_timeout: int = DEFAULT_CULL_IDLE, base_url: str | None = None, max_kernels: int | None = None,
           bundles=None, notebook=None, hub_auth: bool = False, kernels_per_client: int | None = None,
-          pages_per_minute: int | None = None, claim_timeout: float = CLAIM_TIMEOUT, extra_args=()) -> int:
+          pages_per_minute: int | None = None, claim_timeout: float = CLAIM_TIMEOUT, allow_paths=None,
+          extra_args=()) -> int:
     """Run the dashboard with Voila on http://127.0.0.1:<port>/ until SIGINT/SIGTERM; returns Voila's exit
     code (130/143 when stopped by a signal, after Voila and every kernel have stopped).
 
@@ -223,10 +230,14 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
     claim_timeout seconds. max_kernels caps the kernels serving visitors ("server full" page past it);
     kernels_per_client and pages_per_minute limit each visitor (an address, or a hub user with hub_auth). None
     takes the mode's default (LIMITS), 0 means no limit.
+    allow_paths: folders the researcher dashboard's path box may open. Served to others (a base URL, hub_auth,
+    or a --Voila.ip in extra_args other than loopback) the box is off unless folders are given; on a plain
+    127.0.0.1 server it opens any folder unless folders are given.
     notebook: serve this notebook instead (researcher mode only). hub_auth: run as a JupyterHub service
     (deploy/jupyterhub_config.py): visitors log in through the hub."""
     check_installed()
     check_port_free(port)
+    from .dashboard.limits import ENV_ALLOW_PATHS
     from .dashboard.voila_template import voila_environment
 
     env = voila_environment()
@@ -234,6 +245,13 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     env["AISVIZ_APP_LOG"] = log_file
     env["AISVIZ_SHARED_ASSETS"] = "1"             # kernels load plotly's widget code from the server (once)
+    if allow_paths:
+        env[ENV_ALLOW_PATHS] = os.pathsep.join(str(Path(p).expanduser().resolve()) for p in allow_paths)
+    elif base_url or hub_auth or not all(loopback(a.split("=", 1)[1]) for a in extra_args
+                                         if str(a).startswith("--Voila.ip=")):
+        env[ENV_ALLOW_PATHS] = ""                 # served to others: the path box is off
+    else:
+        env.pop(ENV_ALLOW_PATHS, None)
     if bundles is not None:
         from .bundles import open_catalog
 
