@@ -69,6 +69,10 @@ body[data-jp-theme-light="false"] .aisviz-dashboard .js-plotly-plot .legend .bg 
 
 _LOGGING_READY = False
 MAX_MESSAGES = 50        # messages kept (a hostile client can cause a refusal per message)
+EXPORTS_PER_MINUTE = 30  # figure and ZIP exports a dashboard builds per minute (2000 clicks once kept a kernel
+                         # busy for over 10 minutes)
+TOO_MANY_EXPORTS = (f"Refused: more than {EXPORTS_PER_MINUTE} exports in a minute. The links shown are still "
+                    "valid; wait a moment before the next export.")
 
 
 def _setup_logging():
@@ -137,6 +141,8 @@ class Dashboard:
         self._loop = _running_loop()
         self._main = threading.get_ident()
         self._views = LRU(4)
+        self._exported: set = set()               # exports whose links show the current view
+        self._export_times: list = []
         self.timings = {"slider_ms": [], "hover_ms": [], "render_ms": []}
         given, self.extra_sets = {}, []
         if not isinstance(dataset, str):              # a ComparisonSet given directly
@@ -157,6 +163,7 @@ class Dashboard:
         self.slot_widths = SlotWidths()
         self.slot_widths.observe(self.guard(lambda _: self._refit(), "resize the charts"), "widths")
         self.panels = [cls(self) for cls in self.PANELS]
+        self.state.observe(lambda _: self._exported.clear(), ["view", "k", "image", "display", "follow_slider"])
         self.root = self._layout(W)
         harden_kernel(lambda text: self.show_error("", text))    # served by Voila: no traceback reaches a client
         for result in results:
@@ -235,6 +242,32 @@ class Dashboard:
                     self.show_error(action, exc)
                     return None
         return wrapped
+
+    def exporting(self, fn, action: str):
+        """guard() for an export button: an export is not built again while nothing it shows (result, k, image,
+        display) has changed since it was built, and at most EXPORTS_PER_MINUTE are built a minute.
+
+        Parameters
+        ----------
+        fn: builds the export (no arguments).
+        action: what it does, in words (messages).
+
+        Returns
+        -------
+        The click callback.
+        """
+        def run(_button=None):
+            if action in self._exported:
+                return                              # its link is shown, built from the current view
+            now = time.monotonic()
+            self._export_times = [t for t in self._export_times if now - t < 60]
+            if len(self._export_times) >= EXPORTS_PER_MINUTE:
+                self.show_error("", TOO_MANY_EXPORTS)
+                return
+            self._export_times.append(now)
+            fn()
+            self._exported.add(action)
+        return self.guard(run, action)
 
     def show_error(self, action: str, exc: BaseException | str):
         text = exc if isinstance(exc, str) else plain_message(action, exc)
