@@ -70,3 +70,11 @@ def test_on_a_private_server_any_folder_opens_as_before(monkeypatch, tmp_path):
     controls.w_path.value = str(tmp_path / "missing")
     controls.w_add.click()
     assert "does not exist" in dash.state.error and controls.w_path.layout.display != "none"
+
+
+def test_served_to_others_an_unexpected_error_names_no_server_path(monkeypatch, tmp_path):
+    dash = _dashboard(monkeypatch, tmp_path, allow="")
+    secret = tmp_path / "server-only" / "file.npy"
+    dash.guard(lambda: open(secret), "read the file")()
+    assert dash.state.error == "Could not read the file. The details are in the server's log."
+    assert str(tmp_path) not in " ".join(dash.messages)

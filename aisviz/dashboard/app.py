@@ -19,8 +19,10 @@ import time
 from pathlib import Path
 
 from ..applog import app_log_handler
+from ..errors import AisvizError
 from .html import plain_message
 from .kernel_guard import harden_kernel
+from .limits import allowed_roots
 from .panels import (
     BrowserPanel,
     ControlsPanel,
@@ -271,6 +273,9 @@ class Dashboard:
 
     def show_error(self, action: str, exc: BaseException | str):
         text = exc if isinstance(exc, str) else plain_message(action, exc)
+        if isinstance(exc, BaseException) and not isinstance(exc, AisvizError) and allowed_roots() is not None:
+            # served to others: an unexpected error's text can name server paths; the log has the details
+            text = f"Could not {action or 'do that'}. The details are in the server's log."
         if isinstance(exc, BaseException):
             log.error("dashboard: %s", text, exc_info=(type(exc), exc, exc.__traceback__))
         else:
