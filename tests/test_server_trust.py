@@ -189,3 +189,51 @@ def test_hostile_messages_leave_the_log_small(shared):
     assert grown < 100_000, f"the log grew by {grown} bytes"
     assert max(len(line) for f in files for line in f.read_text().splitlines()) < 2000
     client.close()
+
+
+def test_admission_counts_pages_being_rendered_and_each_client_alone():
+    from aisviz.admission import Admission, Limits
+
+    now = [0.0]
+    books = Admission(Limits(max_kernels=5, per_client=2, pages_per_minute=3), clock=lambda: now[0])
+    assert books.admit("a", busy=0) is None and books.admit("a", busy=0) is None   # two pages rendering
+    assert books.admit("a", busy=0).status == 429                                  # a third: refused at once
+    assert books.admit("b", busy=0) is None                                        # another client gets in
+    books.started("k1", "a")
+    books.rendered("a", 1)
+    assert books.unclaimed("k1") and books.owner("k1") == "a"
+    books.claim("k1")
+    assert not books.unclaimed("k1")
+    assert books.admit("c", busy=3).status == 503                                  # 3 busy + 2 rendering = cap
+    books.prune([])                                                                # every kernel ended
+    books.rendered("a", 0)
+    books.rendered("b", 0)
+    assert books.admit("a", busy=0) is None
+    assert books.admit("a", busy=0).title == "Too many page loads"                 # 3 in the last minute
+    now[0] = 61.0
+    books.rendered("a", 0)
+    assert books.admit("a", busy=0) is None
+
+
+def test_the_dashboard_log_rotates_cuts_and_limits_repeats(tmp_path, monkeypatch):
+    import logging
+
+    from aisviz.applog import LOG_BACKUPS, MESSAGE_CHARS, app_log_handler
+
+    monkeypatch.setenv("AISVIZ_APP_LOG_BYTES", "20000")
+    logger = logging.getLogger("aisviz.test-log")
+    logger.propagate = False
+    handler = app_log_handler(tmp_path / "logs" / "dashboard.log")
+    logger.addHandler(handler)
+    try:
+        for i in range(1000):
+            logger.warning("refused: %s", "k" * 100_000)             # one place: 20 a minute get through
+            logger.warning(f"distinct {i}: %s", "v" * 100_000)        # many places: rotated away
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    files = sorted((tmp_path / "logs").glob("dashboard.log*"))
+    assert len(files) == LOG_BACKUPS + 1 and all(f.stat().st_size < 21_000 for f in files)
+    lines = [line for f in files for line in f.read_text().splitlines()]
+    assert max(len(line) for line in lines) < MESSAGE_CHARS + 100
+    assert sum("refused:" in line for line in lines) <= 20
