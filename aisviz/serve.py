@@ -12,8 +12,13 @@ Choices made here:
 - bound to 127.0.0.1 only (`--Voila.ip`; Voila ignores a plain `--ip`): put a reverse proxy with
   authentication in front (JupyterHub, see deploy/) to share it beyond this machine;
 - the port printed is the port served: a busy port is an error (Voila would silently take the next one);
-- Voila runs as aisviz.voila_server: legacy-framing kernel websockets refused (they can freeze Voila
-  0.5.13), a cap on kernels with a "server full" page, and the tab-close beacon accepted;
+- Voila runs as aisviz.voila_server: legacy-framing kernel websockets refused and every v1 frame checked
+  before jupyter_server parses it (either can freeze the server), fair admission (a cap on kernels, kernels
+  and page loads per visitor, with defaults per mode in LIMITS; plain 429/503 pages past them; kernels whose
+  page never connects reclaimed after the claim timeout), hub users reaching only their own kernels, and the
+  tab-close beacon accepted;
+- served to others (a base URL, the hub, a non-loopback address) the researcher path box is off unless
+  allow_paths names folders (AISVIZ_ALLOW_PATHS, see aisviz.dashboard.limits);
 - tracebacks hidden from viewers (`--show_tracebacks=False`) but kept in the server log; the dashboard
   also logs every callback error (logger "aisviz.app") to the file in AISVIZ_APP_LOG, which serve()
   sets to <AISVIZ_HOME>/logs/dashboard.log unless it is set already;
