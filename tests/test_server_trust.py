@@ -134,12 +134,12 @@ def test_one_client_with_plain_gets_cannot_lock_others_out(shared):
         hostile = [pool.submit(get_from, shared["url"] + "/", "127.0.0.2", 300) for _ in range(20)]
         time.sleep(1)
         kernel = page_kernel(shared, "127.0.0.3")                       # another visitor still gets in
+        client = KernelClient(shared["port"], kernel, source="127.0.0.3")   # its page connects: its kernel stays
         replies = [f.result() for f in hostile]
     statuses = sorted(status for status, _ in replies)
     assert statuses.count(200) == 4 and statuses.count(429) == 16, statuses     # 4 kernels per client
     refused = next(body for status, body in replies if status == 429)
     assert "<h1>Too many" in refused and not any(leak in refused for leak in LEAKS)
-    client = KernelClient(shared["port"], kernel, source="127.0.0.3")   # the page connects: its kernel stays
     assert client.comm_ids()
     # the hostile client's four kernels were never claimed: reclaimed within the claim timeout
     deadline = time.time() + CLAIM_TIMEOUT + 60
