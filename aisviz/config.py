@@ -2,7 +2,9 @@
 
 Environment variables (all optional):
 - AISVIZ_HOME: caches, downloads, logs and app files live below it (default ~/.cache/aisviz);
-- AISVIZ_DATA: extra data-set folders, separated by ':' (searched before data/ and AISVIZ_HOME/data).
+- AISVIZ_DATA: extra data-set folders, separated by ':' (searched before data/ and AISVIZ_HOME/data);
+- AISVIZ_ALLOW_PATHS: set by `aisviz serve`: the folders the researcher dashboard's path box may open
+  (separated by ':'; empty = the box is off).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 
 from aisviz.errors import UsageError
 
+ENV_ALLOW_PATHS = "AISVIZ_ALLOW_PATHS"
 PAPER_SEEDS = (111, 222, 333, 444, 555, 666, 777, 888)   # the paper's 8 repeats of 5-fold cross-validation
 
 

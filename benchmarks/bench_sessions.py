@@ -244,7 +244,9 @@ def main(argv=None):
     if not args.researcher and not args.bundles:
         ap.error("give --bundles DIR (shared mode) or --researcher")
     port = free_port()
-    cmd = [sys.executable, "-m", "aisviz", "serve", "--port", str(port), "--max-kernels", str(max(args.n) + 5)]
+    # every session comes from 127.0.0.1: no per-client limits (a class has one address per student)
+    cmd = [sys.executable, "-m", "aisviz", "serve", "--port", str(port), "--max-kernels", str(max(args.n) + 5),
+           "--kernels-per-client", "0", "--pages-per-minute", "0"]
     if not args.researcher:
         cmd += ["--shared", "--bundles", args.bundles]
     if args.pool_size:

@@ -6,16 +6,27 @@
 
 The demo runs on one machine as the current user: DummyAuthenticator (any user name, one shared
 password) and SimpleLocalProcessSpawner (each user's JupyterLab is a local process, home folders under
-the state folder). For a real deployment keep the service and the roles below and swap in a real
-authenticator (e.g. oauthenticator's GitHub/Google/Generic OAuth, or NativeAuthenticator) and a spawner
-that isolates users (DockerSpawner, KubeSpawner, or the default LocalProcessSpawner with system users).
+the state folder). SimpleLocalProcessSpawner does NOT isolate users: every JupyterLab runs as the same
+system user and can read the others' homes. For a real deployment keep the service and the roles below
+and swap in a real authenticator (e.g. oauthenticator's GitHub/Google/Generic OAuth, or NativeAuthenticator)
+and a spawner that isolates users: DockerSpawner or KubeSpawner (one container per user, with its own
+file system, memory and CPU limits: recommended), or the default LocalProcessSpawner with one system user
+per hub user (separate Unix accounts; no memory limits).
+
+Isolation on the shared dashboard: the aisviz service is one Voila for everyone, so it checks ownership
+itself (`aisviz serve --hub-auth`, i.e. AisvizVoila.limit_by=user): a kernel is reachable (websocket,
+/api/kernels/<id>, the shutdown beacon) only by the hub user it was started for; others get 404. Each user
+may hold 4 dashboard kernels and load 20 pages a minute (aisviz serve --kernels-per-client,
+--pages-per-minute).
 
 Settings come from the environment (make hub sets them):
   AISVIZ_HUB_STATE     folder for the hub's database, cookie secret, logs and demo homes (default .hub/)
   AISVIZ_HUB_BUNDLES   the result bundles to share (default <state>/bundles; make hub precomputes it)
   AISVIZ_HUB_PASSWORD  the demo's shared password (required; make hub generates one and prints it)
   AISVIZ_HUB_PORT      where the hub listens on 127.0.0.1 (default 8000)
-  AISVIZ_HUB_MAX_KERNELS  cap on dashboard kernels (default 60)
+  AISVIZ_HUB_MAX_KERNELS  cap on dashboard kernels (default 60; each user may hold 4 of them)
+  AISVIZ_HUB_SERVICE_PORT, AISVIZ_HUB_API_PORT, AISVIZ_HUB_PROXY_API_PORT  the other local ports (10101, 8081,
+                       8001), to run beside another hub
 """
 import os
 import sys
@@ -28,6 +39,8 @@ STATE = Path(os.environ.get("AISVIZ_HUB_STATE") or HERE.parent / ".hub").resolve
 BUNDLES = Path(os.environ.get("AISVIZ_HUB_BUNDLES") or STATE / "bundles").resolve()
 PORT = int(os.environ.get("AISVIZ_HUB_PORT", "8000"))
 SERVICE_PORT = int(os.environ.get("AISVIZ_HUB_SERVICE_PORT", "10101"))
+HUB_API_PORT = int(os.environ.get("AISVIZ_HUB_API_PORT", "8081"))        # the hub's own API (JupyterHub's default)
+PROXY_API_PORT = int(os.environ.get("AISVIZ_HUB_PROXY_API_PORT", "8001"))  # the proxy's API (its default)
 PASSWORD = os.environ.get("AISVIZ_HUB_PASSWORD")
 if not PASSWORD:
     sys.exit("jupyterhub_config: set AISVIZ_HUB_PASSWORD (the demo's shared password), or start it with `make hub`.")
@@ -35,6 +48,8 @@ if not PASSWORD:
 
 c.JupyterHub.bind_url = f"http://127.0.0.1:{PORT}"
 c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = HUB_API_PORT
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{PROXY_API_PORT}"
 c.JupyterHub.db_url = f"sqlite:///{STATE / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(STATE / "jupyterhub_cookie_secret")
 c.ConfigurableHTTPProxy.command = [str(HERE / "node_modules" / ".bin" / "configurable-http-proxy")]
@@ -65,6 +80,7 @@ c.JupyterHub.services = [{
     "display": True,
     "url": f"http://127.0.0.1:{SERVICE_PORT}",
     "oauth_no_confirm": True,
+    "timeout": 180,   # seconds for Voila to start; the hub exits when a managed service is slower (default 30)
     "command": [sys.executable, "-m", "aisviz", "serve", "--shared", "--bundles", str(BUNDLES),
                 "--port", str(SERVICE_PORT), "--base-url", "/services/aisviz/", "--hub-auth",
                 "--max-kernels", os.environ.get("AISVIZ_HUB_MAX_KERNELS", "60")],

@@ -53,6 +53,22 @@ def get(url: str, timeout: float = 60.0):
         return e.code, e.read().decode("utf-8", "replace")
 
 
+def get_from(url: str, source: str, timeout: float = 120.0):
+    """(status, body text) of a plain GET sent from the loopback address `source` (e.g. 127.0.0.2): another
+    client, as the server sees it."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout, source_address=(source, 0))
+    try:
+        conn.request("GET", parts.path or "/")
+        response = conn.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
 def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 90.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -103,14 +119,15 @@ class KernelClient:
 
     V1 = "v1.kernel.websocket.jupyter.org"
 
-    def __init__(self, port: int, kernel_id: str, timeout: float = 20):
+    def __init__(self, port: int, kernel_id: str, timeout: float = 20, source: str = "127.0.0.1"):
         import websocket
         from jupyter_client.session import Session
 
         self.session = Session(key=b"", username="t")
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
         self.ws = websocket.create_connection(
             f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels?session_id={self.session.session}",
-            subprotocols=[self.V1], timeout=timeout)
+            subprotocols=[self.V1], timeout=timeout, socket=sock)
 
     def send(self, msg_type: str, content: dict, channel: str = "shell"):
         from jupyter_server.services.kernels.connection.base import serialize_msg_to_ws_v1

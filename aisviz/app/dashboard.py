@@ -18,6 +18,8 @@ import threading
 import time
 from pathlib import Path
 
+from aisviz.app.kernel_guard import harden_kernel
+from aisviz.app.limits import allowed_roots
 from aisviz.app.panels import (
     BrowserPanel,
     ControlsPanel,
@@ -33,7 +35,8 @@ from aisviz.app.panels.sizes import SlotWidths
 from aisviz.app.session import Session
 from aisviz.app.state import DashboardState
 from aisviz.core.heatmaps import check_mode
-from aisviz.errors import describe
+from aisviz.errors import AisvizError, describe
+from aisviz.io.applog import app_log_handler
 from aisviz.models.networks import OFFLINE_MODEL
 from aisviz.pipeline import derive
 from aisviz.pipeline.compute import Memo
@@ -70,6 +73,11 @@ body[data-jp-theme-light="false"] .aisviz-dashboard .js-plotly-plot .legend .bg 
 """
 
 _LOGGING_READY = False
+MAX_MESSAGES = 50        # messages kept (a hostile client can cause a refusal per message)
+EXPORTS_PER_MINUTE = 30  # figure and ZIP exports a dashboard builds per minute (2000 clicks once kept a kernel
+                         # busy for over 10 minutes)
+TOO_MANY_EXPORTS = (f"Refused: more than {EXPORTS_PER_MINUTE} exports in a minute. The links shown are still "
+                    "valid; wait a moment before the next export.")
 
 
 def _setup_logging():
@@ -82,12 +90,10 @@ def _setup_logging():
     if not path:
         return
     try:
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(Path(path).expanduser(), encoding="utf-8")
+        handler = app_log_handler(path)            # rotated, messages cut, repeats limited (issue 17, F3)
     except OSError as exc:
         log.warning("cannot write the dashboard log %s (%s)", path, exc)
         return
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [pid %(process)d] %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
 
@@ -138,6 +144,8 @@ class Dashboard:
         self._loop = _running_loop()
         self._main = threading.get_ident()
         self._views = Memo({"view": 4})
+        self._exported: set = set()               # exports whose links show the current view
+        self._export_times: list = []
         self.timings = {"slider_ms": [], "hover_ms": [], "render_ms": []}
         given, self.extra_sets = {}, []
         if not isinstance(dataset, str):              # a ComparisonSet given directly
@@ -159,7 +167,9 @@ class Dashboard:
         self.slot_widths = SlotWidths()
         self.slot_widths.observe(self.guard(lambda _: self._refit(), "resize the charts"), "widths")
         self.panels = [cls(self) for cls in self.PANELS]
+        self.state.observe(lambda _: self._exported.clear(), ["view", "k", "image", "display", "follow_slider"])
         self.root = self._layout(W)
+        harden_kernel(lambda text: self.show_error("", text))    # served by Voila: no traceback reaches a client
         for result in results:
             self.session.add(result.settings, result)
         if results:
@@ -237,13 +247,42 @@ class Dashboard:
                     return None
         return wrapped
 
+    def exporting(self, fn, action: str):
+        """guard() for an export button: an export is not built again while nothing it shows (result, k, image,
+        display) has changed since it was built, and at most EXPORTS_PER_MINUTE are built a minute.
+
+        Parameters
+        ----------
+        fn: builds the export (no arguments).
+        action: what it does, in words (messages).
+
+        Returns
+        -------
+        The click callback.
+        """
+        def run(_button=None):
+            if action in self._exported:
+                return                              # its link is shown, built from the current view
+            now = time.monotonic()
+            self._export_times = [t for t in self._export_times if now - t < 60]
+            if len(self._export_times) >= EXPORTS_PER_MINUTE:
+                self.show_error("", TOO_MANY_EXPORTS)
+                return
+            self._export_times.append(now)
+            fn()
+            self._exported.add(action)
+        return self.guard(run, action)
+
     def show_error(self, action: str, exc: BaseException | str):
         text = exc if isinstance(exc, str) else describe(action, exc, where="the server log (logger 'aisviz.app')")
+        if isinstance(exc, BaseException) and not isinstance(exc, AisvizError) and allowed_roots() is not None:
+            # served to others: even an OS error's text can name server paths; the log has the details
+            text = f"Could not {action or 'do that'}. The details are in the server's log."
         if isinstance(exc, BaseException):
             log.error("dashboard: %s", text, exc_info=(type(exc), exc, exc.__traceback__))
         else:
             log.error("dashboard: %s", text)
-        self.state.messages = [*self.state.messages, text]
+        self.state.messages = [*self.state.messages[-(MAX_MESSAGES - 1):], text]
         self.state.error = text
 
     def clear_message(self):

@@ -25,6 +25,7 @@ from dataclasses import replace
 from aisviz.app.dashboard import Dashboard
 from aisviz.app.panels import BrowserPanel, CurvePanel, DetailPanel, ExportPanel, MapsPanel, StatusPanel
 from aisviz.app.panels.base import Panel
+from aisviz.io.applog import short
 from aisviz.pipeline.bundles import BundleCatalog, BundleError, open_catalog
 from aisviz.pipeline.settings import Settings
 
@@ -83,11 +84,12 @@ def _guarded_dropdown_class():
             index = sync_data.get("index", self.index)
             if extra:
                 self._on_refused(Refused(NOT_OFFERED.format(
-                    what=f"the browser asked to change {', '.join(extra)} of the {self.description} menu")))
+                    what=f"the browser asked to change {short(', '.join(map(str, extra)), 80)} of the "
+                         f"{self.description} menu")))
                 return
             if not (isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(self.options)):
                 self._on_refused(Refused(NOT_OFFERED.format(
-                    what=f"choice {index!r} of the {self.description} menu does not exist (it has "
+                    what=f"choice {short(repr(index), 40)} of the {self.description} menu does not exist (it has "
                          f"{len(self.options)})")))
                 self.send_state("index")          # put the browser's menu back
                 return

@@ -470,7 +470,9 @@ def cmd_serve(args):
         raise UsageError("--shared needs --bundles DIR: the result bundles viewers may open (aisviz precompute).")
     code = serve(port=args.port, pool_size=args.pool_size, open_browser=args.open, cull_idle_timeout=args.cull_idle,
                  base_url=args.base_url, max_kernels=args.max_kernels, bundles=args.bundles if args.shared else None,
-                 hub_auth=args.hub_auth)
+                 hub_auth=args.hub_auth, kernels_per_client=args.kernels_per_client,
+                 pages_per_minute=args.pages_per_minute, claim_timeout=args.claim_timeout,
+                 allow_paths=args.allow_paths)
     if code:
         raise SystemExit(code)
     return None, None
@@ -594,7 +596,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shared", action="store_true",
                    help="shared viewer mode: light kernels that only show the bundles in --bundles")
     p.add_argument("--bundles", help="folder of result bundles (aisviz precompute) for --shared")
-    p.add_argument("--max-kernels", type=at_least(0), default=0, help="cap on visitors' kernels; 0 = none")
+    p.add_argument("--max-kernels", type=at_least(0),
+                   help="cap on visitors' kernels (default 40 shared, 4 researcher; 0 = none)")
+    p.add_argument("--kernels-per-client", type=at_least(0),
+                   help="kernels one visitor (address, or hub user) may hold (default 4 shared, 0 = no limit)")
+    p.add_argument("--pages-per-minute", type=at_least(0),
+                   help="page loads per visitor and minute (default 20 shared, 0 = no limit)")
+    p.add_argument("--claim-timeout", type=at_least(1), default=45,
+                   help="seconds for a page to connect to its kernel before the kernel is shut down")
+    p.add_argument("--allow-paths", nargs="+", metavar="DIR",
+                   help="folders the researcher dashboard's path box may open (served with --base-url or "
+                        "--hub-auth the box is off without this)")
     p.add_argument("--hub-auth", action="store_true", help="run as a JupyterHub service (see deploy/)")
 
     add_commands(sub, _sub)

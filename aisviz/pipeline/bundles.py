@@ -25,8 +25,7 @@ foreign bundle raises BundleError naming the file (relative to the bundle) and t
 a setting is written into a hidden temporary folder and renamed into place, then the index is replaced
 atomically; an interrupted run leaves the previous bundle intact.
 
-This module imports numpy, the standard library and aisviz.dashboard.result only (plus PIL when PNGs are
-written or images decoded), never torch.
+Nothing this module imports loads torch, so viewer kernels stay small (tests/unit/test_layers.py checks it).
 """
 from __future__ import annotations
 

@@ -12,8 +12,13 @@ Choices made here:
 - bound to 127.0.0.1 only (`--Voila.ip`; Voila ignores a plain `--ip`): put a reverse proxy with
   authentication in front (JupyterHub, see deploy/) to share it beyond this machine;
 - the port printed is the port served: a busy port is an error (Voila would silently take the next one);
-- Voila runs as aisviz.server.voila_server: legacy-framing kernel websockets refused (they can freeze Voila
-  0.5.13), a cap on kernels with a "server full" page, and the tab-close beacon accepted;
+- Voila runs as aisviz.server.voila_server: legacy-framing kernel websockets refused and every v1 frame checked
+  before jupyter_server parses it (either can freeze the server), fair admission (a cap on kernels, kernels
+  and page loads per visitor, with defaults per mode in LIMITS; plain 429/503 pages past them; kernels whose
+  page never connects reclaimed after the claim timeout), hub users reaching only their own kernels, and the
+  tab-close beacon accepted;
+- served to others (a base URL, the hub, a non-loopback address) the researcher path box is off unless
+  allow_paths names folders (AISVIZ_ALLOW_PATHS, see aisviz.app.limits);
 - tracebacks hidden from viewers (`--show_tracebacks=False`) but kept in the server log; the dashboard
   also logs every callback error (logger "aisviz.app") to the file in AISVIZ_APP_LOG, which serve()
   sets to <AISVIZ_HOME>/logs/dashboard.log unless it is set already;
@@ -23,13 +28,14 @@ Choices made here:
 """
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from aisviz.config import aisviz_home
+from aisviz.config import ENV_ALLOW_PATHS, aisviz_home
 from aisviz.errors import EnvironmentProblem, UsageError
 from aisviz.io.storage import atomic_write
 from aisviz.pipeline.bundles import open_catalog
@@ -88,6 +94,11 @@ def viewer_notebook() -> Path:
 DEFAULT_CULL_IDLE = 600      # seconds a kernel with no open tab may stay idle before it is shut down
 
 
+CLAIM_TIMEOUT = 45.0        # seconds after its page is sent for a kernel's websocket to connect
+# Admission defaults (0 = no limit), per mode: a viewer kernel is ~225 MB, a researcher kernel 1.3-1.4 GB.
+LIMITS = {"shared": {"max_kernels": 40, "kernels_per_client": 4, "pages_per_minute": 20},
+          "researcher": {"max_kernels": 4, "kernels_per_client": 0, "pages_per_minute": 0}}
+
 KERNEL_START_TIMEOUT = 600   # seconds a visitor's kernel may take to start (Voila: 60)
 OUTPUT_TIMEOUT = 300         # seconds a cell's output may lag its execution reply (nbclient: 4)
 
@@ -101,17 +112,22 @@ def cull_interval_for(cull_idle_timeout: int) -> int:
 def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = False, notebook=None,
                   cull_idle_timeout: int = DEFAULT_CULL_IDLE, cull_interval: int | None = None,
                   base_url: str | None = None, max_kernels: int = 0, hub_auth: bool = False,
-                  extra_args=()) -> list[str]:
+                  kernels_per_client: int = 0, pages_per_minute: int = 0,
+                  claim_timeout: float = CLAIM_TIMEOUT, extra_args=()) -> list[str]:
     """The Voila command line serve() runs (a list for subprocess): aisviz.server.voila_server, i.e. Voila with the
-    kernel cap, the v1-only kernel websockets and the working tab-close beacon."""
+    admission limits (0 = none), the checked v1-only kernel websockets and the working tab-close beacon."""
     if not 1 <= int(port) <= 65535:
         raise UsageError(f"port must be 1 to 65535, not {port}.")
     if int(pool_size) < 0:
         raise UsageError(f"pool_size must be 0 (no preheated kernels) or more, not {pool_size}.")
     if int(cull_idle_timeout) < 1:
         raise UsageError(f"the idle timeout must be at least 1 second, not {cull_idle_timeout}.")
-    if int(max_kernels) < 0:
-        raise UsageError(f"max_kernels must be 0 (no cap) or more, not {max_kernels}.")
+    for name, value in (("max_kernels", max_kernels), ("kernels_per_client", kernels_per_client),
+                        ("pages_per_minute", pages_per_minute)):
+        if int(value) < 0:
+            raise UsageError(f"{name} must be 0 (no limit) or more, not {value}.")
+    if float(claim_timeout) < 1:
+        raise UsageError(f"the claim timeout must be at least 1 second, not {claim_timeout}.")
     interval = cull_interval_for(cull_idle_timeout) if cull_interval is None else int(cull_interval)
     cmd = [sys.executable, "-m", "aisviz.server.voila_server", str(notebook or dashboard_notebook()),
            "--Voila.ip=127.0.0.1", f"--port={int(port)}", "--Voila.port_retries=0",
@@ -122,6 +138,10 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
            "--MappingKernelManager.cull_connected=False",
            "--ZMQChannelsWebsocketConnection.kernel_ws_protocol=v1.kernel.websocket.jupyter.org",
            f"--AisvizVoila.max_kernels={int(max_kernels)}",
+           f"--AisvizVoila.kernels_per_client={int(kernels_per_client)}",
+           f"--AisvizVoila.pages_per_minute={int(pages_per_minute)}",
+           f"--AisvizVoila.claim_timeout={float(claim_timeout)}",
+           f"--AisvizVoila.limit_by={'user' if hub_auth else 'address'}",
            # A class arriving at once starts dozens of kernels on a few cores. A cell whose output (here:
            # the dashboard) comes more than 4 s after its reply loses that output: a blank page (28 of 30
            # pages opened at once on 2 cores); a kernel slower than 60 s to start fails its page. Waiting
@@ -136,6 +156,11 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
         cmd += ["--Voila.identity_provider_class=jupyterhub.singleuser.extension.JupyterHubIdentityProvider",
                 "--Voila.authorizer_class=jupyterhub.singleuser.extension.JupyterHubAuthorizer"]
     return cmd + list(extra_args)
+
+
+def loopback(host: str) -> bool:
+    """True for an address only this machine reaches (127.x.x.x, ::1, localhost)."""
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def check_installed() -> None:
@@ -202,8 +227,10 @@ def stop_process_tree(proc: subprocess.Popen, grace: float = 15.0) -> None:
 
 
 def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
-          cull_idle_timeout: int = DEFAULT_CULL_IDLE, base_url: str | None = None, max_kernels: int = 0,
-          bundles=None, notebook=None, hub_auth: bool = False, extra_args=()) -> int:
+          cull_idle_timeout: int = DEFAULT_CULL_IDLE, base_url: str | None = None, max_kernels: int | None = None,
+          bundles=None, notebook=None, hub_auth: bool = False, kernels_per_client: int | None = None,
+          pages_per_minute: int | None = None, claim_timeout: float = CLAIM_TIMEOUT, allow_paths=None,
+          extra_args=()) -> int:
     """Run the dashboard with Voila on http://127.0.0.1:<port>/ until SIGINT/SIGTERM; returns Voila's exit
     code (130/143 when stopped by a signal, after Voila and every kernel have stopped).
 
@@ -211,8 +238,13 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
     bundled settings, import no torch and compute nothing. Without it: researcher mode (compute anything).
     pool_size > 0 keeps that many preheated kernels (each costs a kernel's memory; measured sizes, with their
     commands, machine and date, are in the documentation's Performance and scale page). Kernels with no
-    tab open are shut down after cull_idle_timeout seconds; max_kernels > 0 caps the kernels serving visitors
-    ("server full" page past it).
+    tab open are shut down after cull_idle_timeout seconds, kernels whose page never connected after
+    claim_timeout seconds. max_kernels caps the kernels serving visitors ("server full" page past it);
+    kernels_per_client and pages_per_minute limit each visitor (an address, or a hub user with hub_auth). None
+    takes the mode's default (LIMITS), 0 means no limit.
+    allow_paths: folders the researcher dashboard's path box may open. Served to others (a base URL, hub_auth,
+    or a --Voila.ip in extra_args other than loopback) the box is off unless folders are given; on a plain
+    127.0.0.1 server it opens any folder unless folders are given.
     notebook: serve this notebook instead (researcher mode only). hub_auth: run as a JupyterHub service
     (deploy/jupyterhub_config.py): visitors log in through the hub."""
     check_installed()
@@ -223,14 +255,25 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     env["AISVIZ_APP_LOG"] = log_file
     env["AISVIZ_SHARED_ASSETS"] = "1"             # kernels load plotly's widget code from the server (once)
+    if allow_paths:
+        env[ENV_ALLOW_PATHS] = os.pathsep.join(str(Path(p).expanduser().resolve()) for p in allow_paths)
+    elif base_url or hub_auth or not all(loopback(a.split("=", 1)[1]) for a in extra_args
+                                         if str(a).startswith("--Voila.ip=")):
+        env[ENV_ALLOW_PATHS] = ""                 # served to others: the path box is off
+    else:
+        env.pop(ENV_ALLOW_PATHS, None)
     if bundles is not None:
 
         open_catalog(bundles, verify=True)        # schema and every checksum here; kernels check schema and sizes
         env["AISVIZ_BUNDLES"] = str(Path(bundles).expanduser().resolve())
         notebook = viewer_notebook()
+    limits = dict(LIMITS["shared" if bundles is not None else "researcher"])
+    given = {"max_kernels": max_kernels, "kernels_per_client": kernels_per_client,
+             "pages_per_minute": pages_per_minute}
+    limits.update({name: value for name, value in given.items() if value is not None})
     cmd = voila_command(port=port, pool_size=pool_size, open_browser=open_browser, notebook=notebook,
-                        cull_idle_timeout=cull_idle_timeout, base_url=base_url, max_kernels=max_kernels,
-                        hub_auth=hub_auth, extra_args=extra_args)
+                        cull_idle_timeout=cull_idle_timeout, base_url=base_url, hub_auth=hub_auth,
+                        claim_timeout=claim_timeout, extra_args=extra_args, **limits)
     mode = "shared viewer mode" if bundles is not None else "researcher mode"
     print(f"aisviz dashboard ({mode}) on http://127.0.0.1:{port}{base_url or '/'} (Ctrl-C stops it); "
           f"dashboard log: {log_file}", file=sys.stderr, flush=True)

@@ -6,9 +6,17 @@ What it adds to Voila 0.5.13 (each answers a way one visitor could hurt everyone
   framing, Voila's `read_header_from_binary_message` reads the first 8 bytes of a legacy binary message
   as a count of offsets and loops for minutes while memory grows: the whole server freezes. Refused
   with HTTP 400 before the websocket opens (every browser running Voila's own page asks for v1);
-- a cap on live kernels (`--AisvizVoila.max_kernels`): past it a new visitor gets a plain
-  "server full" page (HTTP 503) and no kernel is started. Preheated kernels waiting in the pool do not
-  count: they are handed to the next visitor;
+- every incoming kernel-websocket frame is checked (aisviz.server.frames.frame_problem) before jupyter_server's
+  `deserialize_msg_from_ws_v1` parses it: that function trusts the frame's offset count, and one 24-byte
+  frame froze the whole server. A malformed frame closes that connection only; tornado's
+  `websocket_max_message_size` is set to `--AisvizVoila.max_message_bytes`;
+- fair admission (aisviz.server.admission): a cap on kernels serving visitors (`--AisvizVoila.max_kernels`; preheated
+  kernels waiting in the pool do not count), kernels and page loads per visitor (`kernels_per_client`,
+  `pages_per_minute`; a visitor is a hub user with `limit_by=user`, else an address). Past a limit the visitor
+  gets a plain page (429, or 503 "server full") and no kernel is started. A kernel whose page does not connect
+  its websocket within `claim_timeout` seconds is shut down (plain GETs cannot hold kernels);
+- with `limit_by=user` (hub mode) a kernel is reachable only by the user it was started for: its websocket,
+  /api/kernels/<id> and the shutdown beacon answer 404 to anyone else;
 - the tab-close shutdown beacon works: Voila's page sends it without the `_xsrf` token, so stock Voila
   answers 403 and a closed tab's kernel lives until culled. The beacon still must come from this
   server's origin, and it names a kernel id (random, known only to the page that owns the kernel);
@@ -23,24 +31,28 @@ from __future__ import annotations
 
 import html
 
+from jupyter_core.utils import ensure_async
+from jupyter_server.services.kernels.handlers import KernelHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
-from traitlets import Int, Unicode
+from tornado.ioloop import IOLoop
+from traitlets import Enum, Float, Int, Unicode
 from voila.app import Voila
 from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 
+from aisviz.server.admission import Admission, Limits
+from aisviz.server.frames import MAX_FRAME_BYTES, frame_problem
 from aisviz.server.voila_template import PLOTLY_ROUTE
 
 KERNEL_WS_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 
-FULL_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Server full</title></head>
+REFUSED_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
 <body style="font-family: sans-serif; max-width: 40em; margin: 4em auto">
-<h1>Server full</h1>
+<h1>{title}</h1>
 <p>{message}</p>
-<p>Please try again in a few minutes. Closing the tab of an earlier visit frees its place.</p>
 </body></html>
 """
 
@@ -49,8 +61,36 @@ def offered_subprotocols(request) -> list[str]:
     return [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
 
 
-class V1OnlyKernelWebsocketHandler(VoilaKernelWebsocketHandler):
-    """Voila's kernel websocket, refused (HTTP 400) unless the client asks for the v1 subprotocol."""
+def client_key(handler) -> str:
+    """Who a request comes from, for the per-client limits and kernel ownership: the hub user under
+    --hub-auth (behind the hub's proxy every visitor has the same address), else the remote address."""
+    if handler.settings.get("aisviz_limit_by") == "user":
+        user = handler.current_user
+        name = getattr(user, "username", None) or getattr(user, "name", None)
+        if name:
+            return f"user {name}"
+    return f"address {handler.request.remote_ip}"
+
+
+def admission(handler) -> Admission:
+    """The server's Admission (see aisviz.server.admission)."""
+    return handler.settings["aisviz_admission"]
+
+
+def check_owner(handler, kernel_id: str) -> None:
+    """404 (as for a kernel that does not exist) when the server checks ownership (hub mode) and the kernel was
+    not started for this visitor."""
+    if handler.settings.get("aisviz_limit_by") != "user" or handler.current_user is None:
+        return          # not logged in: the handler's own authentication refuses
+    if admission(handler).owner(kernel_id) != client_key(handler):
+        handler.log.warning("refused %s access to a kernel that is not theirs", client_key(handler))
+        raise web.HTTPError(404)
+
+
+class GuardedKernelWebsocketHandler(VoilaKernelWebsocketHandler):
+    """Voila's kernel websocket, refused (HTTP 400) unless the client asks for the v1 subprotocol, opened only
+    by the kernel's owner (hub mode), and with every incoming frame checked by aisviz.server.frames.frame_problem
+    before jupyter_server's deserialize_msg_from_ws_v1 parses it: a malformed frame closes that connection."""
 
     async def get(self, *args, **kwargs):
         if KERNEL_WS_PROTOCOL not in offered_subprotocols(self.request):
@@ -60,18 +100,45 @@ class V1OnlyKernelWebsocketHandler(VoilaKernelWebsocketHandler):
             self.set_status(400)
             self.finish(f"kernel websockets must use the {KERNEL_WS_PROTOCOL} subprotocol")
             return None
+        kernel_id = kwargs.get("kernel_id", args[0] if args else "")
+        check_owner(self, kernel_id)
+        admission(self).claim(kernel_id)
         return await super().get(*args, **kwargs)
+
+    def on_message(self, message):
+        problem = frame_problem(message, self.max_message_size)
+        if problem is not None:
+            self.log.warning("closed a kernel websocket of %s: a malformed frame (%s)", client_key(self), problem)
+            self.close(1008, "malformed kernel message")
+            return None
+        return super().on_message(message)
+
+
+class OwnedKernelHandler(KernelHandler):
+    """jupyter_server's /api/kernels/<id> (model, shutdown), for the kernel's owner only (hub mode)."""
+
+    async def get(self, kernel_id):
+        check_owner(self, kernel_id)
+        return await super().get(kernel_id)
+
+    async def delete(self, kernel_id):
+        check_owner(self, kernel_id)
+        return await super().delete(kernel_id)
 
 
 class BeaconShutdownHandler(VoilaShutdownKernelHandler):
     """Voila's tab-close shutdown, accepted without the `_xsrf` token (the beacon cannot send it) but
-    only from this server's origin."""
+    only from this server's origin, and (hub mode) from the kernel's owner."""
 
     def check_xsrf_cookie(self):
         if not hasattr(self, "_jupyter_current_user"):
             return          # called while authenticating (JupyterHub's cookie check): checked again later
         if not self.check_origin():
             raise web.HTTPError(404)
+
+    async def post(self, kernel_id):
+        check_owner(self, kernel_id)
+        return await super().post(kernel_id)
 
 
 def busy_kernels(kernel_manager) -> int:
@@ -87,28 +154,86 @@ def busy_kernels(kernel_manager) -> int:
     return max(0, len(ids - waiting) - pending)
 
 
-class CappedVoilaHandler(TornadoVoilaHandler):
-    """The page handler: serves the notebook unless max_kernels kernels are already busy."""
+class _PageKernels:
+    """The kernel manager as one page request sees it: tells the Admission which kernel was started (or taken
+    from the pool) for this page. Everything else goes to the real kernel manager."""
+
+    def __init__(self, kernel_manager, on_start):
+        self._km = kernel_manager
+        self._on_start = on_start
+        self.kernel_ids: list[str] = []
+
+    def __getattr__(self, name):
+        return getattr(self._km, name)
+
+    def _record(self, kernel_id: str) -> None:
+        self.kernel_ids.append(kernel_id)
+        self._on_start(kernel_id)
+
+    async def start_kernel(self, *args, **kwargs):
+        kernel_id = await ensure_async(self._km.start_kernel(*args, **kwargs))
+        self._record(kernel_id)
+        return kernel_id
+
+    async def get_rendered_notebook(self, *args, **kwargs):
+        render_task, rendered_cache, kernel_id = await self._km.get_rendered_notebook(*args, **kwargs)
+        self._record(kernel_id)
+        return render_task, rendered_cache, kernel_id
+
+
+class AdmittedVoilaHandler(TornadoVoilaHandler):
+    """The page handler: renders the notebook (and starts its kernel) only when the Admission lets this visitor
+    in, else a plain page (429 or 503) and no kernel. A kernel whose websocket does not connect within the
+    claim timeout after its page is sent is shut down."""
+
+    _page_kernels = None
+
+    @property
+    def kernel_manager(self):
+        return self._page_kernels or self.settings["kernel_manager"]
 
     async def get(self, path=None):
-        cap = self.settings.get("aisviz_max_kernels", 0)
-        if cap and busy_kernels(self.kernel_manager) >= cap:
-            self.log.warning("server full: %d kernels busy (cap %d); a visitor got the 'server full' page",
-                             busy_kernels(self.kernel_manager), cap)
-            self.set_status(503)
-            self.set_header("Retry-After", "120")
+        if self.current_user is None:          # the login redirect (hub mode) before any bookkeeping
+            return await super().get(path)
+        books, km = admission(self), self.settings["kernel_manager"]
+        client = client_key(self)
+        books.prune(km.list_kernel_ids())
+        refusal = books.admit(client, busy_kernels(km))
+        if refusal is not None:
+            self.log.warning("refused a page to %s: %s (HTTP %d)", client, refusal.title, refusal.status)
+            self.set_status(refusal.status)
+            self.set_header("Retry-After", "60" if refusal.status == 429 else "120")
             self.set_header("Content-Type", "text/html; charset=utf-8")
             self.set_header("Cache-Control", "no-store")
-            message = self.settings.get("aisviz_full_message") or (
-                "This dashboard already has as many visitors as the server can hold.")
-            self.finish(FULL_PAGE.format(message=html.escape(message)))
-            return
-        return await super().get(path)
+            message = (self.settings.get("aisviz_full_message") or refusal.message) if refusal.status == 503 \
+                else refusal.message
+            self.finish(REFUSED_PAGE.format(title=html.escape(refusal.title), message=html.escape(message)))
+            return None
+        self._page_kernels = _PageKernels(km, lambda kernel_id: books.started(kernel_id, client))
+        try:
+            return await super().get(path)
+        finally:
+            started = self._page_kernels.kernel_ids
+            books.rendered(client, len(started))
+            for kernel_id in started:
+                IOLoop.current().call_later(books.limits.claim_timeout, reclaim_if_unclaimed, km, books,
+                                            kernel_id, self.log)
 
 
-REPLACEMENTS = {VoilaKernelWebsocketHandler: V1OnlyKernelWebsocketHandler,
+async def reclaim_if_unclaimed(kernel_manager, books: Admission, kernel_id: str, log) -> None:
+    """Shut the kernel down when no page has connected to it (its page was a plain GET, or was closed early)."""
+    if not books.unclaimed(kernel_id) or kernel_id not in kernel_manager.list_kernel_ids():
+        return
+    log.warning("reclaimed kernel %s: its page (%s) did not connect within %.0f s", kernel_id,
+                books.owner(kernel_id), books.limits.claim_timeout)
+    books.forget(kernel_id)
+    await ensure_async(kernel_manager.shutdown_kernel(kernel_id))
+
+
+REPLACEMENTS = {VoilaKernelWebsocketHandler: GuardedKernelWebsocketHandler,
                 VoilaShutdownKernelHandler: BeaconShutdownHandler,
-                TornadoVoilaHandler: CappedVoilaHandler}
+                KernelHandler: OwnedKernelHandler,
+                TornadoVoilaHandler: AdmittedVoilaHandler}
 
 
 class PlotlyBundleHandler(web.StaticFileHandler):
@@ -139,12 +264,25 @@ class AisvizVoila(Voila):
     """Voila with the handlers above in place of its own."""
 
     max_kernels = Int(0, config=True, help="most kernels serving visitors at once (0 = no cap)")
+    kernels_per_client = Int(0, config=True, help="most kernels one visitor may hold (0 = no limit)")
+    pages_per_minute = Int(0, config=True, help="most page loads per visitor and minute (0 = no limit)")
+    claim_timeout = Float(45.0, config=True, help="seconds after its page is sent within which a kernel's "
+                          "websocket must connect, else the kernel is shut down")
+    limit_by = Enum(["address", "user"], "address", config=True,
+                    help="what a visitor is for the limits: their address, or (behind JupyterHub) their hub user, "
+                         "who then also owns their kernels")
+    max_message_bytes = Int(MAX_FRAME_BYTES, config=True, help="largest kernel-websocket message accepted")
     full_message = Unicode("", config=True, help="text of the 'server full' page")
 
     def init_settings(self):
         settings = super().init_settings()
-        settings["aisviz_max_kernels"] = max(0, int(self.max_kernels))
+        settings["aisviz_admission"] = Admission(Limits(
+            max_kernels=max(0, int(self.max_kernels)), per_client=max(0, int(self.kernels_per_client)),
+            pages_per_minute=max(0, int(self.pages_per_minute)), claim_timeout=max(1.0, float(self.claim_timeout))))
+        settings["aisviz_limit_by"] = self.limit_by
         settings["aisviz_full_message"] = self.full_message
+        # tornado closes a websocket whose message is larger (frame_problem checks it again)
+        settings["websocket_max_message_size"] = max(1024, int(self.max_message_bytes))
         return settings
 
     def init_handlers(self):

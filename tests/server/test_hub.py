@@ -43,6 +43,7 @@ def hub(tmp_path_factory):
     port, service_port = free_port(), free_port()
     env = dict(os.environ, AISVIZ_HUB_STATE=str(state), AISVIZ_HUB_PASSWORD="workshop-pw",
                AISVIZ_HUB_PORT=str(port), AISVIZ_HUB_SERVICE_PORT=str(service_port),
+               AISVIZ_HUB_API_PORT=str(free_port()), AISVIZ_HUB_PROXY_API_PORT=str(free_port()),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     log = open(state / "hub.log", "w")

@@ -3,9 +3,9 @@ the Advanced validation settings. Each change asks the Dashboard for the result 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from aisviz.app.html import esc
+from aisviz.app.limits import allowed_roots, check_folder, check_image_count, check_settings
 from aisviz.app.panels.base import Panel
 from aisviz.app.state import settings_with_layer
 from aisviz.errors import DataError
@@ -122,15 +122,18 @@ class ControlsPanel(Panel):
                                      self.w_advanced]), "aisviz-controls")
         self.state.observe(lambda ch: self._on_view(ch["new"]), "view")
         self.state.observe(lambda ch: self._on_settings(ch["new"]), "settings")
+        if allowed_roots() == []:                 # served to others without --allow-paths: no path box
+            self.w_path.layout.display = self.w_add.layout.display = "none"
 
     # -- reading and setting
 
     def settings(self) -> Settings:
-        return Settings(dataset=self.w_dataset.value, model=self.w_model.value, weights=self.w_weights.value,
-                        layer=self.w_layer.value, readout=self.w_readout.value, similarity=self.w_similarity.value,
-                        measure=self.w_measure.value, n_folds=int(self.w_folds.value),
-                        n_seeds=int(self.w_seeds.value), k_step=int(self.w_kstep.value),
-                        n_random=int(self.w_random.value), provider=self.w_provider.value)
+        """The controls' settings, checked against the server's limits (a client can send any value)."""
+        return check_settings(Settings(
+            dataset=self.w_dataset.value, model=self.w_model.value, weights=self.w_weights.value,
+            layer=self.w_layer.value, readout=self.w_readout.value, similarity=self.w_similarity.value,
+            measure=self.w_measure.value, n_folds=int(self.w_folds.value), n_seeds=int(self.w_seeds.value),
+            k_step=int(self.w_kstep.value), n_random=int(self.w_random.value), provider=self.w_provider.value))
 
     def _set(self, widget, **values):
         """Set a widget's traits without starting a request."""
@@ -212,6 +215,10 @@ class ControlsPanel(Panel):
         if current in values:
             self._set(self.w_dataset, value=current)
         data = os.environ.get("AISVIZ_DATA", "") or "(not set)"
+        if allowed_roots() is not None:            # served to others: no server path in the page
+            self.hint.value = (f"<small>Catalog sets not found on this server: {esc(', '.join(missing) or 'none')}."
+                               "</small>")
+            return
         self.hint.value = (f"<small>Catalog sets not found on the data search path (or without images): "
                            f"{esc(', '.join(missing) or 'none')}. Search path AISVIZ_DATA: {esc(data)}. Type a "
                            "data-set folder or a data root (a folder holding e.g. peterson2018/animals) above."
@@ -225,7 +232,7 @@ class ControlsPanel(Panel):
         if not text:
             raise DataError("the data path is empty. Type the full path of a data-set folder (a similarity "
                             "matrix and images/, see data/README.md) or of a data root.")
-        p = Path(text).expanduser()
+        p = check_folder(text)                     # the server's allowed folders, before anything else
         if not p.exists():
             raise DataError(f"the folder {p} does not exist. Type the full path of a data-set folder (a "
                             "similarity matrix and images/, see data/README.md) or of a data root holding "
@@ -247,6 +254,7 @@ class ControlsPanel(Panel):
             self.refresh_datasets(select=new[0])
             self.request()
             return
+        check_image_count(ds.n_images)
         ds.load_image(0)  # the images must be there too
         key = str(p.resolve())
         self.dash.session.keep_dataset(key, ds)

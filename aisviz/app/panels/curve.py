@@ -34,7 +34,7 @@ class CurvePanel(Panel):
         self.downloads = self.tag(W.HTML(""), "aisviz-curve-downloads")
         self.w_export = self.tag(W.Button(description="PNG + SVG of this chart", disabled=True,
                                           layout=W.Layout(width="auto")), "aisviz-curve-export")
-        self.w_export.on_click(dash.guard(lambda _: self.export(), "export the curve"))
+        self.w_export.on_click(dash.exporting(self.export, "export the curve"))
         self.w_k.observe(dash.guard(lambda ch: self.set_k(ch["new"]), "move the top-k slider"), "value")
         self.w_follow.observe(dash.guard(lambda ch: setattr(self.state, "follow_slider", ch["new"]),
                                          "switch the heatmap maps"), "value")

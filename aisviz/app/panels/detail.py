@@ -62,7 +62,7 @@ class DetailPanel(Panel):
                                           "switch the display mode"), "value")
         self.w_export = self.tag(W.Button(description="Labelled PNG of this panel", disabled=True,
                                           layout=W.Layout(width="auto")), "aisviz-panel-export")
-        self.w_export.on_click(dash.guard(lambda _: self.export(), "export the image panel"))
+        self.w_export.on_click(dash.exporting(self.export, "export the image panel"))
         self.download = self.tag(W.HTML(""), "aisviz-panel-download")
 
         def column(caption, *items):

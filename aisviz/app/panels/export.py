@@ -15,7 +15,7 @@ class ExportPanel(Panel):
 
         self.button = self.tag(W.Button(description="Prepare results ZIP (CSV + settings)", disabled=True,
                                         layout=W.Layout(width="auto")), "aisviz-export-zip")
-        self.button.on_click(dash.guard(lambda _: self.prepare(), "prepare the results ZIP"))
+        self.button.on_click(dash.exporting(self.prepare, "prepare the results ZIP"))
         self.link = self.tag(W.HTML(""), "aisviz-export-link")
         self.root = self.tag(W.HBox([self.button, self.link], layout=W.Layout(flex_flow="row wrap",
                                                                              align_items="center")),

@@ -22,7 +22,7 @@ class MapsPanel(Panel):
         self.downloads = self.tag(W.HTML(""), "aisviz-bars-downloads")
         self.w_export = self.tag(W.Button(description="PNG + SVG of this chart", disabled=True,
                                           layout=W.Layout(width="auto")), "aisviz-bars-export")
-        self.w_export.on_click(dash.guard(lambda _: self.export(), "export the per-map chart"))
+        self.w_export.on_click(dash.exporting(self.export, "export the per-map chart"))
         self.root = self.tag(W.VBox([
             W.HTML("<h4 class='aisviz-h'>Per-map AIS (data set): how much the alignment drops without each map"
                    "</h4>"),
