@@ -185,8 +185,9 @@
   function readoutHtml(r, i) {
     const k = r.k_values[i];
     const step = r.k_step === 1 ? "" : ` (nearest evaluated k; step ${r.k_step})`;
-    const a = attrs({k: k, slider: k, test_topk: r.test_topk[i], test_all: r.test_all,
-                     test_random: r.test_random[i], train_topk: r.train_topk[i]});
+    const num = x => (x === null ? "nan" : x);   // as Python's repr of the NaN that JSON stores as null
+    const a = attrs({k: k, slider: k, test_topk: num(r.test_topk[i]), test_all: num(r.test_all),
+                     test_random: num(r.test_random[i]), train_topk: num(r.train_topk[i])});
     return `<div class='aisviz-readout-inner'${a}><b>k = ${k}</b> of ${r.n_maps} maps${step} · held-out test R² ` +
       `(higher = closer to people): <b>${fmt(r.test_topk[i])}</b> ± ${fmt(r.test_topk_sd[i])} with the top-k maps ` +
       `by training AIS · ${fmt(r.test_all)} ± ${fmt(r.test_all_sd)} with all maps · ${fmt(r.test_random[i])} ± ` +
