@@ -10,6 +10,8 @@ import html
 import json
 import re
 import shutil
+import statistics
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -344,12 +346,13 @@ def test_fifty_pages_at_once_from_one_static_server(site, served):
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-        try:
-            await page.goto(served + "index.html", timeout=300_000)
-            await page.wait_for_selector("body[data-aisviz-ready]", state="attached", timeout=300_000)
-            results[i] = errors
+        t0 = time.perf_counter()
+        try:   # on 2 busy cores the browser's 50 renderers, not the server, take the time: a generous limit
+            await page.goto(served + "index.html", wait_until="commit", timeout=900_000)
+            await page.wait_for_selector("body[data-aisviz-ready]", state="attached", timeout=900_000)
+            results[i] = (errors, time.perf_counter() - t0)
         except Exception as exc:  # noqa: BLE001 -- recorded and asserted below
-            results[i] = errors + [f"{type(exc).__name__}: {exc}"]
+            results[i] = (errors + [f"{type(exc).__name__}: {str(exc).splitlines()[0]}"], None)
         finally:
             await context.close()
 
@@ -362,8 +365,11 @@ def test_fifty_pages_at_once_from_one_static_server(site, served):
             return results
 
     results = asyncio.run(run(50))
-    assert len(results) == 50 and all(v == [] for v in results.values()), \
-        {i: v for i, v in results.items() if v}
+    failed = {i: errors for i, (errors, _) in results.items() if errors}
+    seconds = sorted(t for _, t in results.values() if t is not None)
+    print(f"50 pages at once: {len(seconds)} interactive, median {statistics.median(seconds):.0f} s, "
+          f"slowest {seconds[-1]:.0f} s" if seconds else "50 pages at once: none interactive")
+    assert len(results) == 50 and not failed, f"{len(failed)} of 50 failed: {failed}"
 
 
 pytestmark = needs_browser
