@@ -211,8 +211,7 @@ def img(page, selector: str) -> np.ndarray:
 
 def cell_point(page, i: int) -> tuple[float, float]:
     """Page coordinates of the centre of image i in the thumbnail grid."""
-    from aisviz.app.panels.browser import grid_geometry
-    from aisviz.viz.plots import cell_centre
+    from aisviz.viz.plots import cell_centre, grid_geometry
 
     loc = page.locator(".aisviz-grid")
     loc.scroll_into_view_if_needed()

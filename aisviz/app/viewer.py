@@ -27,16 +27,11 @@ from aisviz.app.panels import BrowserPanel, CurvePanel, DetailPanel, ExportPanel
 from aisviz.app.panels.base import Panel
 from aisviz.io.applog import short
 from aisviz.pipeline.bundles import BundleCatalog, BundleError, open_catalog
-from aisviz.pipeline.settings import Settings
+from aisviz.pipeline.settings import FACETS, Settings, facet_text
 
 log = logging.getLogger("aisviz.app")
 
 ENV_BUNDLES = "AISVIZ_BUNDLES"
-# (settings field, menu label), in menu order.
-FACETS = (("dataset", "data set"), ("model", "network"), ("weights", "weights"), ("layer", "perturbed layer"),
-          ("readout", "read-out layer"), ("provider", "saliency"), ("similarity", "network RSM"),
-          ("measure", "alignment"), ("n_folds", "folds"), ("n_seeds", "seeds"), ("k_step", "k step"),
-          ("n_random", "random orders"))
 NOT_OFFERED = ("Refused: {what}. This server shows only its precomputed results: choose among the values in "
                "the menus.")
 
@@ -45,25 +40,12 @@ class Refused(ValueError):
     """A request for something the bundles do not hold (or a malformed widget message)."""
 
 
-def describe(field: str, value) -> str:
-    """A facet value in words (menus and messages)."""
-    if value is None:
-        return "(network default)"
-    if field == "n_seeds":
-        return f"{value} (111 … {111 * int(value)})"
-    if field == "k_step" and value == 0:
-        return "auto"
-    if field == "provider" and value == "":
-        return "none"
-    return str(value)
-
-
 def best_entry(entries, current: dict, field: str, value):
     """The bundled entry whose `field` is `value` and that agrees with `current` on the most other
     settings (ties: the first written). Refused when no entry has that value."""
     matching = [e for e in entries if e.settings.get(field) == value]
     if not matching:
-        raise Refused(NOT_OFFERED.format(what=f"{dict(FACETS).get(field, field)} = {describe(field, value)} is "
+        raise Refused(NOT_OFFERED.format(what=f"{dict(FACETS).get(field, field)} = {facet_text(field, value)} is "
                                               "not among the bundled settings"))
     return max(matching, key=lambda e: (sum(e.settings.get(f) == current.get(f) for f, _ in FACETS),
                                         -entries.index(e)))
@@ -119,7 +101,7 @@ class ViewerControlsPanel(Panel):
             for e in self.entries:
                 if e.settings.get(field) not in values:
                     values.append(e.settings.get(field))
-            menu = Guarded(dash.refused, options=[(describe(field, v), i) for i, v in enumerate(values)],
+            menu = Guarded(dash.refused, options=[(facet_text(field, v), i) for i, v in enumerate(values)],
                            description=label, style=style, layout=W.Layout(width="100%"),
                            disabled=len(values) < 2)
             menu.values = values
@@ -180,7 +162,7 @@ class Viewer(Dashboard):
                 return e
         differing = sorted({f for f, _ in FACETS if all(e.settings.get(f) != wanted.get(f)
                                                           for e in self.catalog.entries)})
-        what = ", ".join(f"{dict(FACETS)[f]} = {describe(f, wanted.get(f))}" for f in differing) or \
+        what = ", ".join(f"{dict(FACETS)[f]} = {facet_text(f, wanted.get(f))}" for f in differing) or \
             "this combination of settings"
         raise Refused(NOT_OFFERED.format(what=f"{what} is not among the bundled settings"))
 

@@ -1,5 +1,5 @@
-"""The sharing and teaching subcommands of `aisviz`: precompute (result bundles) and notebooks (copy the
-tutorial and workshop notebooks). aisviz.cli registers them with add_commands(sub)."""
+"""The sharing and teaching subcommands of `aisviz`: precompute (result bundles), site (a static site of
+them) and notebooks (copy the tutorial and workshop notebooks). aisviz.cli registers them with add_commands(sub)."""
 from __future__ import annotations
 
 import shutil
@@ -31,6 +31,19 @@ def cmd_precompute(args):
     catalog = open_catalog(out, verify=True)
     print(f"{out} holds {len(catalog)} setting(s), checksums verified; share it with "
           f"`aisviz serve --shared --bundles {out}`")
+
+
+def cmd_site(args):
+    from aisviz.site import write
+
+    report = write(args.bundles, args.out, single_file=args.single_file)
+    mb = report.bytes / 1e6
+    if args.single_file:
+        print(f"wrote {report.path} ({mb:.1f} MB, {report.settings} setting(s)): one HTML file that opens offline "
+              "in any browser")
+    else:
+        print(f"wrote {report.path} ({mb:.1f} MB in {report.files} files, {report.settings} setting(s)): open "
+              f"{report.path / 'index.html'} or serve the folder with any web server")
 
 
 def packaged_notebooks() -> Path:
@@ -91,6 +104,14 @@ def add_commands(sub, make):
     p.add_argument("--n-random", type=int, default=1, help="random map orderings per split (random baseline)")
     p.add_argument("--device", default="auto", help="'auto' (GPU when present), 'cpu', 'cuda', ...")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    p = make(sub, "site", "write a static site of result bundles: opens from a file or any web server, offline",
+             cmd_site, json_=False)
+    p.add_argument("--bundles", required=True, help="bundle folder written by `aisviz precompute --out`")
+    p.add_argument("--out", required=True,
+                   help="site folder to write (created; a site written earlier is replaced), or with --single-file "
+                        "the HTML file")
+    p.add_argument("--single-file", action="store_true",
+                   help="write one HTML file with everything inlined (for e-mail or supplementary material)")
     p = make(sub, "notebooks", "copy the tutorial and workshop notebooks (and the instructor guide) into a folder",
              cmd_notebooks, json_=False)
     p.add_argument("dest", help="folder to copy them into (created)")

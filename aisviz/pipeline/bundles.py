@@ -6,7 +6,9 @@ Layout of a bundle folder (format "aisviz-bundle", version 1):
     DIR/bundle.json                  the index: format, version, one entry per setting (id, label,
                                      settings, and the sha256 of that setting's manifest)
     DIR/<id>/manifest.json           one setting: the scalars, names, splits and summary of its
-                                     Result, and every file below with its size and sha256
+                                     Result, the aisviz version and UTC time that wrote it
+                                     (computed_at; absent in bundles written before they were recorded),
+                                     and every file below with its size and sha256
     DIR/<id>/arrays/<field>.npy      the arrays (little-endian .npy, opened with mmap_mode="r", so the
                                      kernels of one server share the pages); per-image arrays of
                                      different sizes (images, saliency, masks) are one flat .npy each plus
@@ -37,10 +39,12 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from aisviz import __version__
 from aisviz.core.heatmaps import overlay
 from aisviz.errors import DataError
 from aisviz.io.storage import atomic_write, disk_full_as_errno, environment_problem, sha256_file
@@ -185,6 +189,7 @@ def _write_setting(folder: Path, result, settings: dict, pngs: bool) -> dict:
         p = folder / rel
         files[rel] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
     manifest = {"format": FORMAT, "version": VERSION, "kind": "setting", "settings": settings,
+                "aisviz_version": __version__, "computed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "curves": sorted(result.curves), "has_saliency": result.saliency is not None,
                 "has_relevant_masks": result.relevant_masks is not None,
                 "fields": jsonable({name: getattr(result, name) for name in JSON_FIELDS}), "files": files}

@@ -60,3 +60,23 @@ def auto_k_step(n_maps: int, reruns_tail: bool = False) -> int:
     if not reruns_tail:
         return 1 if n_maps <= 2 * AUTO_K_POINTS else int(np.ceil(n_maps / AUTO_K_POINTS))
     return max(1, int(np.ceil(n_maps / AUTO_K_POINTS_SLOW)))
+
+
+# (settings field, menu label), in menu order.
+FACETS = (("dataset", "data set"), ("model", "network"), ("weights", "weights"), ("layer", "perturbed layer"),
+          ("readout", "read-out layer"), ("provider", "saliency"), ("similarity", "network RSM"),
+          ("measure", "alignment"), ("n_folds", "folds"), ("n_seeds", "seeds"), ("k_step", "k step"),
+          ("n_random", "random orders"))
+
+
+def facet_text(field: str, value: object) -> str:
+    """A facet value in words (menus and messages)."""
+    if value is None:
+        return "(network default)"
+    if field == "n_seeds":
+        return f"{value} (111 … {111 * int(value)})"
+    if field == "k_step" and value == 0:
+        return "auto"
+    if field == "provider" and value == "":
+        return "none"
+    return str(value)

@@ -308,3 +308,13 @@ def layer_comparison(layers, title: str = "", height: int = 420):
                       margin={"l": 70, "r": 20, "t": 50 if title else 30, "b": 90}, hovermode="closest",
                       template="plotly_white", legend={"orientation": "h", "y": -0.25 if subjects else -0.35})
     return fig
+
+
+GRID_WIDTH = 420             # px available to the thumbnail grid
+
+
+def grid_geometry(n_images: int, cell: int | None = None) -> dict:
+    """Cell size (px), gap and columns of the thumbnail grid for n images (see plots.contact_sheet)."""
+    cell = cell or (56 if n_images <= 64 else 40)
+    gap = 2
+    return {"cell": cell, "gap": gap, "columns": max(1, min(n_images, GRID_WIDTH // (cell + gap)))}

@@ -39,8 +39,8 @@ def bundle(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AISVIZ_HOME", str(tmp_path_factory.mktemp("home")))
         ds = make_tiny_set(n=16, size=64, seed=7)
-        first = compute_result(ds, provider="center_bias", n_folds=3, n_seeds=2, k_step=64, progress=False)
-        second = compute_result(ds, provider=None, n_folds=3, n_seeds=3, k_step=64, progress=False)
+        first = compute_result(dataset=ds, provider="center_bias", n_folds=3, n_seeds=2, k_step=64, progress=False)
+        second = compute_result(dataset=ds, provider=None, n_folds=3, n_seeds=3, k_step=64, progress=False)
     write_bundle(first, root)
     write_bundle(replace(second, settings=replace(second.settings, provider="")), root)
     return root

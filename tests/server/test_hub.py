@@ -37,7 +37,7 @@ def hub(tmp_path_factory):
     state = tmp_path_factory.mktemp("hub")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AISVIZ_HOME", str(state / "home"))
-        result = compute_result(make_tiny_set(n=12, size=48, seed=2), provider="center_bias", n_folds=3,
+        result = compute_result(dataset=make_tiny_set(n=12, size=48, seed=2), provider="center_bias", n_folds=3,
                                 n_seeds=1, k_step=256, progress=False)
     write_bundle(replace(result, settings=replace(result.settings, dataset="tiny")), state / "bundles")
     port, service_port = free_port(), free_port()

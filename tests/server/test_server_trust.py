@@ -63,7 +63,7 @@ def shared(tmp_path_factory):
     folder = tmp_path_factory.mktemp("trust")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AISVIZ_HOME", str(folder / "home"))
-        result = compute_result(make_tiny_set(n=12, size=48, seed=2), provider="center_bias", n_folds=3,
+        result = compute_result(dataset=make_tiny_set(n=12, size=48, seed=2), provider="center_bias", n_folds=3,
                                 n_seeds=1, k_step=256, progress=False)
     write_bundle(replace(result, settings=replace(result.settings, dataset="tiny")), folder / "bundles")
     port = free_port()

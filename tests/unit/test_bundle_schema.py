@@ -29,7 +29,7 @@ def bundle(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AISVIZ_HOME", str(tmp_path_factory.mktemp("home")))
         ds = make_tiny_set(n=10, size=40, seed=3)
-        result = compute_result(ds, provider="center_bias", n_folds=2, n_seeds=1, k_step=256, progress=False)
+        result = compute_result(dataset=ds, provider="center_bias", n_folds=2, n_seeds=1, k_step=256, progress=False)
     root = tmp_path_factory.mktemp("bundle") / "b"
     entry = write_bundle(result, root)
     return root, entry.id

@@ -20,7 +20,7 @@ def fresh(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AISVIZ_HOME", str(tmp_path_factory.mktemp("home")))
         ds = make_tiny_set(n=14, size=48, seed=5)
-        result = compute_result(ds, provider="center_bias", n_folds=3, n_seeds=2, k_step=128, progress=False)
+        result = compute_result(dataset=ds, provider="center_bias", n_folds=3, n_seeds=2, k_step=128, progress=False)
     root = tmp_path_factory.mktemp("bundle")
     entry = write_bundle(result, root)
     return result, root, entry

@@ -42,8 +42,8 @@ def test_fields_match_the_fitted_objects(fitted):
 
 
 def test_summary_text_gives_the_corrected_t_test_beside_the_papers(fitted):
-    from aisviz.app.html import summary_html
     from aisviz.pipeline.result import build_result
+    from aisviz.viz.text import summary_html
 
     ds, scorer, validation, saliency = fitted
     text = summary_html(build_result(scorer, validation, ds, saliency, saliency_provider="random", display_size=32))

@@ -3,16 +3,7 @@ the detail panel; a click pins it (click again, or Unpin, to follow the mouse)."
 from __future__ import annotations
 
 from aisviz.app.panels.base import Panel
-from aisviz.viz.plots import cell_at, contact_sheet, mds_scatter, png_bytes
-
-GRID_WIDTH = 420             # px available to the thumbnail grid
-
-
-def grid_geometry(n_images: int, cell: int | None = None) -> dict:
-    """Cell size (px), gap and columns of the thumbnail grid for n images (see plots.contact_sheet)."""
-    cell = cell or (56 if n_images <= 64 else 40)
-    gap = 2
-    return {"cell": cell, "gap": gap, "columns": max(1, min(n_images, GRID_WIDTH // (cell + gap)))}
+from aisviz.viz.plots import cell_at, contact_sheet, grid_geometry, mds_scatter, png_bytes
 
 
 class BrowserPanel(Panel):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-from aisviz.app.html import esc
 from aisviz.app.limits import allowed_roots, check_folder, check_image_count, check_settings
 from aisviz.app.panels.base import Panel
 from aisviz.app.state import settings_with_layer
@@ -13,6 +12,7 @@ from aisviz.io.catalog import list_datasets, load_dataset
 from aisviz.models.networks import list_models
 from aisviz.pipeline.settings import DEFAULT_DATASET, Settings
 from aisviz.saliency.providers import PROVIDERS
+from aisviz.viz.text import esc
 
 PROVIDER_LABELS = {"spectral_residual": "spectral residual (classic baseline)",
                    "fine_grained": "fine-grained contrast (classic baseline)",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from aisviz.app.html import readout_html, summary_html
 from aisviz.app.panels.base import Panel, figure_links
 from aisviz.pipeline import derive
 from aisviz.viz.figures import curve_figure
 from aisviz.viz.plots import MARKER_TEST, MARKER_TRAIN, alignment_curve
+from aisviz.viz.text import readout_html, summary_html
 
 FOLLOW_NOTE = ("Off (default): the heatmaps use all maps, as in the paper. On: they use only the top-k maps by "
                "data-set AIS at the slider's k, and their captions say so.")

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import time
 
-from aisviz.app.html import data_attrs, esc, metrics_html
 from aisviz.app.panels.base import Panel, download_link
 from aisviz.core.heatmaps import colourbar_png, overlay, scale_note
 from aisviz.pipeline import derive
 from aisviz.pipeline.export import panel_png
 from aisviz.viz.plots import png_bytes
+from aisviz.viz.text import data_attrs, esc, metrics_html
 
 PANEL_SIZE = 200             # px of each of the three images
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from aisviz.app.html import esc
 from aisviz.app.panels.base import Panel
 from aisviz.app.session import Session, Superseded
 from aisviz.app.state import settings_with_layer
@@ -21,6 +20,7 @@ from aisviz.errors import UsageError
 from aisviz.models.networks import load_network
 from aisviz.pipeline.settings import Settings
 from aisviz.viz.plots import layer_comparison
+from aisviz.viz.text import esc
 
 MATCHED = ("weights", "readout", "similarity", "measure", "folds", "n_seeds", "n_random")
 

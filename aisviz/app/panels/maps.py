@@ -2,11 +2,11 @@
 slider's k, the ten most important maps as a table, and PNG/SVG downloads."""
 from __future__ import annotations
 
-from aisviz.app.html import map_table_html
 from aisviz.app.panels.base import Panel, figure_links
 from aisviz.pipeline import derive
 from aisviz.viz.figures import bars_figure
 from aisviz.viz.plots import ais_bars, topk_colours
+from aisviz.viz.text import map_table_html
 
 
 class MapsPanel(Panel):

@@ -2,8 +2,8 @@
 the shown result, and the message area (every error, in plain words, dismissable)."""
 from __future__ import annotations
 
-from aisviz.app.html import esc, info_html
 from aisviz.app.panels.base import Panel
+from aisviz.viz.text import esc, info_html
 
 
 class StatusPanel(Panel):
