@@ -4,7 +4,10 @@
 Layout of a bundle folder (format "aisviz-bundle", version 1):
 
     DIR/bundle.json                  the index: format, version, one entry per setting (id, label,
-                                     settings, and the sha256 of that setting's manifest)
+                                     settings, whether its layer is the network's default, and the
+                                     sha256 of that setting's manifest), in the order of
+                                     aisviz.bundle_select.entry_order_key: the generated set first,
+                                     then data sets by name; the network's default layer first
     DIR/<id>/manifest.json           one setting: the scalars, names, splits and summary of its
                                      DashboardResult, and every file below with its size and sha256
     DIR/<id>/arrays/<field>.npy      the arrays (little-endian .npy, opened with mmap_mode="r", so the
@@ -39,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .bundle_select import entry_order_key, find_entry
 from .errors import InputError
 from .storage import sha256_file
 
@@ -63,12 +67,18 @@ class BundleError(InputError):
 
 @dataclass(frozen=True)
 class BundleEntry:
-    """One setting in a bundle: its folder id, a label for menus, and its settings (a dict)."""
+    """One setting in a bundle: its folder id, a label for menus, its settings (a dict), and whether its
+    layer is the network's default (None: not recorded, in bundles of older aisviz)."""
 
     id: str
     label: str
     settings: dict
     manifest_sha256: str
+    default_layer: bool | None = None
+
+    def order_key(self) -> tuple:
+        """Where this entry sits in bundle.json (aisviz.bundle_select.entry_order_key)."""
+        return entry_order_key(self.settings, self.default_layer)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -230,9 +240,11 @@ def check_output(out) -> None:
         _read_index(root)
 
 
-def write_bundle(result, out, pngs: bool = True) -> BundleEntry:
+def write_bundle(result, out, pngs: bool = True, default_layer: bool | None = None) -> BundleEntry:
     """Add one DashboardResult to the bundle folder `out` (created if needed); a setting with the same
-    settings is replaced. Returns its index entry. Atomic: readers see the old or the new bundle."""
+    settings is replaced in place. The index stays in the order of entry_order_key, whatever the order of
+    the calls. default_layer: whether the result's layer is its network's default. Returns its index
+    entry. Atomic: readers see the old or the new bundle."""
     from .storage import atomic_write
 
     root = Path(out).expanduser()
@@ -255,10 +267,16 @@ def write_bundle(result, out, pngs: bool = True) -> BundleEntry:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     entry = BundleEntry(id=sid, label=setting_label(settings, result.dataset_name), settings=settings,
-                        manifest_sha256=digest)
-    entries = [e for e in index["settings"] if e.get("id") != sid]
-    entries.append({"id": entry.id, "label": entry.label, "settings": entry.settings,
-                    "manifest_sha256": entry.manifest_sha256})
+                        manifest_sha256=digest, default_layer=default_layer)
+    record = {"id": entry.id, "label": entry.label, "settings": entry.settings,
+              "manifest_sha256": entry.manifest_sha256, "default_layer": default_layer}
+    entries = list(index["settings"])
+    ids = [e.get("id") for e in entries]
+    if sid in ids:
+        entries[ids.index(sid)] = record        # replaced in place: re-running a precompute moves nothing
+    else:
+        entries.append(record)
+    entries.sort(key=lambda e: entry_order_key(e["settings"], e.get("default_layer")))   # stable: ties keep order
     index = {"format": FORMAT, "version": VERSION, "settings": entries}
     text = json.dumps(index, indent=1, allow_nan=True).encode("utf-8")
     atomic_write(root / INDEX, lambda f: f.write(text))
@@ -273,14 +291,16 @@ def write_bundle(result, out, pngs: bool = True) -> BundleEntry:
 # reading
 
 class BundleCatalog:
-    """An opened bundle folder: `entries` (the settings it holds, in the order written), `load(id)` ->
-    DashboardResult with memory-mapped read-only arrays, `verify()` -> checks every checksum."""
+    """An opened bundle folder: `entries` (the settings it holds, sorted by entry_order_key, also for
+    bundles written by older aisviz), `find(dataset=..., layer=...)` -> the entry of those settings,
+    `load(id)` -> DashboardResult with memory-mapped read-only arrays, `verify()` -> checks every checksum."""
 
     def __init__(self, root, index: dict):
         self.root = Path(root)
-        self.entries: tuple[BundleEntry, ...] = tuple(
-            BundleEntry(id=str(e["id"]), label=str(e["label"]), settings=dict(e["settings"]),
-                        manifest_sha256=str(e["manifest_sha256"])) for e in index["settings"])
+        self.entries: tuple[BundleEntry, ...] = tuple(sorted(
+            (BundleEntry(id=str(e["id"]), label=str(e["label"]), settings=dict(e["settings"]),
+                         manifest_sha256=str(e["manifest_sha256"]), default_layer=e.get("default_layer"))
+             for e in index["settings"]), key=BundleEntry.order_key))
         for e in self.entries:
             if not re.fullmatch(r"[A-Za-z0-9_.-]+", e.id) or e.id.startswith("."):
                 raise BundleError(f"the bundle index {INDEX} names an invalid setting folder {e.id!r}: write the "
@@ -295,6 +315,12 @@ class BundleCatalog:
             if e.id == sid:
                 return e
         raise BundleError(f"this bundle has no setting {sid!r}; it has: {', '.join(e.id for e in self.entries)}.")
+
+    def find(self, **wanted) -> BundleEntry:
+        """The first entry whose settings have these values, e.g. find(dataset="synthetic",
+        model="efficientnet_lite0", layer="_head_act"); a clear error listing what the bundle holds when none
+        does (aisviz.bundle_select.find_entry)."""
+        return find_entry(self.entries, **wanted)
 
     def manifest(self, sid: str) -> dict:
         """The setting's manifest, checked against the index's checksum and for every file's size."""

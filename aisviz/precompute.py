@@ -8,6 +8,7 @@ the chosen provider, turned into a DashboardResult by aisviz.dashboard.build_res
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from .dashboard.result import Settings, paper_seeds
 
@@ -44,14 +45,18 @@ def compute_result(dataset="synthetic", model: str = "efficientnet_lite0", layer
                         layer=scorer.layer_, readout=scorer.readout_, similarity=similarity, measure=measure,
                         n_folds=n_folds, n_seeds=n_seeds, k_step=k_step, n_random=n_random,
                         provider=provider or "")
-    return build_result(scorer, validation, ds, saliency, settings, saliency_provider=provider or "",
-                        saliency_error=error, seconds=time.perf_counter() - t0)
+    result = build_result(scorer, validation, ds, saliency, settings, saliency_provider=provider or "",
+                          saliency_error=error, seconds=time.perf_counter() - t0)
+    # recorded so that a bundle can list the network's default layer first (aisviz.bundle_select)
+    return replace(result, notes={**result.notes, "network_default_layer": scorer.network_.default_layer})
 
 
 def precompute(out, pngs: bool = True, **options):
-    """compute_result(**options) written into the bundle folder `out`; returns (entry, result)."""
+    """compute_result(**options) written into the bundle folder `out`; returns (entry, result). The bundle's
+    index keeps the documented order of aisviz.bundle_select.entry_order_key, whatever the order of calls."""
     from .bundles import check_output, write_bundle
 
     check_output(out)                 # a foreign or damaged folder fails now, not after the computation
     result = compute_result(**options)
-    return write_bundle(result, out, pngs=pngs), result
+    default_layer = result.settings.layer == result.notes.get("network_default_layer")
+    return write_bundle(result, out, pngs=pngs, default_layer=default_layer), result

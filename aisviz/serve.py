@@ -18,7 +18,8 @@ Choices made here:
   also logs every callback error (logger "aisviz.app") to the file in AISVIZ_APP_LOG, which serve()
   sets to <AISVIZ_HOME>/logs/dashboard.log unless it is set already;
 - optional preheated kernels (`--preheat_kernel=True --pool_size=N`);
-- kernels with no tab open are culled after the idle timeout (default 10 min), checked every tenth of it;
+- kernels with no tab open are culled after the idle timeout (default 10 min), checked every tenth of it,
+  but never a kernel handed to a page that has not connected yet (aisviz.kernel_grace);
 - SIGTERM or SIGINT stops Voila and every kernel, and frees the port.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .bundle_select import default_entry
 from .errors import EnvironmentProblem
 from .storage import aisviz_home
 
@@ -113,6 +115,8 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
            f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_timeout)}",
            f"--MappingKernelManager.cull_interval={interval}",
            "--MappingKernelManager.cull_connected=False",
+           # a kernel just handed to a page is not culled before the page connects (aisviz.kernel_grace)
+           "--VoilaConfiguration.multi_kernel_manager_class=aisviz.kernel_grace.HandoutGraceKernelManager",
            "--ZMQChannelsWebsocketConnection.kernel_ws_protocol=v1.kernel.websocket.jupyter.org",
            f"--AisvizVoila.max_kernels={int(max_kernels)}",
            # A class arriving at once starts dozens of kernels on a few cores. A cell whose output (here:
@@ -196,7 +200,8 @@ def stop_process_tree(proc: subprocess.Popen, grace: float = 15.0) -> None:
 
 def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
           cull_idle_timeout: int = DEFAULT_CULL_IDLE, base_url: str | None = None, max_kernels: int = 0,
-          bundles=None, notebook=None, hub_auth: bool = False, extra_args=()) -> int:
+          bundles=None, notebook=None, hub_auth: bool = False, default: str | None = None,
+          extra_args=()) -> int:
     """Run the dashboard with Voila on http://127.0.0.1:<port>/ until SIGINT/SIGTERM; returns Voila's exit
     code (130/143 when stopped by a signal, after Voila and every kernel have stopped).
 
@@ -206,6 +211,8 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
     measured at 1.3-1.4 GB resident after the default job, a viewer kernel at about 225 MB). Kernels with no
     tab open are shut down after cull_idle_timeout seconds; max_kernels > 0 caps the kernels serving visitors
     ("server full" page past it).
+    default: the setting shared pages open on (a setting id or "field=value,...", see
+    aisviz.bundle_select.default_entry; None = the bundle's first: the generated set's default layer).
     notebook: serve this notebook instead (researcher mode only). hub_auth: run as a JupyterHub service
     (deploy/jupyterhub_config.py): visitors log in through the hub."""
     check_installed()
@@ -220,8 +227,11 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
     if bundles is not None:
         from .bundles import open_catalog
 
-        open_catalog(bundles, verify=True)        # every checksum once here; kernels check sizes only
+        catalog = open_catalog(bundles, verify=True)   # every checksum once here; kernels check sizes only
+        opening = default_entry(catalog.entries, default)  # a wrong --default fails here, not in every page
         env["AISVIZ_BUNDLES"] = str(Path(bundles).expanduser().resolve())
+        env["AISVIZ_DEFAULT_SETTING"] = opening.id
+        print(f"shared pages open on: {opening.label}", file=sys.stderr, flush=True)
         notebook = viewer_notebook()
     cmd = voila_command(port=port, pool_size=pool_size, open_browser=open_browser, notebook=notebook,
                         cull_idle_timeout=cull_idle_timeout, base_url=base_url, max_kernels=max_kernels,

@@ -23,6 +23,7 @@ import sys
 import time
 from dataclasses import replace
 
+from .bundle_select import default_entry
 from .bundles import BundleCatalog, BundleError, open_catalog
 from .dashboard.app import Dashboard
 from .dashboard.panels import BrowserPanel, CurvePanel, DetailPanel, ExportPanel, MapsPanel, StatusPanel
@@ -37,6 +38,7 @@ log = logging.getLogger("aisviz.app")
 sys.modules.setdefault("rfc3987_syntax", None)
 
 ENV_BUNDLES = "AISVIZ_BUNDLES"
+ENV_DEFAULT = "AISVIZ_DEFAULT_SETTING"     # the opening setting (aisviz serve --shared --default SETTING)
 # (settings field, menu label), in menu order.
 FACETS = (("dataset", "data set"), ("model", "network"), ("weights", "weights"), ("layer", "perturbed layer"),
           ("readout", "read-out layer"), ("provider", "saliency"), ("similarity", "network RSM"),
@@ -160,13 +162,15 @@ class ViewerControlsPanel(Panel):
 
 
 class Viewer(Dashboard):
-    """The dashboard over a bundle folder, read-only. bundles: the folder (or an opened BundleCatalog)."""
+    """The dashboard over a bundle folder, read-only. bundles: the folder (or an opened BundleCatalog);
+    default: the setting it opens on (aisviz.bundle_select.default_entry: a setting id or
+    "field=value,..."; None = the bundle's first, i.e. the generated set's default layer when present)."""
 
     PANELS = (StatusPanel, ExportPanel, ViewerControlsPanel, CurvePanel, MapsPanel, BrowserPanel, DetailPanel)
 
-    def __init__(self, bundles, **options):
+    def __init__(self, bundles, default: str | None = None, **options):
         self.catalog = bundles if isinstance(bundles, BundleCatalog) else open_catalog(bundles)
-        self.first_entry = self.catalog.entries[0]
+        self.first_entry = default_entry(self.catalog.entries, default)
         first = replace(self.catalog.load(self.first_entry.id), seconds=0.0)   # shown from the bundle
         s = first.settings
         super().__init__(dataset=s.dataset, model=s.model, provider=s.provider, n_folds=s.n_folds,
@@ -229,9 +233,10 @@ class Viewer(Dashboard):
 
 
 def viewer_from_environment(**options) -> Viewer:
-    """The Viewer over the bundle folder named in AISVIZ_BUNDLES (set by `aisviz serve --shared`)."""
+    """The Viewer over the bundle folder named in AISVIZ_BUNDLES, opening on the setting in
+    AISVIZ_DEFAULT_SETTING when set (both set by `aisviz serve --shared`)."""
     folder = os.environ.get(ENV_BUNDLES)
     if not folder:
         raise BundleError(f"{ENV_BUNDLES} is not set: start the shared dashboard with "
                           "`aisviz serve --shared --bundles DIR`.")
-    return Viewer(folder, **options)
+    return Viewer(folder, default=os.environ.get(ENV_DEFAULT) or None, **options)
