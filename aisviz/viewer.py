@@ -144,8 +144,14 @@ class ViewerControlsPanel(Panel):
             return
         value = self.menus[field].values[change["new"]]
         entry = best_entry(self.entries, self.current.settings, field, value)
+        # a value bundled only with other settings switches those too: say so, never silently
+        also = [f"{label} {describe(f, self.current.settings.get(f))} → {describe(f, entry.settings.get(f))}"
+                for f, label in FACETS if f != field and entry.settings.get(f) != self.current.settings.get(f)]
         self.show(entry)
         self.dash.request_entry(entry)
+        if also:
+            self.dash.show_error("", f"{dict(FACETS)[field]} {describe(field, value)} is bundled only with other "
+                                     f"settings, so these switched too: {'; '.join(also)}.")
 
     def show(self, entry):
         """Set every menu to the entry's values (without triggering requests)."""

@@ -93,3 +93,15 @@ def test_serve_refuses_an_unknown_default_before_starting(result, tmp_path):
     r = subprocess.run([sys.executable, "-m", "aisviz", "serve", "--default", "dataset=synthetic", "--port", "18432"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--default names a bundled setting" in r.stderr
+
+
+def test_a_menu_choice_that_switches_other_settings_says_so(result, tmp_path):
+    from aisviz.viewer import Viewer, ViewerControlsPanel
+
+    _write(result, tmp_path, GUIDE_ORDER[:3])
+    viewer = Viewer(tmp_path, default="dataset=peterson_animals", run_async=False)
+    menus = viewer.panel(ViewerControlsPanel).menus
+    menus["layer"].index = menus["layer"].values.index("_blocks.15")
+    shown = viewer.state.settings
+    assert (shown.dataset, shown.layer) == ("synthetic", "_blocks.15")
+    assert "these switched too: data set peterson_animals → synthetic" in viewer.state.error
