@@ -68,7 +68,7 @@ def test_a_hovered_thumbnail_and_its_panels_share_the_screen(browser, server, wi
     page.wait_for_selector(".aisviz-grid", state="visible", timeout=300_000)
     page.wait_for_selector(".aisviz-detail-inner", timeout=120_000)
     n = int(dp.attrs(page, ".aisviz-detail-inner")["n"])
-    page.eval_on_selector(".aisviz-images", "e => e.scrollIntoView({block: 'start'})")   # the user scrolls to the images
+    page.eval_on_selector(".aisviz-images", "e => e.scrollIntoView({block: 'start'})")   # scrolled to the images
     x, y = dp.cell_point(page, n - 1)              # the last thumbnail: the grid's bottom row
     page.mouse.move(x, y)
     page.wait_for_selector(f".aisviz-detail-inner[data-index='{n - 1}']", timeout=30_000)
