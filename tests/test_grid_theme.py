@@ -1,0 +1,26 @@
+"""The dashboard's thumbnail grid shows the page's own background in its gaps and empty cells, so a dark
+theme gets no white gutters or white empty cell (on main the sheet was drawn on white)."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+
+def test_the_grid_sheet_is_transparent_between_thumbnails():
+    from aisviz.dashboard.panels.browser import grid_geometry
+    from aisviz.plots import contact_sheet, png_bytes
+
+    images = [Image.new("RGB", (30, 20), (200, 40, 40)) for _ in range(5)]
+    geo = grid_geometry(len(images))
+    sheet, layout = contact_sheet(images, cell=geo["cell"], columns=3, gap=geo["gap"], background=None)
+    pixels = np.asarray(Image.open(io.BytesIO(png_bytes(sheet))))     # as the browser receives it
+    assert pixels.shape[2] == 4
+    pitch = layout["cell"] + layout["gap"]
+    centre = layout["cell"] // 2
+    assert pixels[centre, centre, 3] == 255                           # a thumbnail: opaque
+    assert pixels[centre, layout["cell"], 3] == 0                     # the gap after the first column
+    assert pixels[pitch + centre, 2 * pitch + centre, 3] == 0         # the empty sixth cell
+    white, _ = contact_sheet(images, cell=geo["cell"], columns=3)     # static sheets (bundles) stay on white
+    assert white.mode == "RGB" and white.getpixel((layout["cell"], centre)) == (255, 255, 255)
