@@ -78,8 +78,13 @@ def test_a_cull_racing_a_page_open_never_strands_the_page(server):
         page.route(url, hold_back)
         page.goto(url, timeout=300_000)
         kernel = wait_for_line(server["log"], r"Using pre-heated kernel: ([0-9a-f-]{36})", timeout=10).group(1)
-        page.wait_for_selector(".aisviz-k .noUi-handle", timeout=180_000)
-        page.wait_for_selector(".aisviz-grid", state="visible", timeout=60_000)
+        try:
+            page.wait_for_selector(".aisviz-k .noUi-handle", timeout=300_000)
+            page.wait_for_selector(".aisviz-grid", state="visible", timeout=60_000)
+        except Exception:
+            page.screenshot(path=str(ROOT / "artifacts" / "screenshots" / "cull_race_stranded.png"))
+            raise AssertionError(f"the page never became interactive; it shows: {page.inner_text('body')[:300]!r}"
+                                 f"\nserver log: {server['log'].read_text()[-1500:]}") from None
         assert f"{kernel} with 0 connections" not in server["log"].read_text()
         assert page.locator("#aisviz-lost").count() == 0
 
