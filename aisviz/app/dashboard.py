@@ -63,6 +63,13 @@ CSS = """
 .aisviz-dashboard .aisviz-cap { line-height: 1.25; min-height: 2.5em; max-width: 214px; }
 .aisviz-dashboard .widget-inline-hbox .widget-label { max-width: none; }
 .aisviz-message-box { border: 1px solid #d62728; padding: 4px; margin: 4px 0; }
+/* Hover is the core gesture: where the width allows, the image | heatmap | saliency panel sits beside the
+   thumbnail grid and stays in view while the page scrolls, so a hovered thumbnail and its panels are on
+   one screen; narrower, the panel wraps to directly below the grid. */
+@media (min-width: 1200px) {
+  .aisviz-dashboard .aisviz-images { flex-wrap: nowrap !important; }
+  .aisviz-dashboard .aisviz-detail { position: sticky; top: 0; align-self: flex-start; }
+}
 body[data-jp-theme-light="false"] .aisviz-dashboard .js-plotly-plot .main-svg text {
   fill: var(--jp-ui-font-color1, #ddd) !important; }
 body[data-jp-theme-light="false"] .aisviz-dashboard .js-plotly-plot .gridlayer path {

@@ -25,13 +25,16 @@ from dataclasses import replace
 from aisviz.app.dashboard import Dashboard
 from aisviz.app.panels import BrowserPanel, CurvePanel, DetailPanel, ExportPanel, MapsPanel, StatusPanel
 from aisviz.app.panels.base import Panel
+from aisviz.errors import describe
 from aisviz.io.applog import short
+from aisviz.pipeline.bundle_select import default_entry
 from aisviz.pipeline.bundles import BundleCatalog, BundleError, open_catalog
 from aisviz.pipeline.settings import FACETS, Settings, facet_text
 
 log = logging.getLogger("aisviz.app")
 
 ENV_BUNDLES = "AISVIZ_BUNDLES"
+ENV_DEFAULT = "AISVIZ_DEFAULT_SETTING"     # the opening setting (aisviz serve --shared --default SETTING)
 NOT_OFFERED = ("Refused: {what}. This server shows only its precomputed results: choose among the values in "
                "the menus.")
 
@@ -120,8 +123,14 @@ class ViewerControlsPanel(Panel):
             return
         value = self.menus[field].values[change["new"]]
         entry = best_entry(self.entries, self.current.settings, field, value)
+        # a value bundled only with other settings switches those too: say so, never silently
+        also = [f"{label} {describe(f, self.current.settings.get(f))} → {describe(f, entry.settings.get(f))}"
+                for f, label in FACETS if f != field and entry.settings.get(f) != self.current.settings.get(f)]
         self.show(entry)
         self.dash.request_entry(entry)
+        if also:
+            self.dash.show_error("", f"{dict(FACETS)[field]} {describe(field, value)} is bundled only with other "
+                                     f"settings, so these switched too: {'; '.join(also)}.")
 
     def show(self, entry):
         """Set every menu to the entry's values (without triggering requests)."""
@@ -138,13 +147,15 @@ class ViewerControlsPanel(Panel):
 
 
 class Viewer(Dashboard):
-    """The dashboard over a bundle folder, read-only. bundles: the folder (or an opened BundleCatalog)."""
+    """The dashboard over a bundle folder, read-only. bundles: the folder (or an opened BundleCatalog);
+    default: the setting it opens on (aisviz.pipeline.bundle_select.default_entry: a setting id or
+    "field=value,..."; None = the bundle's first, i.e. the generated set's default layer when present)."""
 
     PANELS = (StatusPanel, ExportPanel, ViewerControlsPanel, CurvePanel, MapsPanel, BrowserPanel, DetailPanel)
 
-    def __init__(self, bundles, **options):
+    def __init__(self, bundles, default: str | None = None, **options):
         self.catalog = bundles if isinstance(bundles, BundleCatalog) else open_catalog(bundles)
-        self.first_entry = self.catalog.entries[0]
+        self.first_entry = default_entry(self.catalog.entries, default)
         first = replace(self.catalog.load(self.first_entry.id), seconds=0.0)   # shown from the bundle
         s = first.settings
         super().__init__(dataset=s.dataset, model=s.model, provider=s.provider, n_folds=s.n_folds,
@@ -207,9 +218,10 @@ class Viewer(Dashboard):
 
 
 def viewer_from_environment(**options) -> Viewer:
-    """The Viewer over the bundle folder named in AISVIZ_BUNDLES (set by `aisviz serve --shared`)."""
+    """The Viewer over the bundle folder named in AISVIZ_BUNDLES, opening on the setting in
+    AISVIZ_DEFAULT_SETTING when set (both set by `aisviz serve --shared`)."""
     folder = os.environ.get(ENV_BUNDLES)
     if not folder:
         raise BundleError(f"{ENV_BUNDLES} is not set: start the shared dashboard with "
                           "`aisviz serve --shared --bundles DIR`.")
-    return Viewer(folder, **options)
+    return Viewer(folder, default=os.environ.get(ENV_DEFAULT) or None, **options)

@@ -468,11 +468,13 @@ def cmd_serve(args):
     if args.shared and not args.bundles:
 
         raise UsageError("--shared needs --bundles DIR: the result bundles viewers may open (aisviz precompute).")
+    if args.default and not args.shared:
+        raise UsageError("--default names a bundled setting: use it with --shared --bundles DIR.")
     code = serve(port=args.port, pool_size=args.pool_size, open_browser=args.open, cull_idle_timeout=args.cull_idle,
                  base_url=args.base_url, max_kernels=args.max_kernels, bundles=args.bundles if args.shared else None,
                  hub_auth=args.hub_auth, kernels_per_client=args.kernels_per_client,
                  pages_per_minute=args.pages_per_minute, claim_timeout=args.claim_timeout,
-                 allow_paths=args.allow_paths)
+                 allow_paths=args.allow_paths, default=args.default)
     if code:
         raise SystemExit(code)
     return None, None
@@ -596,6 +598,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shared", action="store_true",
                    help="shared viewer mode: light kernels that only show the bundles in --bundles")
     p.add_argument("--bundles", help="folder of result bundles (aisviz precompute) for --shared")
+    p.add_argument("--default", metavar="SETTING",
+                   help="the setting shared pages open on: its id in bundle.json, or field=value pairs, e.g. "
+                        "dataset=synthetic,layer=_head_act (default: the bundle's first, the generated set's "
+                        "default layer)")
     p.add_argument("--max-kernels", type=at_least(0),
                    help="cap on visitors' kernels (default 40 shared, 4 researcher; 0 = none)")
     p.add_argument("--kernels-per-client", type=at_least(0),

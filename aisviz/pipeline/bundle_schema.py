@@ -86,6 +86,7 @@ SETTINGS_TYPES = {
     "k_step": (lambda v: _is_int(v) and v >= 0, "a whole number >= 0"),
     "n_random": (lambda v: _is_int(v) and v >= 0, "a whole number >= 0"),
     "provider": (_is_text, "text"),
+    "dtype": (lambda v: v in ("float32", "float64"), '"float32" or "float64"'),
 }
 ENTRY_TYPES = {
     "id": (lambda v: _is_text(v) and SETTING_ID.fullmatch(v) is not None, "a folder name (letters, digits, . _ -)"),
@@ -146,7 +147,7 @@ def check_settings(settings: dict, rel: str, where: str = " under 'settings'") -
     if unknown:
         raise _error(rel, f"has unknown fields {unknown[:3]}{where} (expected only "
                           f"{', '.join(Settings.__dataclass_fields__)})")
-    _check_types(settings, SETTINGS_TYPES, rel, where)
+    _check_types({"dtype": "float32", **settings}, SETTINGS_TYPES, rel, where)  # bundles before dtype: float32
 
 
 def check_index(index: dict, rel: str) -> None:

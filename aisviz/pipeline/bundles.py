@@ -4,7 +4,10 @@
 Layout of a bundle folder (format "aisviz-bundle", version 1):
 
     DIR/bundle.json                  the index: format, version, one entry per setting (id, label,
-                                     settings, and the sha256 of that setting's manifest)
+                                     settings, whether its layer is the network's default, and the
+                                     sha256 of that setting's manifest), in the order of
+                                     aisviz.pipeline.bundle_select.entry_order_key: the generated set first,
+                                     then data sets by name; the network's default layer first
     DIR/<id>/manifest.json           one setting: the scalars, names, splits and summary of its
                                      Result, the aisviz version and UTC time that wrote it
                                      (computed_at; absent in bundles written before they were recorded),
@@ -50,6 +53,7 @@ from aisviz.errors import DataError
 from aisviz.io.storage import atomic_write, disk_full_as_errno, environment_problem, sha256_file
 from aisviz.pipeline import bundle_schema
 from aisviz.pipeline.bundle_schema import BundleError
+from aisviz.pipeline.bundle_select import entry_order_key, find_entry
 from aisviz.pipeline.derive import heatmap
 from aisviz.pipeline.result import Result
 from aisviz.pipeline.settings import Settings
@@ -72,12 +76,18 @@ JSON_FIELDS = ("dataset_name", "observer", "image_names", "map_names", "weights_
 
 @dataclass(frozen=True)
 class BundleEntry:
-    """One setting in a bundle: its folder id, a label for menus, and its settings (a dict)."""
+    """One setting in a bundle: its folder id, a label for menus, its settings (a dict), and whether its
+    layer is the network's default (None: not recorded, in bundles of older aisviz)."""
 
     id: str
     label: str
     settings: dict
     manifest_sha256: str
+    default_layer: bool | None = None
+
+    def order_key(self) -> tuple:
+        """Where this entry sits in bundle.json (aisviz.pipeline.bundle_select.entry_order_key)."""
+        return entry_order_key(self.settings, self.default_layer)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -237,17 +247,19 @@ def check_output(out) -> None:
             catalog.load(e.id)
 
 
-def write_bundle(result, out, pngs: bool = True) -> BundleEntry:
+def write_bundle(result, out, pngs: bool = True, default_layer: bool | None = None) -> BundleEntry:
     """Add one Result to the bundle folder `out` (created if needed); a setting with the same
-    settings is replaced. Returns its index entry. Atomic: readers see the old or the new bundle."""
+    settings is replaced in place. The index stays in the order of entry_order_key, whatever the order of
+    the calls. default_layer: whether the result's layer is its network's default. Returns its index
+    entry. Atomic: readers see the old or the new bundle."""
     root = Path(out).expanduser()
     try:
-        return _write_bundle(result, root, pngs)
+        return _write_bundle(result, root, pngs, default_layer)
     except OSError as exc:  # full disk, read-only or unwritable folder: exit code 4, not a bug
         raise environment_problem(exc, f"the bundle into {root}") from None
 
 
-def _write_bundle(result, root: Path, pngs: bool) -> BundleEntry:
+def _write_bundle(result, root: Path, pngs: bool, default_layer: bool | None) -> BundleEntry:
     root.mkdir(parents=True, exist_ok=True)
     index = _read_index(root) if (root / INDEX).exists() else {"format": FORMAT, "version": VERSION,
                                                                "settings": []}
@@ -268,10 +280,16 @@ def _write_bundle(result, root: Path, pngs: bool) -> BundleEntry:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     entry = BundleEntry(id=sid, label=setting_label(settings, result.dataset_name), settings=settings,
-                        manifest_sha256=digest)
-    entries = [e for e in index["settings"] if e.get("id") != sid]
-    entries.append({"id": entry.id, "label": entry.label, "settings": entry.settings,
-                    "manifest_sha256": entry.manifest_sha256})
+                        manifest_sha256=digest, default_layer=default_layer)
+    record = {"id": entry.id, "label": entry.label, "settings": entry.settings,
+              "manifest_sha256": entry.manifest_sha256, "default_layer": default_layer}
+    entries = list(index["settings"])
+    ids = [e.get("id") for e in entries]
+    if sid in ids:
+        entries[ids.index(sid)] = record        # replaced in place: re-running a precompute moves nothing
+    else:
+        entries.append(record)
+    entries.sort(key=lambda e: entry_order_key(e["settings"], e.get("default_layer")))   # stable: ties keep order
     index = {"format": FORMAT, "version": VERSION, "settings": entries}
     text = json.dumps(index, indent=1, allow_nan=True).encode("utf-8")
     atomic_write(root / INDEX, lambda f: f.write(text))
@@ -286,14 +304,16 @@ def _write_bundle(result, root: Path, pngs: bool) -> BundleEntry:
 # reading
 
 class BundleCatalog:
-    """An opened bundle folder: `entries` (the settings it holds, in the order written), `load(id)` ->
-    Result with memory-mapped read-only arrays, `verify()` -> checks every checksum."""
+    """An opened bundle folder: `entries` (the settings it holds, sorted by entry_order_key, also for
+    bundles written by older aisviz), `find(dataset=..., layer=...)` -> the entry of those settings,
+    `load(id)` -> Result with memory-mapped read-only arrays, `verify()` -> checks every checksum."""
 
     def __init__(self, root, index: dict):
         self.root = bundle_schema.real_root(root)      # every file must resolve inside this folder
-        self.entries: tuple[BundleEntry, ...] = tuple(
-            BundleEntry(id=e["id"], label=e["label"], settings=dict(e["settings"]),
-                        manifest_sha256=e["manifest_sha256"]) for e in index["settings"])
+        self.entries: tuple[BundleEntry, ...] = tuple(sorted(
+            (BundleEntry(id=e["id"], label=e["label"], settings=dict(e["settings"]),
+                         manifest_sha256=e["manifest_sha256"], default_layer=e.get("default_layer"))
+             for e in index["settings"]), key=BundleEntry.order_key))
         self._manifests: dict[str, dict] = {}
 
     def __len__(self):
@@ -304,6 +324,12 @@ class BundleCatalog:
             if e.id == sid:
                 return e
         raise BundleError(f"this bundle has no setting {sid!r}; it has: {', '.join(e.id for e in self.entries)}.")
+
+    def find(self, **wanted) -> BundleEntry:
+        """The first entry whose settings have these values, e.g. find(dataset="synthetic",
+        model="efficientnet_lite0", layer="_head_act"); a clear error listing what the bundle holds when none
+        does (aisviz.pipeline.bundle_select.find_entry)."""
+        return find_entry(self.entries, **wanted)
 
     def manifest(self, sid: str) -> dict:
         """The setting's manifest, checked against the index's checksum and the bundle schema

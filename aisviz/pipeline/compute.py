@@ -261,10 +261,15 @@ def precompute(out: str | Path, settings: Settings | None = None, *, dataset: Co
 
     Returns
     -------
-    (the bundle's index entry, the Result).
+    (the bundle's index entry, the Result). The bundle's index keeps the documented order of
+    aisviz.pipeline.bundle_select.entry_order_key, whatever the order of calls.
     """
     check_output(out)  # a foreign or damaged folder fails now, not after the computation
     prepare_output_dir(out, "--out")  # and so does a folder that cannot be written (exit code 4)
-    result = compute_result(settings, dataset=dataset, device=device, use_cache=use_cache, progress=progress,
-                            **fields)
-    return write_bundle(result, out, pngs=pngs), result
+    if isinstance(dataset, (str, Path)):
+        fields["dataset"], dataset = str(dataset), None
+    computation = run_pipeline(settings_for(settings, dataset, **fields), dataset=dataset, device=device,
+                               use_cache=use_cache, progress=progress)
+    # the bundle lists the network's default layer first (aisviz.pipeline.bundle_select)
+    default_layer = computation.settings.layer == computation.network.default_layer
+    return write_bundle(computation.result, out, pngs=pngs, default_layer=default_layer), computation.result

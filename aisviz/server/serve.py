@@ -23,7 +23,8 @@ Choices made here:
   also logs every callback error (logger "aisviz.app") to the file in AISVIZ_APP_LOG, which serve()
   sets to <AISVIZ_HOME>/logs/dashboard.log unless it is set already;
 - optional preheated kernels (`--preheat_kernel=True --pool_size=N`);
-- kernels with no tab open are culled after the idle timeout (default 10 min), checked every tenth of it;
+- kernels with no tab open are culled after the idle timeout (default 10 min), checked every tenth of it,
+  but never a kernel handed to a page that has not connected yet (aisviz.server.kernel_grace);
 - SIGTERM or SIGINT stops Voila and every kernel, and frees the port.
 """
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pathlib import Path
 from aisviz.config import ENV_ALLOW_PATHS, aisviz_home
 from aisviz.errors import EnvironmentProblem, UsageError
 from aisviz.io.storage import atomic_write
+from aisviz.pipeline.bundle_select import default_entry
 from aisviz.pipeline.bundles import open_catalog
 from aisviz.server.voila_template import voila_environment
 
@@ -136,6 +138,8 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
            f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_timeout)}",
            f"--MappingKernelManager.cull_interval={interval}",
            "--MappingKernelManager.cull_connected=False",
+           # a kernel just handed to a page is not culled before the page connects (aisviz.server.kernel_grace)
+           "--VoilaConfiguration.multi_kernel_manager_class=aisviz.server.kernel_grace.HandoutGraceKernelManager",
            "--ZMQChannelsWebsocketConnection.kernel_ws_protocol=v1.kernel.websocket.jupyter.org",
            f"--AisvizVoila.max_kernels={int(max_kernels)}",
            f"--AisvizVoila.kernels_per_client={int(kernels_per_client)}",
@@ -230,6 +234,7 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
           cull_idle_timeout: int = DEFAULT_CULL_IDLE, base_url: str | None = None, max_kernels: int | None = None,
           bundles=None, notebook=None, hub_auth: bool = False, kernels_per_client: int | None = None,
           pages_per_minute: int | None = None, claim_timeout: float = CLAIM_TIMEOUT, allow_paths=None,
+          default: str | None = None,
           extra_args=()) -> int:
     """Run the dashboard with Voila on http://127.0.0.1:<port>/ until SIGINT/SIGTERM; returns Voila's exit
     code (130/143 when stopped by a signal, after Voila and every kernel have stopped).
@@ -245,6 +250,8 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
     allow_paths: folders the researcher dashboard's path box may open. Served to others (a base URL, hub_auth,
     or a --Voila.ip in extra_args other than loopback) the box is off unless folders are given; on a plain
     127.0.0.1 server it opens any folder unless folders are given.
+    default: the setting shared pages open on (a setting id or "field=value,...", see
+    aisviz.pipeline.bundle_select.default_entry; None = the bundle's first: the generated set's default layer).
     notebook: serve this notebook instead (researcher mode only). hub_auth: run as a JupyterHub service
     (deploy/jupyterhub_config.py): visitors log in through the hub."""
     check_installed()
@@ -264,8 +271,11 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
         env.pop(ENV_ALLOW_PATHS, None)
     if bundles is not None:
 
-        open_catalog(bundles, verify=True)        # schema and every checksum here; kernels check schema and sizes
+        catalog = open_catalog(bundles, verify=True)   # schema and every checksum here; kernels check schema, sizes
+        opening = default_entry(catalog.entries, default)  # a wrong --default fails here, not in every page
         env["AISVIZ_BUNDLES"] = str(Path(bundles).expanduser().resolve())
+        env["AISVIZ_DEFAULT_SETTING"] = opening.id
+        print(f"shared pages open on: {opening.label}", file=sys.stderr, flush=True)
         notebook = viewer_notebook()
     limits = dict(LIMITS["shared" if bundles is not None else "researcher"])
     given = {"max_kernels": max_kernels, "kernels_per_client": kernels_per_client,

@@ -24,11 +24,15 @@ def _figure(width: float, height: float):
 
 
 def figure_bytes(fig, fmt: str = "png", dpi: int = 150) -> bytes:
-    """The figure as PNG or SVG bytes."""
+    """The figure as PNG or SVG bytes. SVG text stays text (<text> elements, not paths), so labels can be
+    edited in a vector editor."""
+    import matplotlib
+
     if fmt not in FORMATS:
         raise UsageError(f"figure format must be one of {FORMATS}, not {fmt!r}.")
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=dpi)
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buf, format=fmt, dpi=dpi)
     return buf.getvalue()
 
 

@@ -154,8 +154,9 @@ def topk_colours(n_maps: int, k: int) -> list[str]:
 
 def png_bytes(image, size: int | None = None, compress_level: int = 6) -> bytes:
     """PNG bytes of a PIL image, optionally resized (aspect kept) so that its longer side is `size`.
-    compress_level 1 encodes several times faster (bigger files): for images re-rendered on hover."""
-    im = image.convert("RGB")
+    compress_level 1 encodes several times faster (bigger files): for images re-rendered on hover.
+    An RGBA image keeps its transparency; anything else is written as RGB."""
+    im = image if image.mode == "RGBA" else image.convert("RGB")
     if size is not None:
         im = im.copy()
         im.thumbnail((size, size))
@@ -199,17 +200,21 @@ def mds_scatter(coords, image_names, thumbnails=None, hover_text=None, title: st
     return go.Figure(data=[scatter], layout=layout)
 
 
-def contact_sheet(images, cell: int = 64, columns: int | None = None, gap: int = 2, labels=None):
+def contact_sheet(images, cell: int = 64, columns: int | None = None, gap: int = 2, labels=None,
+                  background: str | None = "white"):
     """A grid of thumbnails (one PIL image): cell x cell px each, `columns` per row (default: about
-    square), `gap` px apart on white. Returns (sheet, layout) with layout = {"cell", "gap", "columns",
-    "rows", "n"}; cell_at(layout, x, y) maps a pixel of the sheet back to an image index."""
+    square), `gap` px apart on `background` (None: transparent, an RGBA sheet that shows the page's own
+    background, e.g. a dark theme's, in the gaps and empty cells). Returns (sheet, layout) with layout =
+    {"cell", "gap", "columns", "rows", "n"}; cell_at(layout, x, y) maps a pixel of the sheet back to an
+    image index."""
     from PIL import Image
 
     n = len(images)
     columns = columns or max(1, int(np.ceil(np.sqrt(n * 1.6))))
     rows = int(np.ceil(n / columns))
     pitch = cell + gap
-    sheet = Image.new("RGB", (columns * pitch - gap, rows * pitch - gap), "white")
+    size = (columns * pitch - gap, rows * pitch - gap)
+    sheet = Image.new("RGB", size, background) if background else Image.new("RGBA", size, (0, 0, 0, 0))
     for i, im in enumerate(images):
         t = im.convert("RGB").copy()
         t.thumbnail((cell, cell))

@@ -46,7 +46,8 @@ class BrowserPanel(Panel):
         if key not in self.cache:
             images = [r.image(i) for i in range(r.n_images)]
             geo = grid_geometry(r.n_images, self.thumb_size)
-            sheet, layout = contact_sheet(images, cell=geo["cell"], columns=geo["columns"], gap=geo["gap"])
+            sheet, layout = contact_sheet(images, cell=geo["cell"], columns=geo["columns"], gap=geo["gap"],
+                                          background=None)   # gaps show the page's (light or dark) theme
             thumbs = [png_bytes(im, 40) for im in images]
             mds = go.FigureWidget(mds_scatter(r.mds, r.image_names, thumbnails=thumbs, height=420))
             mds.add_class("aisviz-mds")

@@ -71,7 +71,10 @@ class DetailPanel(Panel):
 
         panels = self.tag(W.HBox([column(self.cap_image, self.p_image), column(self.cap_ais, self.p_ais, self.bar_ais),
                                   column(self.cap_sal, self.p_sal, self.bar_sal)],
-                                 layout=W.Layout(flex_flow="row wrap", overflow="visible")), "aisviz-panels")
+                                 # images aligned at their bottom: a caption that wraps to more lines
+                                 # (the heatmap's) no longer pushes its image 16 px below its neighbours
+                                 layout=W.Layout(flex_flow="row wrap", overflow="visible", align_items="flex-end")),
+                        "aisviz-panels")
         self.root = self.tag(W.VBox([
             W.HTML("<h4 class='aisviz-h'>AIS heatmap against saliency</h4>"),
             W.HBox([self.title, self.w_unpin], layout=W.Layout(flex_flow="row wrap", align_items="center")),
