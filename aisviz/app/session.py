@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 
 from aisviz.errors import UsageError
-from aisviz.io.catalog import load_dataset
 from aisviz.models.networks import list_layers
-from aisviz.pipeline.compute import Memo, run_pipeline
+from aisviz.pipeline.compute import Memo, checked_dataset, run_pipeline
+from aisviz.pipeline.result_cache import load_result, store_result
 from aisviz.pipeline.settings import Settings
 
 log = logging.getLogger("aisviz.app")
@@ -40,10 +41,12 @@ class Session:
     finished(job, result) and failed(job, exc) (job = the request's number). run_async=False computes in
     the calling thread (tests, scripts)."""
 
-    def __init__(self, listener, run_async: bool = True, compute=None, given: dict | None = None):
+    def __init__(self, listener, run_async: bool = True, compute=None, given: dict | None = None,
+                 keep_results: bool = True):
         self.listener = listener
         self.run_async = run_async
         self.compute = compute or self._compute
+        self.keep_results = keep_results         # read and write the disk cache of results (result_cache)
         self.given = dict(given or {})          # dataset key -> ComparisonSet passed in by the caller
         self.layers: dict = {}                   # model -> list_layers rows (plain dicts)
         self._lock = threading.Lock()
@@ -155,17 +158,25 @@ class Session:
     # -- computing
 
     def _compute(self, s: Settings, report, clicked_at: float):
-        computation = run_pipeline(s, dataset=self.given.get(s.dataset), report=report, memo=self.memo,
-                                   started_at=clicked_at)
+        """The result from the disk cache (another tab, kernel or server computed it) or from the pipeline."""
+        report("data", 0.0, "loading the data set")
+        dataset = self.dataset(s.dataset)
+        if self.keep_results:
+            cached = load_result(s, dataset)
+            if cached is not None:
+                return replace(cached, seconds=time.perf_counter() - clicked_at)
+        computation = run_pipeline(s, dataset=dataset, report=report, memo=self.memo, started_at=clicked_at)
         if s.model not in self.layers:
             self.layers[s.model] = list_layers(computation.network)
+        if self.keep_results:
+            store_result(s, dataset, computation.result)
         return computation.result
 
     def dataset(self, key: str):
         """The data set under key: one passed in, or loaded (and kept)."""
         if key in self.given:
             return self.given[key]
-        return self.memo.get_or_make("dataset", key, lambda: load_dataset(key))
+        return self.memo.get_or_make("dataset", key, lambda: checked_dataset(key))
 
     def keep_dataset(self, key: str, dataset) -> None:
         self.memo.put("dataset", key, dataset)

@@ -72,6 +72,9 @@ def clear_files(folder: Path, pattern: str = "*.npz") -> int:
         if f.is_file():
             f.unlink(missing_ok=True)
             removed += 1
+    for d in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(d.iterdir()):  # folders a cache entry left empty
+            d.rmdir()
     return removed
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from aisviz.config import aisviz_home
 from aisviz.io.storage import clear_files, folder_usage, stale_temp_files
 from aisviz.models import features
+from aisviz.pipeline import result_cache
 from aisviz.saliency import providers as saliency
 
 
@@ -18,6 +19,8 @@ def caches() -> list[dict]:
          "what": "network activations per data set, network and layer"},
         {"name": "saliency", "path": saliency.cache_dir(), "pattern": "*.npz",
          "what": "saliency maps per data set and provider"},
+        {"name": "results", "path": result_cache.cache_dir(), "pattern": "*/**/*",
+         "what": "dashboard results per setting and data content (result bundles)"},
     ]
 
 

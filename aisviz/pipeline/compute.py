@@ -185,7 +185,7 @@ def run_pipeline(settings: Settings, *, dataset: ComparisonSet | None = None, ne
     memo = memo or Memo()
     report("data", 0.0, "loading the data set")
     if dataset is None:
-        dataset = memo.get_or_make("dataset", settings.dataset, lambda: _checked_dataset(settings.dataset))
+        dataset = memo.get_or_make("dataset", settings.dataset, lambda: checked_dataset(settings.dataset))
     report("network", 0.0, f"loading {settings.model}")
     net = network or memo.get_or_make("network", (settings.model, settings.weights),
                                       lambda: load_network(settings.model, weights=settings.weights))
@@ -208,7 +208,8 @@ def run_pipeline(settings: Settings, *, dataset: ComparisonSet | None = None, ne
     return Computation(result, resolved, dataset, net, scorer, validation)
 
 
-def _checked_dataset(key: str) -> ComparisonSet:
+def checked_dataset(key: str) -> ComparisonSet:
+    """The data set named key (a catalog name or folder), its first image decoded as a check."""
     dataset = load_dataset(key)
     dataset.load_image(0)  # fail now, in plain words, if the images are missing or unreadable
     return dataset

@@ -53,7 +53,7 @@ mds             (n, 2) float64: classical MDS coordinates of the human similarit
 relevant_masks  tuple of (h_i, w_i) bool (n,) at display size, or None: the data set's relevant
                 regions (synthetic sets).
 seconds         float: wall time from the request to the finished result (0 when not computed here).
-source          str: where the result came from ("computed", or e.g. a bundle path).
+source          str: where the result came from: "computed", "bundle" or "cache" (the disk cache of results).
 notes           dict: free-form notes kept with the result (empty unless a caller adds some); a bundle
                 stores them in its manifest.
 """
