@@ -1,5 +1,5 @@
 import sys
 
-from aisviz.cli.main import main
+from aisviz.cli.commands import main
 
 sys.exit(main())

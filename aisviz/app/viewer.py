@@ -25,7 +25,6 @@ from dataclasses import replace
 from aisviz.app.dashboard import Dashboard
 from aisviz.app.panels import BrowserPanel, CurvePanel, DetailPanel, ExportPanel, MapsPanel, StatusPanel
 from aisviz.app.panels.base import Panel
-from aisviz.errors import describe
 from aisviz.io.applog import short
 from aisviz.pipeline.bundle_select import default_entry
 from aisviz.pipeline.bundles import BundleCatalog, BundleError, open_catalog
@@ -124,12 +123,12 @@ class ViewerControlsPanel(Panel):
         value = self.menus[field].values[change["new"]]
         entry = best_entry(self.entries, self.current.settings, field, value)
         # a value bundled only with other settings switches those too: say so, never silently
-        also = [f"{label} {describe(f, self.current.settings.get(f))} → {describe(f, entry.settings.get(f))}"
+        also = [f"{label} {facet_text(f, self.current.settings.get(f))} → {facet_text(f, entry.settings.get(f))}"
                 for f, label in FACETS if f != field and entry.settings.get(f) != self.current.settings.get(f)]
         self.show(entry)
         self.dash.request_entry(entry)
         if also:
-            self.dash.show_error("", f"{dict(FACETS)[field]} {describe(field, value)} is bundled only with other "
+            self.dash.show_error("", f"{dict(FACETS)[field]} {facet_text(field, value)} is bundled only with other "
                                      f"settings, so these switched too: {'; '.join(also)}.")
 
     def show(self, entry):

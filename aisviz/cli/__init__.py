@@ -1,4 +1,4 @@
 """The `aisviz` command line."""
-from aisviz.cli.main import main
+from aisviz.cli.commands import main
 
 __all__ = ["main"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from aisviz.errors import EnvironmentProblem
 from aisviz.pipeline.bundles import open_catalog
 from aisviz.pipeline.compute import precompute
+from aisviz.site import write
 
 NOTEBOOK_FOLDER = "notebooks"
 
@@ -34,7 +35,6 @@ def cmd_precompute(args):
 
 
 def cmd_site(args):
-    from aisviz.site import write
 
     report = write(args.bundles, args.out, single_file=args.single_file)
     mb = report.bytes / 1e6

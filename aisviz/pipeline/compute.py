@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from aisviz.config import paper_seeds
 from aisviz.core.comparison import ComparisonSet
-from aisviz.errors import describe
+from aisviz.errors import UsageError, describe
 from aisviz.io.catalog import load_dataset
 from aisviz.io.storage import prepare_output_dir
 from aisviz.models.networks import Network, load_network
@@ -243,6 +243,9 @@ def compute_result(settings: Settings | None = None, *, dataset: ComparisonSet |
     -------
     The Result.
     """
+    if settings is not None and not isinstance(settings, Settings):
+        raise UsageError(f"compute_result takes Settings first, not a {type(settings).__name__}: pass a data set "
+                         "as compute_result(dataset=...).")
     if isinstance(dataset, (str, Path)):  # a catalog name or folder: a setting, loaded by the pipeline
         fields["dataset"], dataset = str(dataset), None
     return run_pipeline(settings_for(settings, dataset, **fields), dataset=dataset, report=report, memo=memo,

@@ -36,7 +36,7 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hover")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AISVIZ_HOME", str(tmp / "home"))
-        result = compute_result(make_tiny_set(n=48, size=64, seed=4), provider="center_bias", n_folds=3,
+        result = compute_result(dataset=make_tiny_set(n=48, size=64, seed=4), provider="center_bias", n_folds=3,
                                 n_seeds=2, k_step=128, progress=False)
     write_bundle(result, tmp / "b", pngs=False)
     port = dp.free_port()

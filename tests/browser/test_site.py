@@ -83,7 +83,7 @@ def _shown(page, selector: str) -> str:
 
 
 def test_cli_writes_a_site_and_a_single_file_with_their_sizes(bundle, tmp_path, capsys):
-    from aisviz.cli.main import main
+    from aisviz.cli.commands import main
 
     assert main(["site", "--bundles", str(bundle[0]), "--out", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out
@@ -109,7 +109,7 @@ def test_cli_writes_a_site_and_a_single_file_with_their_sizes(bundle, tmp_path, 
 
 
 def test_damaged_or_foreign_bundle_is_one_line_exit_3_and_writes_nothing(bundle, tmp_path, capsys):
-    from aisviz.cli.main import main
+    from aisviz.cli.commands import main
 
     root, _, ids = bundle
     damaged = Path(shutil.copytree(root, tmp_path / "damaged"))

@@ -37,7 +37,7 @@ def guide_commands() -> list[list[str]]:
 
 
 def precompute(args: list[str]):
-    from aisviz.cli.main import main
+    from aisviz.cli.commands import main
 
     code = main(args + QUICK)
     assert code in (0, None), f"aisviz {' '.join(args)} exited with {code}"

@@ -42,7 +42,7 @@ def server(tmp_path):
     from aisviz.pipeline.bundles import write_bundle
     from aisviz.pipeline.compute import compute_result
 
-    write_bundle(compute_result(make_tiny_set(n=12, size=48, seed=2), provider="center_bias", n_folds=3,
+    write_bundle(compute_result(dataset=make_tiny_set(n=12, size=48, seed=2), provider="center_bias", n_folds=3,
                                 n_seeds=2, k_step=128, progress=False), tmp_path / "b", pngs=False)
     port = free_port()
     env = dict(os.environ, AISVIZ_HOME=str(tmp_path / "home"), AISVIZ_APP_LOG=str(tmp_path / "dashboard.log"))

@@ -19,7 +19,7 @@ def result(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AISVIZ_HOME", str(tmp_path_factory.mktemp("home")))
-        return compute_result(make_tiny_set(n=12, size=48, seed=3), provider=None, n_folds=3, n_seeds=2,
+        return compute_result(dataset=make_tiny_set(n=12, size=48, seed=3), provider=None, n_folds=3, n_seeds=2,
                               k_step=128, progress=False)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from aisviz.cli.main import main
+from aisviz.cli.commands import main
 from aisviz.config import paper_seeds
 
 
@@ -221,12 +221,12 @@ def test_missing_gpu_is_an_environment_error(capsys, folder_set):
 
 
 def test_internal_errors_exit_1_with_the_traceback_in_the_log(capsys, monkeypatch, tmp_path):
-    from aisviz.io import catalog
+    from aisviz.cli import commands as cli_main
 
     def broken():  # stands in for a bug anywhere below a command
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(catalog, "list_datasets", broken)
+    monkeypatch.setattr(cli_main, "list_datasets", broken)
     assert main(["datasets"]) == 1
     err = capsys.readouterr().err
     log = tmp_path / "aisviz-home" / "logs" / "cli.log"
@@ -236,7 +236,7 @@ def test_internal_errors_exit_1_with_the_traceback_in_the_log(capsys, monkeypatc
 
 def test_version_and_help_show_every_default(capsys):
     from aisviz import __version__
-    from aisviz.cli.main import build_parser
+    from aisviz.cli.commands import build_parser
 
     assert main(["--version"]) == 0 and capsys.readouterr().out.strip() == f"aisviz {__version__}"
     parser = build_parser()
@@ -276,7 +276,8 @@ def test_cache_entry_that_is_a_folder_is_recomputed(capsys, folder_set, tmp_path
 def test_offline_torchvision_download_keeps_stdout_clean(capsys):
     assert main(["score", "--model", "vgg16", "--json", "--quiet"]) == 3
     captured = capsys.readouterr()
-    assert captured.out == "" and "--weights-file" in captured.err
+    doc = json.loads(captured.out)          # stdout holds only the JSON object of the failure
+    assert doc["exit_code"] == 3 and "--weights-file" in doc["error"] and "--weights-file" in captured.err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,12 +412,12 @@ def test_json_environment_and_internal_failures_are_objects_too(capsys, folder_s
     assert main(["heatmaps", "--dataset", str(folder_set), "--out", str(out / "maps"), "--json", "--quiet"]) == 4
     doc = json.loads(capsys.readouterr().out)
     assert doc["exit_code"] == 4 and "Read-only file system" in doc["error"]
-    from aisviz.io import catalog
+    from aisviz.cli import commands as cli_main
 
     def broken():  # stands in for a bug anywhere below a command
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(catalog, "list_datasets", broken)
+    monkeypatch.setattr(cli_main, "list_datasets", broken)
     assert main(["datasets", "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["exit_code"] == 1 and doc["error"].startswith("internal error: RuntimeError: a bug")

@@ -173,7 +173,7 @@ def test_figure_footnotes_wrap_and_stay_inside_the_figure(mode, size):
 
 @pytest.mark.slow
 def test_cli_heatmaps_and_saliency_take_the_display_mode(tmp_path, tiny_set):
-    from aisviz.cli.main import main
+    from aisviz.cli.commands import main
 
     root = tmp_path / "myset"
     (root / "images").mkdir(parents=True)

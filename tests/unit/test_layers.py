@@ -112,7 +112,7 @@ def _blocking(packages: tuple[str, ...]) -> str:
 
 def test_precompute_and_sweep_need_no_app_extra():
     """Without the dashboard's packages, the command line's compute side still imports."""
-    done = _run(_blocking(APP_EXTRA) + "import aisviz.cli.main, aisviz.cli.share, aisviz.pipeline.compute, "
+    done = _run(_blocking(APP_EXTRA) + "import aisviz.cli.commands, aisviz.cli.share, aisviz.pipeline.compute, "
                 "aisviz.pipeline.sweeps, aisviz.pipeline.bundles\nprint('ok')")
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
     assert _run(_blocking(APP_EXTRA) + "import aisviz.app").returncode != 0  # the blocker does block

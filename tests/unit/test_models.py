@@ -140,7 +140,7 @@ def test_cli_runs_with_a_weights_file(tmp_path, capsys, tiny_set):
 
     import numpy as np
 
-    from aisviz.cli.main import main
+    from aisviz.cli.commands import main
 
     root = tmp_path / "set"
     (root / "images").mkdir(parents=True)

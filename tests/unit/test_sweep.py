@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import aisviz
-from aisviz.cli.main import main
+from aisviz.cli.commands import main
 from aisviz.pipeline.sweeps import COLUMNS, cell_id, conv_layers, read_sweep
 
 # Both on the fast pooled-statistics engine. Zeroing a map of the convolution (before BN + ReLU6) and of the

@@ -6,9 +6,9 @@ docs/reference/api/*.md), nothing else.
 """
 
 # The argparse parser of the `aisviz` command: "module:factory".
-PARSER_FACTORY = "aisviz.cli.main:build_parser"
+PARSER_FACTORY = "aisviz.cli.commands:build_parser"
 # The exit-code epilog that every command's --help prints.
-EXIT_CODES_HELP = "aisviz.cli.main:EXIT_CODES_HELP"
+EXIT_CODES_HELP = "aisviz.cli.commands:EXIT_CODES_HELP"
 # The exception hierarchy with exit codes (its module docstring holds the exit-code table).
 ERRORS_MODULE = "aisviz.errors"
 # The sweep table: COLUMNS (in order), COLUMN_MEANINGS and SETTING_COLUMNS.
