@@ -65,3 +65,19 @@ def small_mount(tmp_path):
     yield mount
     for target in mounted:
         subprocess.run(["umount", str(target)], check=True)
+
+
+class SessionListener:
+    """Collects what a dashboard Session reports (progress is ignored)."""
+
+    def __init__(self):
+        self.results, self.errors = [], []
+
+    def progress(self, job, stage, fraction, text):
+        pass
+
+    def finished(self, job, result):
+        self.results.append(result)
+
+    def failed(self, job, exc):
+        self.errors.append(exc)

@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import make_tiny_set
+from conftest import SessionListener, make_tiny_set
 
 from aisviz.app.session import Session
 from aisviz.cli import main
@@ -28,20 +28,6 @@ def _write_folder(ds, folder):
     return folder
 
 
-class Listener:
-    def __init__(self):
-        self.results, self.errors = [], []
-
-    def progress(self, job, stage, fraction, text):
-        pass
-
-    def finished(self, job, result):
-        self.results.append(result)
-
-    def failed(self, job, exc):
-        self.errors.append(exc)
-
-
 @pytest.mark.slow
 def test_the_four_entry_points_give_equal_results(tmp_path, capsys):
     folder = _write_folder(make_tiny_set(n=12, size=48, seed=3), tmp_path / "tiny")
@@ -49,7 +35,7 @@ def test_the_four_entry_points_give_equal_results(tmp_path, capsys):
 
     direct = compute_result(settings)
 
-    listener = Listener()
+    listener = SessionListener()
     Session(listener, run_async=False).request(settings)
     assert not listener.errors
     (session,) = listener.results

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_tiny_set
+from conftest import SessionListener, make_tiny_set
 
 from aisviz.app import session as session_module
 from aisviz.app.session import Session
@@ -16,22 +16,8 @@ from aisviz.pipeline.result_cache import cache_dir
 from aisviz.pipeline.settings import Settings
 
 
-class Listener:
-    def __init__(self):
-        self.results, self.errors = [], []
-
-    def progress(self, job, stage, fraction, text):
-        pass
-
-    def finished(self, job, result):
-        self.results.append(result)
-
-    def failed(self, job, exc):
-        self.errors.append(exc)
-
-
 def _open(settings, dataset):
-    listener = Listener()
+    listener = SessionListener()
     Session(listener, run_async=False, given={settings.dataset: dataset}).request(settings)
     assert not listener.errors, listener.errors
     return listener.results[-1]
