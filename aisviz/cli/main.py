@@ -23,6 +23,7 @@ import time
 import traceback
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -429,7 +430,7 @@ def cmd_sweep(args):
         raise UsageError("aisviz sweep does not take --weights-file (it may run several networks); put the file "
                          "at the torch hub path that `aisviz models` names for the network, or use validate.")
     layers = None if args.layers is None else (args.layers[0] if args.layers == ["all-conv"] else args.layers)
-    table = sweep(args.dataset, args.model, layers, readout=args.readout, folds=args.folds,
+    table: Any = sweep(args.dataset, args.model, layers, readout=args.readout, folds=args.folds,
                   seeds=paper_seeds(args.seeds), k_step=args.k_step, n_random=args.n_random, out=args.out,
                   scheduler=args.scheduler, workers=args.workers, weights=args.weights, similarity=args.similarity,
                   measure=args.measure, device=args.device, dtype=args.dtype, use_cache=not args.no_cache,

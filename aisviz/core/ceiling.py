@@ -161,8 +161,8 @@ def validation_ceiling(scorer, validation, subjects: SubjectMatrices) -> list[di
                      "ceiling_upper": bounds["upper"],
                      "subject_r2_test_all": subject_alignment(scorer.full_pairs_.cpu().numpy(), subjects, test,
                                                               measure),
-                     "subject_r2_test_topk": float(subject_alignment(topk_pairs.cpu().numpy(), subjects, test,
-                                                                     measure)[0])})
+                     "subject_r2_test_topk": float(subject_alignment(topk_pairs[0].cpu().numpy(), subjects, test,
+                                                                     measure))})
     return rows
 
 

@@ -28,8 +28,10 @@ def warn_negative_alignment(pairs, human: np.ndarray, measure: str, name: str = 
     ok = np.isfinite(pairs)
     if ok.sum() < 3:
         return []
-    corr = stats.spearmanr if measure == "spearman" else stats.pearsonr
-    r = float(corr(pairs[ok], h[ok])[0])
+    x, y = pairs[ok], h[ok]
+    if measure == "spearman":  # Spearman's rho is Pearson's r of the (tie-averaged) ranks
+        x, y = stats.rankdata(x), stats.rankdata(y)
+    r = float(np.corrcoef(x, y)[0, 1])
     if not r < 0:
         return []
     message = (f"data set '{name}': the network-human correlation is negative (r = {r:.3f}); R^2 hides the sign, "

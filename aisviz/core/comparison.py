@@ -160,7 +160,7 @@ def to_rgb(image: Image.Image, name: str = "", notes: list[str] | None = None) -
         return Image.fromarray(np.round(a).astype(np.uint8)).convert("RGB")
     if mode in ("RGBA", "LA", "PA", "P") or "transparency" in image.info:
         rgba = image.convert("RGBA")
-        if rgba.getextrema()[3][0] >= 240:
+        if int(np.asarray(rgba.getchannel("A")).min()) >= 240:
             return rgba.convert("RGB")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")

@@ -26,6 +26,7 @@ import functools
 import sys
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -160,8 +161,8 @@ class TailEngine:
     kind = "brute-force re-run"
     reruns_tail = True   # every mask re-runs network layers (slow: callers use coarser k grids)
 
-    def __init__(self, tail_stages, activations, similarity="pearson", device="cpu", dtype=torch.float32,
-                 chunk_bytes: int = 2 ** 27):
+    def __init__(self, tail_stages, activations, similarity: str = "pearson", device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32, chunk_bytes: int = 2 ** 27):
         _check_similarity(similarity)
         self.similarity, self.device, self.dtype = similarity, torch.device(device), dtype
         keep_large_blocks_apart()
@@ -201,6 +202,7 @@ class TailEngine:
                 raise DataError("images of different sizes give read-outs of different lengths; use a read-out "
                                  "after global pooling, or resize the images to one size")
             out[:, idx] = r
+        assert out is not None, "there is at least one group of images"
         return out
 
     # --- the two mask families the method needs -------------------------------------------------------
@@ -351,8 +353,8 @@ class PooledEngine(TailEngine):
     kind = "per-map sufficient statistics"
     reruns_tail = False  # every masked similarity is a product of precomputed statistics
 
-    def __init__(self, tail_stages, activations, similarity="pearson", device="cpu", dtype=torch.float32,
-                 chunk_bytes: int = 2 ** 27):
+    def __init__(self, tail_stages, activations, similarity: str = "pearson", device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32, chunk_bytes: int = 2 ** 27):
         _check_similarity(similarity)
         self.similarity, self.device, self.dtype = similarity, torch.device(device), dtype
         keep_large_blocks_apart()
@@ -386,7 +388,7 @@ class PooledEngine(TailEngine):
         self.full_sq_sums = ((flat * flat).sum(1), flat.sum(1))          # squared norms and sums, (n,) each
         self.base = (self.zero_sq.sum(), self.zero_sq.sum().expand(n), zero.sum().expand(n))  # every map zeroed
 
-    def _batched_readouts(self, activations, batch: int = 32):
+    def _batched_readouts(self, activations, batch: int = 32) -> torch.Tensor:
         """(n, D) read-outs with every map kept, a few images at a time (no stacked copy of all activations)."""
         out = None
         for start in range(0, self.n, batch):
@@ -403,6 +405,7 @@ class PooledEngine(TailEngine):
                     raise DataError("images of different sizes give read-outs of different lengths; use a "
                                      "read-out after global pooling, or resize the images to one size")
                 out[idx] = r
+        assert out is not None, "the constructor has checked that there is at least one image"
         return out
 
     def chunks(self, items):
@@ -504,11 +507,12 @@ class PooledEngine(TailEngine):
             yield chunk, self._pairs_from(*(torch.cat([p[i] for p in parts]) for i in range(3)))
 
 
-def make_engine(net, layer_index: int, readout_index: int, activations, similarity="pearson", device="cpu",
-                dtype=torch.float32, method: str = "auto"):
+def make_engine(net, layer_index: int, readout_index: int, activations, similarity: str = "pearson",
+                device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                method: str = "auto") -> TailEngine:
     """The fastest exact engine for this tail; method="brute" forces the reference re-run."""
     tail = net.stages[layer_index + 1: readout_index + 1]
-    kw = dict(similarity=similarity, device=device, dtype=dtype)
+    kw: dict[str, Any] = dict(similarity=similarity, device=device, dtype=dtype)
     if method == "brute":
         return TailEngine(tail, activations, **kw)
     if method != "auto":

@@ -58,7 +58,7 @@ def check_mode(mode: str) -> str:
 
 
 def _resize(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    h = Image.fromarray(np.asarray(heatmap, dtype=np.float32), mode="F").resize(size, Image.BILINEAR)
+    h = Image.fromarray(np.asarray(heatmap, dtype=np.float32), mode="F").resize(size, Image.Resampling.BILINEAR)
     return np.asarray(h, dtype=np.float64)
 
 

@@ -179,7 +179,7 @@ def mass_share(m, mask) -> float:
     m = np.asarray(m, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != m.shape:
-        mask = np.asarray(Image.fromarray(mask).resize((m.shape[1], m.shape[0]), Image.NEAREST))
+        mask = np.asarray(Image.fromarray(mask).resize((m.shape[1], m.shape[0]), Image.Resampling.NEAREST))
     total = m.sum()
     if total <= 0:
         raise UndefinedMetric("the map is all zero, so it has no mass to share out")
@@ -301,7 +301,7 @@ def jsonable(obj):
 
 
 def _bilinear(h: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    img = Image.fromarray(np.asarray(h, dtype=np.float32), mode="F").resize(size, Image.BILINEAR)
+    img = Image.fromarray(np.asarray(h, dtype=np.float32), mode="F").resize(size, Image.Resampling.BILINEAR)
     return np.asarray(img, dtype=np.float64)
 
 

@@ -22,6 +22,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -307,8 +308,9 @@ def _fetch(url: str, target: Path, sha256: str | None, timeout: float, progress:
         if sha256 is None or actual == sha256:
             return actual
         target.unlink()  # a wrong copy: fetch a fresh one
-    downloader = _copy_local if url.startswith("file:") else pooch.HTTPDownloader(progressbar=progress,
-                                                                                  timeout=timeout)
+    # Any: pooch's HTTPDownloader does not match pooch's own Downloader protocol as declared
+    downloader: Any = _copy_local if url.startswith("file:") else pooch.HTTPDownloader(progressbar=progress,
+                                                                                       timeout=timeout)
     target.parent.mkdir(parents=True, exist_ok=True)
     pooch.get_logger().setLevel("INFO" if progress else "WARNING")  # its "Downloading ..." lines go to stderr
     try:
@@ -322,8 +324,9 @@ def _fetch(url: str, target: Path, sha256: str | None, timeout: float, progress:
             f"hand before placing it at {target}."
         ) from None
     except requests.exceptions.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "an error"
         raise DataError(
-            f"the server answered HTTP {exc.response.status_code} for {url}. The file may have moved: fetch it "
+            f"the server answered HTTP {status} for {url}. The file may have moved: fetch it "
             f"by hand and place it at {target}."
         ) from exc
     return sha256_file(target)

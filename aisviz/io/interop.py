@@ -154,7 +154,7 @@ def from_dataframe(df: Any, image_names: Sequence[str] | None = None, name: str 
 
 def _rsatoolbox():
     try:
-        from rsatoolbox.rdm import RDMs
+        from rsatoolbox.rdm.rdms import RDMs
     except ImportError:
         raise ImportError("exporting RDMs needs rsatoolbox: pip install 'aisviz[rsa]' (or pip install rsatoolbox)."
                           ) from None

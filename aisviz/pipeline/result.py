@@ -170,14 +170,15 @@ def _display_array(image, size: int) -> np.ndarray:
 def _resize_map(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
-    m = Image.fromarray(np.asarray(values, dtype=np.float32), mode="F").resize(size, Image.BILINEAR)
+    m = Image.fromarray(np.asarray(values, dtype=np.float32), mode="F").resize(size, Image.Resampling.BILINEAR)
     return np.asarray(m, dtype=np.float32)
 
 
 def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
-    return np.asarray(Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255).resize(size, Image.NEAREST)) > 127
+    mask_image = Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255)
+    return np.asarray(mask_image.resize(size, Image.Resampling.NEAREST)) > 127
 
 
 def build_result(scorer, validation, dataset, saliency=None, settings: Settings | None = None, *,

@@ -18,6 +18,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,7 @@ def _error_line(exc: BaseException) -> str:
 
 
 def _empty_row(dataset, model, layer) -> dict:
-    row = {c: np.nan for c in COLUMNS}
+    row: dict[str, Any] = {c: np.nan for c in COLUMNS}
     row.update(dataset=dataset, model=model, layer=layer, layer_index=-1, readout="", engine="", status="",
                error="", n_images=0, n_maps=0, n_splits=0, n_subjects=0)
     return row
@@ -197,8 +198,10 @@ def run_cell(dataset, network, settings: Settings, config: dict, report=None):
                                device=config["device"], use_cache=config["use_cache"])
     scorer, validation = computation.scorer, computation.validation
     subjects = load_subject_matrices(dataset)
-    ceiling_rows = validation_ceiling(scorer, validation, subjects) if subjects is not None else None
-    ceiling = ceiling_summary(scorer, ceiling_rows, subjects) if subjects is not None else {}
+    ceiling_rows, ceiling = None, {}
+    if subjects is not None:
+        ceiling_rows = validation_ceiling(scorer, validation, subjects)
+        ceiling = ceiling_summary(scorer, ceiling_rows, subjects)
     row = {"layer_index": network.index(scorer.layer_), "readout": scorer.readout_, "n_images": dataset.n_images,
            "n_maps": len(scorer.ais_), "engine": scorer.engine_.kind, "r2_all": scorer.r2_all_,
            **{k: validation.summary_[k] for k in RESULT_COLUMNS if k != "r2_all"}, **ceiling,
@@ -288,9 +291,9 @@ def _client(scheduler):
 
 
 def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str | None = None, folds: int = 5,
-          seeds=8, k_step: int = 1, n_random: int = 1, out=None, scheduler=None, workers: int = 1,
-          weights: str = "pretrained", similarity: str = "pearson", measure: str = "pearson", device: str = "auto",
-          dtype: str = "float32", use_cache: bool = True, progress: bool = True, on_row=None):
+          seeds: int | Sequence[int] = 8, k_step: int = 1, n_random: int = 1, out=None, scheduler=None,
+          workers: int = 1, weights: str = "pretrained", similarity: str = "pearson", measure: str = "pearson",
+          device: str = "auto", dtype: str = "float32", use_cache: bool = True, progress: bool = True, on_row=None):
     """Score and validate every cell (data set x network x layer); returns a pandas DataFrame, one row per cell
     (columns COLUMNS, meanings COLUMN_MEANINGS).
 
@@ -305,7 +308,8 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
     import pandas as pd
 
     try:
-        import dask
+        from dask.base import compute
+        from dask.delayed import delayed
     except ImportError as exc:
         raise ImportError("aisviz sweep runs on Dask: pip install 'aisviz[sweep]'") from exc
     datasets = [datasets] if isinstance(datasets, str) or hasattr(datasets, "similarity") else list(datasets)
@@ -354,7 +358,7 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
 
         # traverse=False: a ComparisonSet travels as it is, not taken apart as a dataclass
         # Threads share this process, so each finished cell moves the progress bar at once.
-        tasks = [dask.delayed(run_group)(dask.delayed(ds, traverse=False), model, names, config, outdir,
+        tasks = [delayed(run_group)(delayed(ds, traverse=False), model, names, config, outdir,
                                          on_cell=cell_done, dask_key_name=f"sweep-group-{i}")
                  for i, (ds, model, names) in enumerate(groups)]
 
@@ -364,11 +368,12 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
                     collect(int(key.rsplit("-", 1)[1]), result, counted=True)
 
         with _Collect():
-            dask.compute(*tasks, scheduler="threads", num_workers=max(1, int(workers)))
+            compute(*tasks, scheduler="threads", num_workers=max(1, int(workers)))
     else:
         from distributed import as_completed
 
         client = _client(scheduler)
+        assert client.scheduler is not None, "a client made by _client is connected"
         # stderr: stdout may carry the --json rows
         print(f"Dask cluster {client.scheduler.address}; its dashboard: {client.dashboard_link}", file=sys.stderr)
         futures = {client.submit(run_group, ds, model, names, config, outdir, pure=False): i
@@ -438,7 +443,8 @@ def layer_table(source, dataset: str | None = None, model: str | None = None):
     """The finished cells of one (data set, network) ordered by depth (layer_index): what the layer comparison
     shows. source: a sweep table (DataFrame) or the folder a sweep wrote; dataset/model may be omitted where
     the table holds only one."""
-    table = source if hasattr(source, "columns") else read_sweep(source)
+    # Any: pandas' own annotations make a boolean-mask selection "Series | DataFrame"
+    table: Any = source if hasattr(source, "columns") else read_sweep(source)
     table = table[table.status != "failed"]
     for column, value in (("dataset", dataset), ("model", model)):
         choices = sorted(table[column].unique())

@@ -20,6 +20,7 @@ import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -69,7 +70,7 @@ def check_map(sal_map, size: tuple[int, int], where: str, resize: bool = False) 
                 f"saliency map {where} is {m.shape[1]}x{m.shape[0]} (width x height) but its image "
                 f"is {width}x{height}. Compute the map at the image's size, or pass resize=True to "
                 "resize it bilinearly.")
-        m = np.asarray(Image.fromarray(m, mode="F").resize(size, Image.BILINEAR), dtype=np.float32)
+        m = np.asarray(Image.fromarray(m, mode="F").resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
         m = np.clip(m, 0, None)  # bilinear resampling can undershoot by rounding
     return m
 
@@ -253,7 +254,10 @@ class DeepGazeIIE(SaliencyProvider):
             try:
                 # torch hub prints "Downloading: ..." on stdout, where it would break --json: stderr instead.
                 with _socket_timeout(self.timeout), contextlib.redirect_stdout(sys.stderr):
-                    model = torch.hub.load("matthias-k/DeepGaze", "DeepGazeIIE", pretrained=True, trust_repo=True)
+                    # Any: whatever the repository's hubconf builds. trust_repo=True is documented; torch
+                    # annotates the parameter by its default, "check" (which may prompt)
+                    model: Any = torch.hub.load("matthias-k/DeepGaze", "DeepGazeIIE", pretrained=True,
+                                                trust_repo=True)  # pyright: ignore[reportArgumentType]
             except Exception as exc:  # no network, hub cache missing, download cut, ...
                 raise SaliencyError(
                     f"DeepGaze IIE could not be loaded through torch.hub ({type(exc).__name__}: {exc}). It needs "
@@ -333,6 +337,7 @@ class FolderMaps(SaliencyProvider):
         path = self._find(name)
         if path is None:
             self.prepare([name])  # raises the missing-map error
+        assert path is not None, "prepare raises for a missing map"
         if path.suffix.lower() == ".npy":
             try:
                 m = np.load(path, allow_pickle=False)
@@ -369,7 +374,7 @@ PROVIDERS = {
 }
 
 
-def get_provider(name_or_dir, **options) -> SaliencyProvider:
+def get_provider(name_or_dir: str | Path | SaliencyProvider, **options) -> SaliencyProvider:
     """A provider by name (see PROVIDERS), or a FolderMaps for an existing folder; options go to it.
 
     A SaliencyProvider instance is returned unchanged."""
@@ -429,7 +434,7 @@ def _write_cache(path: Path, dataset, maps: list) -> None:
                       "AISVIZ_HOME), or pass --no-cache.", AisvizWarning)
 
 
-def saliency_maps(dataset, provider="spectral_residual", use_cache: bool = True,
+def saliency_maps(dataset, provider: str | Path | SaliencyProvider = "spectral_residual", use_cache: bool = True,
                   progress: bool = False) -> list[np.ndarray]:
     """One float32 (H, W) map per image of the data set, in its order, at each image's size."""
     provider = get_provider(provider)

@@ -22,6 +22,7 @@ What it adds to Voila 0.5.13 (each answers a way one visitor could hurt everyone
 from __future__ import annotations
 
 import html
+from typing import cast
 
 from jupyter_server.utils import url_path_join
 from tornado import web
@@ -103,7 +104,9 @@ class CappedVoilaHandler(TornadoVoilaHandler):
                 "This dashboard already has as many visitors as the server can hold.")
             self.finish(FULL_PAGE.format(message=html.escape(message)))
             return
-        return await super().get(path)
+        page = super().get(path)  # tornado's @authenticated declares the coroutine as optionally awaitable
+        if page is not None:
+            await page
 
 
 REPLACEMENTS = {VoilaKernelWebsocketHandler: V1OnlyKernelWebsocketHandler,
@@ -132,7 +135,9 @@ def plotly_bundle():
     from importlib.util import find_spec
     from pathlib import Path
 
-    return Path(find_spec("plotly").origin).parent / "package_data" / "widgetbundle.js"
+    spec = find_spec("plotly")
+    assert spec is not None and spec.origin is not None, "plotly is a dependency of the server"
+    return Path(spec.origin).parent / "package_data" / "widgetbundle.js"
 
 
 class AisvizVoila(Voila):
@@ -142,7 +147,7 @@ class AisvizVoila(Voila):
     full_message = Unicode("", config=True, help="text of the 'server full' page")
 
     def init_settings(self):
-        settings = super().init_settings()
+        settings = cast(dict, super().init_settings())  # Voila annotates it with the traitlet Dict
         settings["aisviz_max_kernels"] = max(0, int(self.max_kernels))
         settings["aisviz_full_message"] = self.full_message
         return settings
@@ -152,7 +157,7 @@ class AisvizVoila(Voila):
         # the base URL; behind JupyterHub they must live under it (/services/aisviz/oauth_callback).
         identity_paths = {spec[0] for spec in self.identity_provider.get_handlers()}
         handlers = []
-        for spec in super().init_handlers():
+        for spec in cast(list, super().init_handlers()):  # annotated with the traitlet List
             if len(spec) >= 2 and spec[1] in REPLACEMENTS:
                 spec = (spec[0], REPLACEMENTS[spec[1]], *spec[2:])
             if spec[0] in identity_paths and self.base_url != "/":

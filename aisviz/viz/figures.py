@@ -57,7 +57,7 @@ def curve_figure(k_values, stats: dict, summary: dict, k: int | None = None, tit
                 label=f"k = {x[i]}: test R² {stats['test_topk']['mean'][i]:.3f}")
     ax.set_xlabel("k (maps kept, ranked by training AIS)")
     ax.set_ylabel("alignment R² (mean ± SD over splits)")
-    ax.set_title(title or None, fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7.5, loc="lower right", framealpha=0.9)
     ax.grid(alpha=0.25)
     return fig
@@ -77,7 +77,7 @@ def bars_figure(ais, k: int, title: str = ""):
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xlabel("rank by data-set AIS (1 = largest drop in alignment when removed)")
     ax.set_ylabel("AIS = R²(all) − R²(without the map)")
-    ax.set_title(title or None, fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.legend(handles=[Patch(color=TOPK_COLOUR, label=f"top {int(k)} maps (kept at k = {int(k)})"),
                        Patch(color=OTHER_COLOUR, label="other maps")], fontsize=8, loc="upper right")
     ax.set_xlim(0, n + 1)
