@@ -43,6 +43,7 @@ hubproxy:
 
 test: setup chromium hubproxy
 	$(VENV)/bin/ruff check aisviz tests benchmarks tools
+	$(VENV)/bin/pyright
 	$(PY) -m pytest -q
 
 bench: setup

@@ -246,7 +246,7 @@ def list_datasets() -> list[dict]:
     return rows
 
 
-def load_dataset(name_or_path) -> ComparisonSet:
+def load_dataset(name_or_path: str | Path) -> ComparisonSet:
     """Load a data folder by path, or a catalog set by name from the data search path."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
@@ -420,7 +420,7 @@ def _convert_mur92(folder: Path) -> list[str]:
 _CONVERTERS = {"peterson_animals": _convert_peterson_animals, "mur92": _convert_mur92}
 
 
-def download(name: str, dest_root=None, timeout: float = 20, sources: dict | None = None,
+def download(name: str, dest_root: str | Path | None = None, timeout: float = 20, sources: dict | None = None,
              progress: bool = True) -> Path:
     """Fetch catalog set `name` into dest_root (default: user_data_dir()) and convert it.
 

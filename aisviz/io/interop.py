@@ -7,22 +7,25 @@ position, and a mismatch is an error that names the labels at fault.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from aisviz.core.comparison import ComparisonSet, dissimilarity_to_similarity
 from aisviz.errors import DataError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 # rsatoolbox pattern descriptors that name images, tried in this order ("index" is rsatoolbox's default 0..n-1).
 NAME_DESCRIPTORS = ("image", "images", "image_name", "stimulus", "stimuli", "name", "names", "conds", "condition")
 
 
-def is_rdms(obj) -> bool:
+def is_rdms(obj: object) -> bool:
     return type(obj).__name__ == "RDMs" and hasattr(obj, "get_matrices") and hasattr(obj, "pattern_descriptors")
 
 
-def is_dataframe(obj) -> bool:
+def is_dataframe(obj: object) -> bool:
     return hasattr(obj, "index") and hasattr(obj, "columns") and hasattr(obj, "to_numpy")
 
 
@@ -53,7 +56,7 @@ def _mismatch(what, labels, names, set_name) -> DataError:
     )
 
 
-def align_dataframe(df, image_names, set_name: str = "") -> np.ndarray:
+def align_dataframe(df: pd.DataFrame, image_names: Sequence[str], set_name: str = "") -> np.ndarray:
     """A square DataFrame as a matrix in image_names order, aligned by its row and column labels.
 
     Unlabelled frames (a default 0..n-1 index and columns) are taken in image order."""
@@ -76,7 +79,7 @@ def align_dataframe(df, image_names, set_name: str = "") -> np.ndarray:
     return values[np.ix_(rows, cols)]
 
 
-def rdm_names(rdms, descriptor: str | None = None) -> list[str] | None:
+def rdm_names(rdms: Any, descriptor: str | None = None) -> list[str] | None:
     """Image names from an RDMs object's pattern descriptors (the first of NAME_DESCRIPTORS), or None."""
     desc = rdms.pattern_descriptors or {}
     if descriptor is not None:
@@ -90,7 +93,8 @@ def rdm_names(rdms, descriptor: str | None = None) -> list[str] | None:
     return None
 
 
-def rdms_to_similarity(rdms, image_names=None, set_name: str = "", descriptor: str | None = None):
+def rdms_to_similarity(rdms: Any, image_names: Sequence[str] | None = None, set_name: str = "",
+                       descriptor: str | None = None) -> tuple[np.ndarray, str]:
     """rsatoolbox RDMs (dissimilarities; several are averaged) -> (similarity matrix in image order, note).
 
     With image_names, the RDMs' name descriptor (if any) aligns the rows; without one, rows are in order."""
@@ -161,7 +165,7 @@ def _rsatoolbox():
     return RDMs
 
 
-def network_rdm(scorer, k: int | None = None):
+def network_rdm(scorer: Any, k: int | None = None) -> Any:
     """The fitted scorer's network RDM as rsatoolbox RDMs: dissimilarity = 1 - network similarity of the
     read-outs, with all maps (k=None) or only the top-k maps by data-set AIS kept (the rest zeroed)."""
     RDMs = _rsatoolbox()

@@ -6,14 +6,16 @@ import os
 import re
 import tempfile
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from aisviz.errors import EnvironmentProblem, UsageError
 
 TEMP_SUFFIXES = (".tmp", ".part")  # what atomic_write and downloads leave behind when killed mid-write
 
 
-def atomic_write(target: Path, write) -> Path:
+def atomic_write(target: str | Path, write: Callable[[BinaryIO], object]) -> Path:
     """Call write(binary file) on a temporary file beside target, then rename it onto target."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +61,7 @@ def folder_usage(folder: Path) -> tuple[int, int]:
     return len(files), sum(p.stat().st_size for p in files)
 
 
-def output_names(image_names, suffix: str) -> list[str]:
+def output_names(image_names: Sequence[str], suffix: str) -> list[str]:
     """One safe, distinct output file name per image: its stem + suffix, made unique.
 
     Characters other than letters, digits, '.', '-' and '_' become '_', and leading dots and dashes go (so no
@@ -84,7 +86,7 @@ def output_names(image_names, suffix: str) -> list[str]:
     return out
 
 
-def prepare_output_dir(path, option: str = "--out") -> Path:
+def prepare_output_dir(path: str | Path, option: str = "--out") -> Path:
     """Create the output folder now, before any computation, and check that files can be written there."""
     out = Path(path).expanduser()
     if not str(path).strip():
@@ -103,7 +105,7 @@ def prepare_output_dir(path, option: str = "--out") -> Path:
     return out
 
 
-def sha256_file(path) -> str:
+def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file's bytes, read in 1 MiB blocks (bundles, downloads and weights files)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -223,7 +223,7 @@ def _check_format(doc, name: str):
                           f"version {VERSION}: upgrade aisviz (pip install -U aisviz).")
 
 
-def check_output(out) -> None:
+def check_output(out: str | Path) -> None:
     """Raise BundleError now if `out` cannot take a setting (a file, or a folder with a foreign or damaged
     index), before anything is computed for it."""
     root = Path(out).expanduser()
@@ -233,7 +233,7 @@ def check_output(out) -> None:
         _read_index(root)
 
 
-def write_bundle(result, out, pngs: bool = True) -> BundleEntry:
+def write_bundle(result: Result, out: str | Path, pngs: bool = True) -> BundleEntry:
     """Add one Result to the bundle folder `out` (created if needed); a setting with the same
     settings is replaced. Returns its index entry. Atomic: readers see the old or the new bundle."""
 
@@ -363,7 +363,7 @@ class BundleCatalog:
         return tuple(flat[offsets[i]:offsets[i + 1]].reshape(tuple(int(v) for v in shapes[i]))
                      for i in range(len(sizes)))
 
-    def load(self, sid: str):
+    def load(self, sid: str) -> Result:
         """The Result of setting sid; its arrays are read-only memory maps of the bundle's files."""
 
         m = self.manifest(sid)
@@ -393,7 +393,7 @@ class BundleCatalog:
                               "bundle again with `aisviz precompute`.") from None
 
 
-def open_catalog(root, verify: bool = False) -> BundleCatalog:
+def open_catalog(root: str | Path, verify: bool = False) -> BundleCatalog:
     """Open the bundle folder root: checks the index, every manifest and every file's size (and with
     verify=True every checksum). Raises BundleError with the fix when anything is wrong."""
     root = Path(root).expanduser()

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from scipy import stats
 
@@ -33,7 +34,12 @@ from aisviz.core.engine import condense, make_engine
 from aisviz.errors import InputError, UsageError
 from aisviz.io.interop import network_rdm
 from aisviz.models.features import extract_activations, resolve_device
-from aisviz.models.networks import OFFLINE_MODEL, load_network
+from aisviz.models.networks import OFFLINE_MODEL, Network, load_network
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from aisviz.core.comparison import ComparisonSet
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,8 @@ class AlignmentImportance:
         self.device, self.dtype, self.method = device, dtype, method
         self.use_cache, self.progress, self.batch_size = use_cache, progress, batch_size
 
-    def fit(self, dataset, network=None, callback=None):
+    def fit(self, dataset: ComparisonSet, network: Network | None = None,
+            callback: Callable[[Progress], None] | None = None) -> AlignmentImportance:
         """Score every map of the layer on `dataset`. callback(Progress) is called after each chunk of maps."""
         _check_measure(self.measure)
         check_set_size(dataset)
@@ -116,7 +123,7 @@ class AlignmentImportance:
         self.image_ais_ = np.concatenate(image_ais).T            # (n_images, n_maps)
         return self
 
-    def to_rsatoolbox(self, k: int | None = None):
+    def to_rsatoolbox(self, k: int | None = None) -> Any:
         """The network RDM (1 - network similarity) as rsatoolbox RDMs, with all maps or the top k by AIS."""
 
         return network_rdm(self, k)
@@ -132,7 +139,7 @@ class AlignmentImportance:
         return [{"map": name, "channel": j, "ais": float(self.ais_[j]), "r2_without": float(self.r2_without_[j]),
                  "rank": int(rank[j])} for j, name in enumerate(self.map_names_)]
 
-    def to_dataframe(self, kind: str = "maps"):
+    def to_dataframe(self, kind: str = "maps") -> pd.DataFrame:
         """pandas DataFrame of the results. kind="maps": one row per map (table()); kind="images": one row
         per (image, map) with its image AIS, plus each image's r_orig (its row correlation with all maps)."""
         import pandas as pd
@@ -251,7 +258,7 @@ class TopKValidation:
             tick((done + 1) / len(chunks))
         return r2_all - np.concatenate(r2_without, 1)
 
-    def to_dataframe(self, kind: str = "splits"):
+    def to_dataframe(self, kind: str = "splits") -> pd.DataFrame:
         """pandas DataFrame of the results. kind="splits": one row per split (test images joined by ";");
         kind="curves": one row per (split, k) with the train/test R^2 of the top-k and random-k maps;
         kind="summary": one row with the summary."""
@@ -303,7 +310,7 @@ def _paired_greater(a, b) -> float | None:
     return float(stats.ttest_rel(a, b, alternative="greater").pvalue)
 
 
-def corrected_paired_greater(a, b, test_train_ratio: float) -> float | None:
+def corrected_paired_greater(a: npt.ArrayLike, b: npt.ArrayLike, test_train_ratio: float) -> float | None:
     """One-sided corrected resampled t-test (a > b) over the splits of repeated k-fold cross-validation.
 
     The splits of repeated k-fold share training and test images, so their differences are correlated and

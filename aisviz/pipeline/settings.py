@@ -28,11 +28,11 @@ class Settings:
     provider: str = "spectral_residual"
     dtype: str = "float32"
 
-    def scorer_key(self):
+    def scorer_key(self) -> tuple:
         return (self.dataset, self.model, self.weights, self.layer, self.readout, self.similarity, self.measure,
                 self.dtype)
 
-    def validation_key(self, k_step: int):
+    def validation_key(self, k_step: int) -> tuple:
         return self.scorer_key() + (self.n_folds, self.n_seeds, k_step, self.n_random)
 
     def to_dict(self) -> dict:
