@@ -22,6 +22,7 @@ import tempfile
 import time
 import traceback
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,9 @@ EXIT_CODES_HELP = ("exit codes: 0 success; 1 internal error (traceback in the lo
 # Parse-time checks: argparse turns their ArgumentTypeError into a usage error (exit code 2).
 
 
-def at_least(minimum: int, why: str = "", maximum: int | None = None):
+def at_least(minimum: int, why: str = "", maximum: int | None = None) -> Callable[[str], int]:
     """argparse type: a whole number >= minimum (and <= maximum, when given)."""
-    def check(text):
+    def check(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
@@ -72,14 +73,14 @@ def at_least(minimum: int, why: str = "", maximum: int | None = None):
     return check
 
 
-def non_empty(text):
+def non_empty(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("is empty; give a catalog name (see `aisviz datasets`) or a folder path "
                                          "(the current folder: '.')")
     return text
 
 
-def device_name(text):
+def device_name(text: str) -> str:
 
     try:
         return check_device_name(text)
@@ -87,7 +88,7 @@ def device_name(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def existing_file(text):
+def existing_file(text: str) -> str:
     if not Path(text).expanduser().is_file():
         raise argparse.ArgumentTypeError(f"{text} is not a file")
     return text
@@ -175,7 +176,7 @@ def _context(scorer) -> dict:
             "engine": scorer.engine_.kind}
 
 
-def print_json(obj) -> None:
+def print_json(obj: Any) -> None:
     """Strict JSON on stdout, for a command that prints for itself (NaN/inf -> null, counted)."""
 
     sys.stdout.write(jsonout.dumps(obj) + "\n")
@@ -203,7 +204,7 @@ def _write_csv(folder: Path, tables: dict) -> list[str]:
 # Commands: each returns (payload for --json, function printing the human summary).
 
 
-def cmd_datasets(args):
+def cmd_datasets(args: argparse.Namespace) -> Any:
 
     rows = list_datasets()
 
@@ -216,7 +217,7 @@ def cmd_datasets(args):
     return {"datasets": rows}, show
 
 
-def cmd_models(args):
+def cmd_models(args: argparse.Namespace) -> Any:
 
     rows = list_models()
 
@@ -227,7 +228,7 @@ def cmd_models(args):
     return {"models": rows, "timm": TIMM_NOTE}, show
 
 
-def cmd_layers(args):
+def cmd_layers(args: argparse.Namespace) -> Any:
 
     net = load_network(args.model, weights="none")  # shapes do not depend on the weights
     rows = list_layers(net)
@@ -240,13 +241,13 @@ def cmd_layers(args):
     return {"model": net.name, "layers": rows}, show
 
 
-def cmd_download(args):
+def cmd_download(args: argparse.Namespace) -> Any:
 
     path = download(args.name, dest_root=args.dest, progress=not args.quiet)
     return {"name": args.name, "path": str(path)}, lambda: print(f"{args.name} is in {path}")
 
 
-def cmd_score(args):
+def cmd_score(args: argparse.Namespace) -> Any:
     csv_dir = _csv_dir(args)
     scorer = _scorer(args)
     c = _context(scorer)
@@ -293,7 +294,7 @@ def _print_validation(scorer, v):
           f"top-k* > random p = {c_random}")
 
 
-def cmd_validate(args):
+def cmd_validate(args: argparse.Namespace) -> Any:
     csv_dir = _csv_dir(args)
     computation = _computation(args)
     scorer, v = computation.scorer, computation.validation
@@ -336,7 +337,7 @@ def write_heatmaps(scorer, out_dir: Path, keep=None, display: str = "default") -
     return [{"image": n, "file": f} for n, f in zip(ds.image_names, files)]
 
 
-def cmd_heatmaps(args):
+def cmd_heatmaps(args: argparse.Namespace) -> Any:
     from aisviz.core.alignment import top_k_mask
 
     out = prepare_output_dir(args.out)
@@ -348,7 +349,7 @@ def cmd_heatmaps(args):
     return payload, lambda: print(f"wrote {len(written)} heatmap overlays ({maps}) and heatmaps.npz to {out}")
 
 
-def cmd_demo(args):
+def cmd_demo(args: argparse.Namespace) -> Any:
     """The main job on the embedded default: AIS, held-out validation, heatmaps, ground-truth check."""
 
     t0 = time.perf_counter()
@@ -378,7 +379,7 @@ def cmd_demo(args):
     return payload, show
 
 
-def cmd_saliency(args):
+def cmd_saliency(args: argparse.Namespace) -> Any:
     """AIS heatmaps vs a saliency provider on one or more data sets: per image, per set and pooled."""
 
     csv_dir = _csv_dir(args)
@@ -422,7 +423,7 @@ def cmd_saliency(args):
     return payload, show
 
 
-def cmd_sweep(args):
+def cmd_sweep(args: argparse.Namespace) -> Any:
     """Score + validation for every (data set, network, layer) cell, on Dask; a table and one folder per cell."""
     from aisviz.pipeline.sweeps import COLUMN_MEANINGS, sweep
 
@@ -451,7 +452,7 @@ def cmd_sweep(args):
           f"per cell: {args.out}/cells/")
 
 
-def cmd_serve(args):
+def cmd_serve(args: argparse.Namespace) -> Any:
 
     if args.shared and not args.bundles:
 
@@ -464,7 +465,7 @@ def cmd_serve(args):
     return None, None
 
 
-def cmd_cache(args):
+def cmd_cache(args: argparse.Namespace) -> Any:
 
     if args.action == "clear":
         removed = clear_caches()
@@ -618,7 +619,7 @@ def _log_traceback(exc) -> Path:
     return path
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run a parsed command: JSON or text on stdout, warnings and errors on stderr; returns the exit code."""
     def echo(text, category, filename, lineno):
         whose = "" if issubclass(category, AisvizWarning) else \
@@ -650,7 +651,7 @@ def run(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse: usage errors (2), --help and --version (0)

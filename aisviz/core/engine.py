@@ -511,8 +511,8 @@ class PooledEngine(TailEngine):
             yield chunk, self._pairs_from(*(torch.cat([p[i] for p in parts]) for i in range(3)))
 
 
-def make_engine(net, layer_index: int, readout_index: int, activations, similarity: str = "pearson",
-                device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+def make_engine(net: Any, layer_index: int, readout_index: int, activations: Sequence[np.ndarray],
+                similarity: str = "pearson", device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                 method: str = "auto") -> TailEngine:
     """The fastest exact engine for this tail; method="brute" forces the reference re-run."""
     tail = net.stages[layer_index + 1: readout_index + 1]

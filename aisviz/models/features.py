@@ -28,6 +28,8 @@ from aisviz.models.networks import Network, input_size, preprocess
 if TYPE_CHECKING:  # torch is imported when first used
     import torch
 
+    from aisviz.core.comparison import ComparisonSet
+
 CACHE_VERSION = "2"
 DEVICE_NAMES = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
@@ -71,7 +73,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
-def cache_key(dataset, net: Network, layer: str) -> str:
+def cache_key(dataset: ComparisonSet, net: Network, layer: str) -> str:
     desc = {"v": CACHE_VERSION, "data": dataset.content_hash(), "model": net.name, "weights": net.weights,
             "layer": layer, "size": net.image_size, "max_side": net.max_side, "mean": net.mean, "std": net.std}
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:32]
@@ -157,8 +159,8 @@ def _run(net, layer, layer_index, dataset, indices, dev, batch_size, progress, n
     return [acts[i] for i in indices]
 
 
-def extract_activations(dataset, net: Network, layer: str, device: str | torch.device = "auto", batch_size: int = 16,
-                        use_cache: bool = True, progress: bool = True) -> list[np.ndarray]:
+def extract_activations(dataset: ComparisonSet, net: Network, layer: str, device: str | torch.device = "auto",
+                        batch_size: int = 16, use_cache: bool = True, progress: bool = True) -> list[np.ndarray]:
     """Perturbed-layer activations, one float32 array (C, H, W) per image, in dataset order."""
     if net.precomputed is not None:
         if len(net.precomputed) != dataset.n_images:

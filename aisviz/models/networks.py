@@ -24,6 +24,7 @@ from aisviz.io.storage import sha256_file
 
 if TYPE_CHECKING:  # torch is imported when first used: importing aisviz stays quick
     import torch
+    from PIL.Image import Image as PILImage
 
 OFFLINE_MODEL = "efficientnet_lite0"
 PAPER_MODEL = "vgg16"
@@ -62,12 +63,12 @@ class Network:
             )
         return names.index(layer)
 
-    def to(self, device):
+    def to(self, device: str | torch.device) -> Network:
         for _, m in self.stages:
             m.to(device)
         return self
 
-    def run(self, x, start: int = 0, stop: int | None = None):
+    def run(self, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
         """Apply stages[start:stop] to x."""
         for _, module in self.stages[start:stop]:
             x = module(x)
@@ -218,7 +219,8 @@ def _weights_enum(name: str, weights: str):
                          f"DEFAULT = {enum.DEFAULT.name}, or none).") from None
 
 
-def load_network(name: str = OFFLINE_MODEL, weights: str = "pretrained", weights_file=None) -> Network:
+def load_network(name: str = OFFLINE_MODEL, weights: str = "pretrained",
+                 weights_file: str | Path | None = None) -> Network:
     """Load a network by name.
 
     weights: "pretrained" (default: the network's DEFAULT ImageNet weights), "none" (random, for tests and
@@ -244,7 +246,7 @@ def load_network(name: str = OFFLINE_MODEL, weights: str = "pretrained", weights
     return net
 
 
-def load_weights_file(net: Network, path) -> str:
+def load_weights_file(net: Network, path: str | Path) -> str:
     """Load a local state_dict into net.module (weights_only=True: no code in the file runs), after checking
     its keys and shapes against the architecture. Returns the weights id used in cache keys."""
     import pickle
@@ -441,7 +443,7 @@ def input_size(width: int, height: int, net: Network) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def preprocess(net: Network, image, device="cpu"):
+def preprocess(net: Network, image: PILImage, device: str | torch.device = "cpu") -> torch.Tensor:
     """PIL RGB image -> normalised (1, 3, H, W) tensor sized by input_size (aspect kept, no crop).
 
     Kept by hand: torchvision.transforms would call the same PIL bilinear resize and normalisation, and the

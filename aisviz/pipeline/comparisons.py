@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -28,7 +28,7 @@ def ais_heatmaps(scorer: AlignmentImportance, minmax_maps: bool = False) -> list
 def compare_dataset(dataset: ComparisonSet, provider: str | Path | SaliencyProvider = "spectral_residual",
                     scorer: AlignmentImportance | None = None, qs: Sequence[float] = QS,
                     transform: str = "display", use_cache: bool = True, progress: bool = False,
-                    **scorer_options) -> dict:
+                    **scorer_options: Any) -> dict:
     """AIS heatmaps against a saliency provider's maps on one data set, both prepared by `transform`.
 
     scorer: a fitted AlignmentImportance on this data set, or None to fit one (scorer_options go to

@@ -18,15 +18,17 @@ import os
 import socket
 import sys
 import warnings
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from aisviz.config import aisviz_home
-from aisviz.core.comparison import IMAGE_EXTENSIONS
+from aisviz.core.comparison import IMAGE_EXTENSIONS, ComparisonSet
 from aisviz.errors import AisvizWarning, InputError
 from aisviz.io.storage import atomic_write, clear_files
 from aisviz.models.features import resolve_device
@@ -41,7 +43,7 @@ class SaliencyError(InputError):
     """A saliency provider or map that cannot be used; the message names the problem and the fix."""
 
 
-def check_map(sal_map, size: tuple[int, int], where: str, resize: bool = False) -> np.ndarray:
+def check_map(sal_map: npt.ArrayLike, size: tuple[int, int], where: str, resize: bool = False) -> np.ndarray:
     """Check one saliency map against its image's size=(width, height); return it as float32 (H, W).
 
     resize=True resizes a map of another size bilinearly; otherwise a size mismatch is an error."""
@@ -89,7 +91,7 @@ class SaliencyProvider:
     def cache_id(self) -> str | None:
         return self.name
 
-    def prepare(self, image_names) -> None:
+    def prepare(self, image_names: Sequence[str]) -> None:
         """Called once with the data set's image names before any map is computed (checks early)."""
 
     def compute(self, image: Image.Image, name: str | None = None) -> np.ndarray:
@@ -135,11 +137,11 @@ class OpenCVSaliency(SaliencyProvider):
         self.note = "OpenCV contrib cv2.saliency; computed on the image at its own size."
 
     @property
-    def cache_id(self):
+    def cache_id(self) -> str | None:
         cv2, _ = _cv2_saliency()
         return f"{self.name}:cv2-{cv2.__version__}"  # OpenCV releases may change the maps
 
-    def compute(self, image, name=None):
+    def compute(self, image: Image.Image, name: str | None = None) -> np.ndarray:
         cv2, sal = _cv2_saliency()
         algo = getattr(sal, self._FACTORIES[self.name][0])()
         bgr = cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
@@ -164,10 +166,10 @@ class CenterBias(SaliencyProvider):
                      "position-only baseline, not a fixation model"
 
     @property
-    def cache_id(self):
+    def cache_id(self) -> str | None:
         return f"{self.name}:{self.sigma_fraction!r}"
 
-    def compute(self, image, name=None):
+    def compute(self, image: Image.Image, name: str | None = None) -> np.ndarray:
         w, h = image.size
         sigma = self.sigma_fraction * min(w, h)
         y = (np.arange(h) - (h - 1) / 2) ** 2
@@ -230,7 +232,7 @@ class DeepGazeIIE(SaliencyProvider):
         return t.astype(np.float64)
 
     @property
-    def cache_id(self):
+    def cache_id(self) -> str | None:
         return f"{self.name}:cb-{self._template_id}"
 
     def centerbias(self, height: int, width: int) -> np.ndarray:
@@ -245,7 +247,7 @@ class DeepGazeIIE(SaliencyProvider):
             cb = zoom(t, (height / t.shape[0], width / t.shape[1]), order=0, mode="nearest")
         return cb - logsumexp(cb)
 
-    def load(self):
+    def load(self) -> Any:
         """Load the model once (torch.hub); fails within seconds when offline."""
         if self._model is None:
             import torch
@@ -269,7 +271,7 @@ class DeepGazeIIE(SaliencyProvider):
             self._model = model.to(self._device).eval()
         return self._model
 
-    def compute(self, image, name=None):
+    def compute(self, image: Image.Image, name: str | None = None) -> np.ndarray:
         import torch
 
         model = self.load()
@@ -315,14 +317,14 @@ class FolderMaps(SaliencyProvider):
         return files
 
     @property
-    def cache_id(self):
+    def cache_id(self) -> str | None:
         return None
 
     def _find(self, name: str) -> Path | None:
         # 'cat.png' is matched by 'cat.npy' (same stem) or by 'cat.png.npy'
         return self._files.get(Path(name).stem) or self._files.get(Path(name).name)
 
-    def prepare(self, image_names):
+    def prepare(self, image_names: Sequence[str]) -> None:
         missing = [n for n in image_names if self._find(n) is None]
         if missing:
             more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
@@ -331,7 +333,7 @@ class FolderMaps(SaliencyProvider):
                 f"{missing[:10]}{more}. Add one file per image named like the image with .png or .npy "
                 f"(e.g. '{Path(missing[0]).stem}.png'), or drop those images (ComparisonSet.subset).")
 
-    def compute(self, image, name=None):
+    def compute(self, image: Image.Image, name: str | None = None) -> np.ndarray:
         if name is None:
             raise SaliencyError("a folder of saliency maps needs the image name to find its map.")
         path = self._find(name)
@@ -374,7 +376,7 @@ PROVIDERS = {
 }
 
 
-def get_provider(name_or_dir: str | Path | SaliencyProvider, **options) -> SaliencyProvider:
+def get_provider(name_or_dir: str | Path | SaliencyProvider, **options: Any) -> SaliencyProvider:
     """A provider by name (see PROVIDERS), or a FolderMaps for an existing folder; options go to it.
 
     A SaliencyProvider instance is returned unchanged."""
@@ -434,8 +436,8 @@ def _write_cache(path: Path, dataset, maps: list) -> None:
                       "AISVIZ_HOME), or pass --no-cache.", AisvizWarning)
 
 
-def saliency_maps(dataset, provider: str | Path | SaliencyProvider = "spectral_residual", use_cache: bool = True,
-                  progress: bool = False) -> list[np.ndarray]:
+def saliency_maps(dataset: ComparisonSet, provider: str | Path | SaliencyProvider = "spectral_residual",
+                  use_cache: bool = True, progress: bool = False) -> list[np.ndarray]:
     """One float32 (H, W) map per image of the data set, in its order, at each image's size."""
     provider = get_provider(provider)
     provider.prepare(dataset.image_names)

@@ -6,24 +6,30 @@ PNG or SVG. The dashboard's downloads, the CLI's panels and notebooks use them.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from aisviz.core.heatmaps import colormap, overlay, scale_note
 from aisviz.errors import UsageError
+
+if TYPE_CHECKING:  # matplotlib and PIL are imported when a figure is drawn
+    from matplotlib.figure import Figure
+    from PIL.Image import Image as PILImage
 
 FORMATS = ("png", "svg")
 TRAIN_COLOUR, TEST_COLOUR, RANDOM_COLOUR = "#1f77b4", "#d62728", "#7f7f7f"
 TOPK_COLOUR, OTHER_COLOUR = "#d62728", "#9aa5b1"
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def figure_bytes(fig, fmt: str = "png", dpi: int = 150) -> bytes:
+def figure_bytes(fig: Figure, fmt: str = "png", dpi: int = 150) -> bytes:
     """The figure as PNG or SVG bytes."""
     if fmt not in FORMATS:
         raise UsageError(f"figure format must be one of {FORMATS}, not {fmt!r}.")
@@ -32,7 +38,8 @@ def figure_bytes(fig, fmt: str = "png", dpi: int = 150) -> bytes:
     return buf.getvalue()
 
 
-def curve_figure(k_values, stats: dict, summary: dict, k: int | None = None, title: str = ""):
+def curve_figure(k_values: npt.ArrayLike, stats: dict, summary: dict, k: int | None = None,
+                 title: str = "") -> Figure:
     """Train and test R² against k (top-k maps by training AIS), mean ± SD over splits; k random maps
     (test); the all-maps levels as dotted lines, in the legend; mean k*; the current k."""
     fig = _figure(7.5, 4.6)
@@ -63,7 +70,7 @@ def curve_figure(k_values, stats: dict, summary: dict, k: int | None = None, tit
     return fig
 
 
-def bars_figure(ais, k: int, title: str = ""):
+def bars_figure(ais: npt.ArrayLike, k: int, title: str = "") -> Figure:
     """Data-set AIS of every map, sorted from the highest; the top-k maps in red, the rest grey, with a
     legend and the zero line (AIS 0 = removing the map does not change the alignment)."""
     from matplotlib.patches import Patch
@@ -140,8 +147,9 @@ def _colourbar(fig, ax, mode: str, label: str):
     bar.ax.tick_params(labelsize=7)
 
 
-def panel_figure(image, heatmap, saliency=None, mode: str = "default", title: str = "",
-                 heatmap_title: str = "AIS heatmap (all maps)", saliency_title: str = "saliency"):
+def panel_figure(image: PILImage, heatmap: np.ndarray, saliency: np.ndarray | None = None,
+                 mode: str = "default", title: str = "", heatmap_title: str = "AIS heatmap (all maps)",
+                 saliency_title: str = "saliency") -> Figure:
     """Labelled image | AIS heatmap overlay | saliency overlay (saliency None: two panels), each overlay
     with a colour bar stating its scale in this display mode."""
     panels = 3 if saliency is not None else 2
@@ -165,7 +173,7 @@ def panel_figure(image, heatmap, saliency=None, mode: str = "default", title: st
     return fig
 
 
-def heatmap_figure(image, heatmap, mode: str = "default", title: str = ""):
+def heatmap_figure(image: PILImage, heatmap: np.ndarray, mode: str = "default", title: str = "") -> Figure:
     """One labelled AIS heatmap overlay with its colour bar (the CLI's `heatmaps` images)."""
     fig = _figure(4.6, 4.3)
     ax = fig.add_subplot()
