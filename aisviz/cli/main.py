@@ -24,7 +24,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,6 +46,9 @@ from aisviz.pipeline.settings import Settings
 from aisviz.saliency.providers import get_provider, saliency_maps
 from aisviz.server.serve import serve
 from aisviz.viz.figures import figure_bytes, heatmap_figure
+
+if TYPE_CHECKING:  # torch is imported by the commands that fit
+    from aisviz.pipeline.importance import AlignmentImportance
 
 DEFAULT_DATASET = "synthetic"
 EXIT_CODES_HELP = ("exit codes: 0 success; 1 internal error (traceback in the log named on stderr); 2 usage "
@@ -316,7 +319,8 @@ DISPLAY_HELP = ("heatmap display: default = clipped at 0, value/max, viridis wit
                 "display ((value/max)^2, jet, 0.6 image + 0.4 colour)")
 
 
-def write_heatmaps(scorer, out_dir: Path, keep=None, display: str = "default") -> list[dict]:
+def write_heatmaps(scorer: AlignmentImportance, out_dir: Path, keep: np.ndarray | None = None,
+                   display: str = "default") -> list[dict]:
     """One labelled PNG overlay per image (display mode, title, colour bar) plus heatmaps.npz with the raw
     maps; atomic writes.
 
