@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Callable, Iterator
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3, 4
 
@@ -101,7 +102,7 @@ def describe(action: str, exc: BaseException, where: str = "the log") -> str:
 
 
 @contextlib.contextmanager
-def recording_warnings(echo=None):
+def recording_warnings(echo: Callable[[str, type[Warning], str, int], None] | None = None) -> Iterator[list[str]]:
     """Collect the text of every AisvizWarning raised inside the block into the yielded list (the command line
     puts it into --json; the dashboard can show it). echo(text, category), if given, is called for every
     warning, aisviz's and libraries' alike, as it happens."""

@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import TypeVar
 
 from aisviz.app.kernel_guard import harden_kernel
 from aisviz.app.limits import allowed_roots
@@ -31,6 +32,7 @@ from aisviz.app.panels import (
     ResultView,
     StatusPanel,
 )
+from aisviz.app.panels.base import Panel
 from aisviz.app.panels.sizes import SlotWidths
 from aisviz.app.session import Session
 from aisviz.app.state import DashboardState
@@ -43,6 +45,7 @@ from aisviz.pipeline.compute import Memo
 from aisviz.pipeline.settings import DEFAULT_DATASET, Settings
 from aisviz.server.voila_template import share_plotly_bundle
 
+P = TypeVar("P", bound=Panel)
 log = logging.getLogger("aisviz.app")
 
 CSS = """
@@ -224,7 +227,7 @@ class Dashboard:
         """The kernel's event loop (None in scripts and tests without one)."""
         return self._loop
 
-    def panel(self, cls):
+    def panel(self, cls: type[P]) -> P:
         """The panel of that class."""
         return next(p for p in self.panels if isinstance(p, cls))
 
@@ -322,6 +325,7 @@ class Dashboard:
         """Once a second while busy: the status line's time since the click."""
         if self.state.busy:
             self._status(self._stage)
+            assert self._loop is not None, "ticks are only scheduled on an event loop"
             self._loop.call_later(1.0, self._tick)
 
     _stage = "starting"

@@ -59,6 +59,8 @@ def _guarded_dropdown_class():
     class GuardedDropdown(W.Dropdown):
         """A Dropdown that accepts from the browser only an index into its own options."""
 
+        values: list  # the setting value of each option, in option order
+
         def __init__(self, on_refused, **kwargs):
             super().__init__(**kwargs)
             self._on_refused = on_refused

@@ -25,7 +25,9 @@ import tempfile
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -48,6 +50,9 @@ from aisviz.saliency.providers import get_provider, saliency_maps
 from aisviz.server.serve import serve
 from aisviz.viz.figures import figure_bytes, heatmap_figure
 
+if TYPE_CHECKING:  # torch is imported by the commands that fit
+    from aisviz.pipeline.importance import AlignmentImportance
+
 DEFAULT_DATASET = "synthetic"
 EXIT_CODES_HELP = ("exit codes: 0 success; 1 internal error (traceback in the log named on stderr); 2 usage "
                    "(bad argument); 3 input data or model; 4 environment (disk, permissions, device, network); "
@@ -58,9 +63,9 @@ EXIT_CODES_HELP = ("exit codes: 0 success; 1 internal error (traceback in the lo
 # Parse-time checks: argparse turns their ArgumentTypeError into a usage error (exit code 2).
 
 
-def at_least(minimum: int, why: str = "", maximum: int | None = None):
+def at_least(minimum: int, why: str = "", maximum: int | None = None) -> Callable[[str], int]:
     """argparse type: a whole number >= minimum (and <= maximum, when given)."""
-    def check(text):
+    def check(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
@@ -74,14 +79,14 @@ def at_least(minimum: int, why: str = "", maximum: int | None = None):
     return check
 
 
-def non_empty(text):
+def non_empty(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("is empty; give a catalog name (see `aisviz datasets`) or a folder path "
                                          "(the current folder: '.')")
     return text
 
 
-def device_name(text):
+def device_name(text: str) -> str:
 
     try:
         return check_device_name(text)
@@ -89,7 +94,7 @@ def device_name(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def existing_file(text):
+def existing_file(text: str) -> str:
     if not Path(text).expanduser().is_file():
         raise argparse.ArgumentTypeError(f"{text} is not a file")
     return text
@@ -177,7 +182,7 @@ def _context(scorer) -> dict:
             "engine": scorer.engine_.kind}
 
 
-def print_json(obj) -> None:
+def print_json(obj: Any) -> None:
     """Strict JSON on stdout, for a command that prints for itself (NaN/inf -> null, counted)."""
 
     sys.stdout.write(jsonout.dumps(obj) + "\n")
@@ -205,7 +210,7 @@ def _write_csv(folder: Path, tables: dict) -> list[str]:
 # Commands: each returns (payload for --json, function printing the human summary).
 
 
-def cmd_datasets(args):
+def cmd_datasets(args: argparse.Namespace) -> Any:
 
     rows = list_datasets()
 
@@ -218,7 +223,7 @@ def cmd_datasets(args):
     return {"datasets": rows}, show
 
 
-def cmd_models(args):
+def cmd_models(args: argparse.Namespace) -> Any:
 
     rows = list_models()
 
@@ -229,7 +234,7 @@ def cmd_models(args):
     return {"models": rows, "timm": TIMM_NOTE}, show
 
 
-def cmd_layers(args):
+def cmd_layers(args: argparse.Namespace) -> Any:
 
     net = load_network(args.model, weights="none")  # shapes do not depend on the weights
     rows = list_layers(net)
@@ -242,13 +247,13 @@ def cmd_layers(args):
     return {"model": net.name, "layers": rows}, show
 
 
-def cmd_download(args):
+def cmd_download(args: argparse.Namespace) -> Any:
 
     path = download(args.name, dest_root=args.dest, progress=not args.quiet)
     return {"name": args.name, "path": str(path)}, lambda: print(f"{args.name} is in {path}")
 
 
-def cmd_score(args):
+def cmd_score(args: argparse.Namespace) -> Any:
     csv_dir = _csv_dir(args)
     scorer = _scorer(args)
     c = _context(scorer)
@@ -295,7 +300,7 @@ def _print_validation(scorer, v):
           f"top-k* > random p = {c_random}")
 
 
-def cmd_validate(args):
+def cmd_validate(args: argparse.Namespace) -> Any:
     csv_dir = _csv_dir(args)
     computation = _computation(args)
     scorer, v = computation.scorer, computation.validation
@@ -317,7 +322,8 @@ DISPLAY_HELP = ("heatmap display: default = clipped at 0, value/max, viridis wit
                 "display ((value/max)^2, jet, 0.6 image + 0.4 colour)")
 
 
-def write_heatmaps(scorer, out_dir: Path, keep=None, display: str = "default") -> list[dict]:
+def write_heatmaps(scorer: AlignmentImportance, out_dir: Path, keep: np.ndarray | None = None,
+                   display: str = "default") -> list[dict]:
     """One labelled PNG overlay per image (display mode, title, colour bar) plus heatmaps.npz with the raw
     maps; atomic writes.
 
@@ -338,7 +344,7 @@ def write_heatmaps(scorer, out_dir: Path, keep=None, display: str = "default") -
     return [{"image": n, "file": f} for n, f in zip(ds.image_names, files)]
 
 
-def cmd_heatmaps(args):
+def cmd_heatmaps(args: argparse.Namespace) -> Any:
     from aisviz.core.alignment import top_k_mask
 
     out = prepare_output_dir(args.out)
@@ -350,7 +356,7 @@ def cmd_heatmaps(args):
     return payload, lambda: print(f"wrote {len(written)} heatmap overlays ({maps}) and heatmaps.npz to {out}")
 
 
-def cmd_demo(args):
+def cmd_demo(args: argparse.Namespace) -> Any:
     """The main job on the embedded default: AIS, held-out validation, heatmaps, ground-truth check."""
 
     t0 = time.perf_counter()
@@ -380,7 +386,7 @@ def cmd_demo(args):
     return payload, show
 
 
-def cmd_saliency(args):
+def cmd_saliency(args: argparse.Namespace) -> Any:
     """AIS heatmaps vs a saliency provider on one or more data sets: per image, per set and pooled."""
 
     csv_dir = _csv_dir(args)
@@ -424,7 +430,7 @@ def cmd_saliency(args):
     return payload, show
 
 
-def cmd_sweep(args):
+def cmd_sweep(args: argparse.Namespace) -> Any:
     """Score + validation for every (data set, network, layer) cell, on Dask; a table and one folder per cell."""
     from aisviz.pipeline.sweeps import COLUMN_MEANINGS, sweep
 
@@ -433,7 +439,7 @@ def cmd_sweep(args):
                          "at the torch hub path that `aisviz models` names for the network, or use validate.")
     prepare_output_dir(args.out, "--out")   # an unwritable folder fails now (exit code 4), not after the cells
     layers = None if args.layers is None else (args.layers[0] if args.layers == ["all-conv"] else args.layers)
-    table = sweep(args.dataset, args.model, layers, readout=args.readout, folds=args.folds,
+    table: Any = sweep(args.dataset, args.model, layers, readout=args.readout, folds=args.folds,
                   seeds=paper_seeds(args.seeds), k_step=args.k_step, n_random=args.n_random, out=args.out,
                   scheduler=args.scheduler, workers=args.workers, weights=args.weights, similarity=args.similarity,
                   measure=args.measure, device=args.device, dtype=args.dtype, use_cache=not args.no_cache,
@@ -463,7 +469,7 @@ def cmd_sweep(args):
           f"per cell: {args.out}/cells/")
 
 
-def cmd_serve(args):
+def cmd_serve(args: argparse.Namespace) -> Any:
 
     if args.shared and not args.bundles:
 
@@ -480,7 +486,7 @@ def cmd_serve(args):
     return None, None
 
 
-def cmd_cache(args):
+def cmd_cache(args: argparse.Namespace) -> Any:
 
     if args.action == "clear":
         removed = clear_caches()
@@ -648,7 +654,7 @@ def _log_traceback(exc) -> Path:
     return path
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run a parsed command: JSON or text on stdout, warnings and errors on stderr; returns the exit code."""
     def echo(text, category, filename, lineno):
         whose = "" if issubclass(category, AisvizWarning) else \

@@ -2,9 +2,12 @@
 them) and notebooks (copy the tutorial and workshop notebooks). aisviz.cli registers them with add_commands(sub)."""
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aisviz.errors import EnvironmentProblem
 from aisviz.pipeline.bundles import open_catalog
@@ -14,7 +17,7 @@ from aisviz.site import write
 NOTEBOOK_FOLDER = "notebooks"
 
 
-def cmd_precompute(args):
+def cmd_precompute(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     for dataset in args.dataset:
@@ -56,7 +59,7 @@ def packaged_notebooks() -> Path:
                             "(pip install --force-reinstall aisviz).")
 
 
-def copy_notebooks(dest, overwrite: bool = False) -> list[Path]:
+def copy_notebooks(dest: str | Path, overwrite: bool = False) -> list[Path]:
     """Copy the shipped notebooks (and their guide files) to dest; existing files are kept unless
     overwrite. Returns the files written."""
     src, dest = packaged_notebooks(), Path(dest).expanduser()
@@ -73,7 +76,7 @@ def copy_notebooks(dest, overwrite: bool = False) -> list[Path]:
     return written
 
 
-def cmd_notebooks(args):
+def cmd_notebooks(args: argparse.Namespace) -> None:
     written = copy_notebooks(args.dest, overwrite=args.overwrite)
     kept = "" if args.overwrite else " (existing files kept; --overwrite replaces them)"
     print(f"copied {len(written)} file(s) to {args.dest}{kept}:")
@@ -83,7 +86,7 @@ def cmd_notebooks(args):
         print("  nothing new", file=sys.stderr)
 
 
-def add_commands(sub, make):
+def add_commands(sub: Any, make: Callable[..., argparse.ArgumentParser]) -> None:
     """Register the subcommands; make(sub, name, help, func, json_=...) is aisviz.cli's parser factory (it adds
     --quiet and the exit-code epilog)."""
     p = make(sub, "precompute", "compute what the dashboard shows and add it to a result bundle", cmd_precompute,

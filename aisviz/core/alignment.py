@@ -9,7 +9,10 @@ Definitions (Truong, Pesenti & Hasson 2025, Computational Brain & Behavior 8(3):
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import numpy.typing as npt
 import torch
 from scipy import stats
 
@@ -37,7 +40,7 @@ def _rank(x: np.ndarray) -> np.ndarray:
     return stats.rankdata(x, axis=-1)
 
 
-def pair_positions(n: int, images=None) -> np.ndarray:
+def pair_positions(n: int, images: npt.ArrayLike | None = None) -> np.ndarray:
     """Positions, in the condensed upper triangle of an n x n matrix, of the pairs among `images`."""
     idx = np.arange(n) if images is None else np.sort(np.asarray(images))
     a, b = np.triu_indices(len(idx), 1)
@@ -147,7 +150,8 @@ class SubsetAlignments:
         return r2.T.cpu().numpy()
 
 
-def alignment(pairs, human: np.ndarray, images=None, measure: str = "pearson", precision=torch.float64) -> np.ndarray:
+def alignment(pairs: npt.ArrayLike | torch.Tensor, human: np.ndarray, images: npt.ArrayLike | None = None,
+              measure: str = "pearson", precision: torch.dtype = torch.float64) -> np.ndarray:
     """Alignment of network similarities (condensed pairs over all n images, (M, P) or (P,)) with the
     human matrix over the pairs among `images` (default: all). See AlignmentTarget."""
     return AlignmentTarget(human, images, measure, precision)(pairs)
@@ -206,7 +210,8 @@ def top_k_mask(ais: np.ndarray, k: int) -> np.ndarray:
     return keep
 
 
-def kfold_splits(n: int, n_folds: int = 5, seeds=PAPER_SEEDS):
+def kfold_splits(n: int, n_folds: int = 5,
+                 seeds: Sequence[int] = PAPER_SEEDS) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
     """(seed, fold, train, test) for each seed and fold; the same partitions as scikit-learn's
     KFold(n_folds, shuffle=True, random_state=seed)."""
     if n_folds < 2:

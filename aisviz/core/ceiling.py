@@ -16,14 +16,20 @@ Pure computation: numpy only. rsatoolbox is not needed (the tests check these nu
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats
 
 from aisviz.core.alignment import MEASURES, pair_positions
 from aisviz.errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    from aisviz.core.comparison import ComparisonSet
 
 # Looked for in a data set's folder; "dissimilarity" files are turned into similarities by negation
 # (affine per subject, so every correlation with them keeps its size).
@@ -43,7 +49,7 @@ class SubjectMatrices:
         return len(self.similarity)
 
 
-def load_subject_matrices(dataset) -> SubjectMatrices | None:
+def load_subject_matrices(dataset: ComparisonSet) -> SubjectMatrices | None:
     """The per-subject matrices stored beside a data set loaded from a folder (`similarity_subjects.npy` or
     `dissimilarity_subjects.npy`, names in an optional `subjects.txt`), or None where there are none."""
     folder = dataset.meta.get("folder")
@@ -64,8 +70,8 @@ def _read_names(path: Path) -> list[str] | None:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def subject_matrices(matrices, dataset, source: str = "subject matrices", dissimilarity: bool = False,
-                     names=None) -> SubjectMatrices:
+def subject_matrices(matrices: npt.ArrayLike, dataset: ComparisonSet, source: str = "subject matrices",
+                     dissimilarity: bool = False, names: Sequence[str] | None = None) -> SubjectMatrices:
     """Check per-subject matrices (S, n, n) against `dataset` (same n, in its image order) and orient them
     as similarities."""
     m = np.asarray(matrices, dtype=np.float64)
@@ -112,7 +118,8 @@ def _check(measure):
         raise UsageError(f"measure must be one of {MEASURES}, not {measure!r}.")
 
 
-def noise_ceiling(subjects: SubjectMatrices, images=None, measure: str = "pearson", squared: bool = True) -> dict:
+def noise_ceiling(subjects: SubjectMatrices, images: npt.ArrayLike | None = None, measure: str = "pearson",
+                  squared: bool = True) -> dict:
     """Lower and upper noise-ceiling bounds over the pairs among `images` (default: all pairs); see the module
     docstring. Returns {"lower", "upper", "n_subjects", "n_pairs"}."""
     _check(measure)
@@ -131,8 +138,8 @@ def noise_ceiling(subjects: SubjectMatrices, images=None, measure: str = "pearso
             "n_pairs": v.shape[1]}
 
 
-def subject_alignment(pairs, subjects: SubjectMatrices, images=None, measure: str = "pearson",
-                      squared: bool = True) -> np.ndarray | float:
+def subject_alignment(pairs: npt.ArrayLike, subjects: SubjectMatrices, images: npt.ArrayLike | None = None,
+                      measure: str = "pearson", squared: bool = True) -> np.ndarray | float:
     """Mean over subjects of the alignment of network similarities with each subject, over the pairs among
     `images`. pairs: condensed upper triangles over all n images, (M, P) or (P,)."""
     _check(measure)
@@ -145,7 +152,7 @@ def subject_alignment(pairs, subjects: SubjectMatrices, images=None, measure: st
     return float(out[0]) if squeeze else out
 
 
-def validation_ceiling(scorer, validation, subjects: SubjectMatrices) -> list[dict]:
+def validation_ceiling(scorer: Any, validation: Any, subjects: SubjectMatrices) -> list[dict]:
     """Per split of a fitted TopKValidation: the noise ceiling on the split's test pairs and the network's
     subject-level test alignment with all maps and with the top-k* maps (k* and the map order as in the
     validation: ranked by training AIS)."""
@@ -161,12 +168,12 @@ def validation_ceiling(scorer, validation, subjects: SubjectMatrices) -> list[di
                      "ceiling_upper": bounds["upper"],
                      "subject_r2_test_all": subject_alignment(scorer.full_pairs_.cpu().numpy(), subjects, test,
                                                               measure),
-                     "subject_r2_test_topk": float(subject_alignment(topk_pairs.cpu().numpy(), subjects, test,
-                                                                     measure)[0])})
+                     "subject_r2_test_topk": float(subject_alignment(topk_pairs[0].cpu().numpy(), subjects, test,
+                                                                     measure))})
     return rows
 
 
-def ceiling_summary(scorer, per_split: list[dict], subjects: SubjectMatrices) -> dict:
+def ceiling_summary(scorer: Any, per_split: list[dict], subjects: SubjectMatrices) -> dict:
     """The sweep's ceiling columns from validation_ceiling's rows: bounds on all pairs and on the test pairs
     (mean over splits), the network's subject-level alignment on the same pairs, and its test alignment as a
     fraction of the lower bound."""

@@ -2,15 +2,21 @@
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from aisviz.errors import AisvizWarning, DataError
 
+if TYPE_CHECKING:
+    import torch
+
+    from aisviz.core.comparison import ComparisonSet
+
 MIN_IMAGES = 4  # image AIS correlates a row of n - 1 values: with 3 images every row correlation is +-1
 
 
-def check_set_size(dataset) -> None:
+def check_set_size(dataset: ComparisonSet) -> None:
     if dataset.n_images < MIN_IMAGES:
         raise DataError(
             f"data set '{dataset.name}' has {dataset.n_images} images; AIS needs at least {MIN_IMAGES} (with 3, "
@@ -18,18 +24,21 @@ def check_set_size(dataset) -> None:
             "Add images.")
 
 
-def warn_negative_alignment(pairs, human: np.ndarray, measure: str, name: str = "") -> list[str]:
+def warn_negative_alignment(pairs: np.ndarray | torch.Tensor, human: np.ndarray, measure: str,
+                            name: str = "") -> list[str]:
     """Warn when the network-human correlation is negative: R^2 squares the sign away, but it usually means a
     dissimilarity matrix was given as a similarity matrix (or the reverse), which inverts every heatmap."""
     from scipy import stats
 
-    pairs = np.asarray(pairs.cpu().numpy() if hasattr(pairs, "cpu") else pairs, dtype=np.float64)
+    pairs = np.asarray(pairs if isinstance(pairs, np.ndarray) else pairs.cpu().numpy(), dtype=np.float64)
     h = np.asarray(human, dtype=np.float64)[np.triu_indices(len(human), 1)]
     ok = np.isfinite(pairs)
     if ok.sum() < 3:
         return []
-    corr = stats.spearmanr if measure == "spearman" else stats.pearsonr
-    r = float(corr(pairs[ok], h[ok])[0])
+    x, y = pairs[ok], h[ok]
+    if measure == "spearman":  # Spearman's rho is Pearson's r of the (tie-averaged) ranks
+        x, y = stats.rankdata(x), stats.rankdata(y)
+    r = float(np.corrcoef(x, y)[0, 1])
     if not r < 0:
         return []
     message = (f"data set '{name}': the network-human correlation is negative (r = {r:.3f}); R^2 hides the sign, "

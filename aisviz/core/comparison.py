@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from aisviz.errors import AisvizWarning, DataError
@@ -42,7 +43,7 @@ def _row(i: int, image_names: Sequence[str] | None) -> str:
 
 
 def validate_similarity(
-    matrix, n_images: int | None = None, name: str = "", image_names: Sequence[str] | None = None
+    matrix: npt.ArrayLike, n_images: int | None = None, name: str = "", image_names: Sequence[str] | None = None
 ) -> np.ndarray:
     """Check a similarity matrix and return it as a float64 copy; raise DataError if unusable.
 
@@ -104,7 +105,7 @@ def validate_similarity(
     return s
 
 
-def dissimilarity_to_similarity(d, name: str = "") -> tuple[np.ndarray, str]:
+def dissimilarity_to_similarity(d: npt.ArrayLike, name: str = "") -> tuple[np.ndarray, str]:
     """Turn dissimilarities into similarities: s = 1 - d / max(off-diagonal d), diagonal 1.
 
     The map is affine, so Pearson and Spearman alignment with any model are unchanged.
@@ -160,7 +161,7 @@ def to_rgb(image: Image.Image, name: str = "", notes: list[str] | None = None) -
         return Image.fromarray(np.round(a).astype(np.uint8)).convert("RGB")
     if mode in ("RGBA", "LA", "PA", "P") or "transparency" in image.info:
         rgba = image.convert("RGBA")
-        if rgba.getextrema()[3][0] >= 240:
+        if int(np.asarray(rgba.getchannel("A")).min()) >= 240:
             return rgba.convert("RGB")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
@@ -331,7 +332,7 @@ class ComparisonSet:
         h.update(np.ascontiguousarray(self.similarity).tobytes())
         return h.hexdigest()
 
-    def subset(self, indices) -> ComparisonSet:
+    def subset(self, indices: npt.ArrayLike) -> ComparisonSet:
         """The set restricted to `indices` (ints or a boolean mask), everything kept aligned."""
         idx = np.asarray(indices)
         if idx.dtype == bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 
 def curve_stats(curves: dict) -> dict:
@@ -19,13 +20,13 @@ def curve_stats(curves: dict) -> dict:
     return out
 
 
-def nearest_k_index(k_values, k: int) -> int:
+def nearest_k_index(k_values: npt.ArrayLike, k: int) -> int:
     """Index of the evaluated k closest to k (ties: the smaller k)."""
     kv = np.asarray(k_values)
     return int(np.argmin(np.abs(kv - int(k))))
 
 
-def mds_coordinates(similarity, n_components: int = 2) -> np.ndarray:
+def mds_coordinates(similarity: npt.ArrayLike, n_components: int = 2) -> np.ndarray:
     """Classical (Torgerson) MDS of a similarity matrix: dissimilarity d = max(s) - s off the diagonal (max
     over the whole matrix, diagonal included; 0 on the diagonal), B = -1/2 J d² J, coordinates = top
     eigenvectors × sqrt(eigenvalue). Signs are fixed so that the largest |coordinate| of each axis is

@@ -25,9 +25,11 @@ import ctypes
 import functools
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -149,7 +151,7 @@ def condense(matrices: torch.Tensor) -> torch.Tensor:
     return matrices.flatten(-2).index_select(-1, upper_positions(n, matrices.device))
 
 
-def cross_similarity(modified: torch.Tensor, original: torch.Tensor, similarity: str = "pearson"):
+def cross_similarity(modified: torch.Tensor, original: torch.Tensor, similarity: str = "pearson") -> torch.Tensor:
     """Entry [m, i, k] = similarity of modified[m, i] with original[k]: (M, n, D), (n, D) -> (M, n, n)."""
     return _unit(modified, similarity) @ _unit(original, similarity).T
 
@@ -160,8 +162,8 @@ class TailEngine:
     kind = "brute-force re-run"
     reruns_tail = True   # every mask re-runs network layers (slow: callers use coarser k grids)
 
-    def __init__(self, tail_stages, activations, similarity="pearson", device="cpu", dtype=torch.float32,
-                 chunk_bytes: int = 2 ** 27):
+    def __init__(self, tail_stages, activations, similarity: str = "pearson", device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32, chunk_bytes: int = 2 ** 27):
         _check_similarity(similarity)
         self.similarity, self.device, self.dtype = similarity, torch.device(device), dtype
         keep_large_blocks_apart()
@@ -201,6 +203,7 @@ class TailEngine:
                 raise DataError("images of different sizes give read-outs of different lengths; use a read-out "
                                  "after global pooling, or resize the images to one size")
             out[:, idx] = r
+        assert out is not None, "there is at least one group of images"
         return out
 
     # --- the two mask families the method needs -------------------------------------------------------
@@ -208,14 +211,14 @@ class TailEngine:
         """(n, n) similarity matrix with every map kept."""
         return similarity_matrices(self.full_readouts[None], self.similarity)[0]
 
-    def loo(self, js) -> tuple[torch.Tensor, torch.Tensor]:
+    def loo(self, js: npt.ArrayLike | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Leave-one-map-out for maps js: (pairs (J, P) with map j zeroed in every image,
         cross (J, n, n): cross[j, i, k] = similarity of image i with map j zeroed to the unmodified image k)."""
         r = self._loo_readouts(torch.as_tensor(js))
         pairs = condense(similarity_matrices(r, self.similarity))
         return pairs, cross_similarity(r, self.full_readouts, self.similarity)
 
-    def loo_pairs(self, js) -> torch.Tensor:
+    def loo_pairs(self, js: npt.ArrayLike | torch.Tensor) -> torch.Tensor:
         """(J, P): the pairs of loo(js) alone, without the image-specific rows."""
         return condense(similarity_matrices(self._loo_readouts(torch.as_tensor(js)), self.similarity))
 
@@ -224,7 +227,8 @@ class TailEngine:
         masks[torch.arange(len(js)), js] = 0
         return self.readouts(masks)
 
-    def prefix_pairs(self, order, ks):
+    def prefix_pairs(self, order: npt.ArrayLike,
+                     ks: Sequence[int]) -> Iterator[tuple[list[int], torch.Tensor]]:
         """Yield (ks_chunk, pairs (len(ks_chunk), P)) keeping only the maps order[:k] for each k; ks ascending."""
         order = torch.as_tensor(np.ascontiguousarray(order))
         for chunk in self.chunks(list(ks)):
@@ -238,7 +242,7 @@ class TailEngine:
         per_image = max(self.groups[0][1][0].numel(), self.full_readouts.shape[-1])
         return self.n * per_image * self.dtype.itemsize * 4 + self.n * self.n * 8 * 3
 
-    def chunks(self, items):
+    def chunks(self, items: list) -> list[list]:
         """Split masks (or k values) into batches that fit the engine's working-memory budget."""
         step = max(1, self.chunk_bytes // self._bytes_per_mask())
         return [items[s:s + step] for s in range(0, len(items), step)]
@@ -299,7 +303,7 @@ class LinearHeadEngine(TailEngine):
             source = torch.cummax(source, 0).values
         return torch.cat([base, fresh]).index_select(0, source.flatten()).view(M, n, -1)
 
-    def contributions(self, js) -> torch.Tensor:
+    def contributions(self, js: npt.ArrayLike | torch.Tensor) -> torch.Tensor:
         """(J, n, out): how much keeping map j adds to the Linear pre-activation of each image."""
         return torch.einsum("ojs,ijs->jio", self.weight[:, js], self.delta[:, js])
 
@@ -312,7 +316,8 @@ class LinearHeadEngine(TailEngine):
         return self._head_where(self.z_full[None] - self.contributions(js), self.active[js], self.full_readouts,
                                 carry_forward=False)
 
-    def prefix_pairs(self, order, ks):
+    def prefix_pairs(self, order: npt.ArrayLike,
+                     ks: Sequence[int]) -> Iterator[tuple[list[int], torch.Tensor]]:
         order = torch.as_tensor(np.ascontiguousarray(order), device=self.device)
         carry = self.z_empty.expand(self.n, -1).clone()                  # pre-activation with the maps so far
         readouts = self._head(carry[None].clone())[0]                    # every map zeroed
@@ -351,8 +356,8 @@ class PooledEngine(TailEngine):
     kind = "per-map sufficient statistics"
     reruns_tail = False  # every masked similarity is a product of precomputed statistics
 
-    def __init__(self, tail_stages, activations, similarity="pearson", device="cpu", dtype=torch.float32,
-                 chunk_bytes: int = 2 ** 27):
+    def __init__(self, tail_stages, activations, similarity: str = "pearson", device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32, chunk_bytes: int = 2 ** 27):
         _check_similarity(similarity)
         self.similarity, self.device, self.dtype = similarity, torch.device(device), dtype
         keep_large_blocks_apart()
@@ -386,7 +391,7 @@ class PooledEngine(TailEngine):
         self.full_sq_sums = ((flat * flat).sum(1), flat.sum(1))          # squared norms and sums, (n,) each
         self.base = (self.zero_sq.sum(), self.zero_sq.sum().expand(n), zero.sum().expand(n))  # every map zeroed
 
-    def _batched_readouts(self, activations, batch: int = 32):
+    def _batched_readouts(self, activations, batch: int = 32) -> torch.Tensor:
         """(n, D) read-outs with every map kept, a few images at a time (no stacked copy of all activations)."""
         out = None
         for start in range(0, self.n, batch):
@@ -403,9 +408,10 @@ class PooledEngine(TailEngine):
                     raise DataError("images of different sizes give read-outs of different lengths; use a "
                                      "read-out after global pooling, or resize the images to one size")
                 out[idx] = r
+        assert out is not None, "the constructor has checked that there is at least one image"
         return out
 
-    def chunks(self, items):
+    def chunks(self, items: list) -> list[list]:
         # Bounded by n^2 (the image rows of loo, the pair products of prefix_pairs), never by maps x n^2.
         # Small chunks keep the temporaries in cache: ~3x faster than one big block on 2 cores.
         step = max(1, min(64, 2 ** 22 // (self.n * self.n * 8)))
@@ -435,7 +441,7 @@ class PooledEngine(TailEngine):
         xj = self.x[:, js].transpose(0, 1)                               # (J, n, s)
         return (xj @ xj.transpose(1, 2)).sub_(self.zero_sq[js][:, None, None])
 
-    def full_rsm(self):
+    def full_rsm(self) -> torch.Tensor:
         sq, sums = self.full_sq_sums
         full = self._pairs_from(self.dots[None].clone(), sq[None], sums[None])[0]
         matrix = torch.ones(self.n, self.n, dtype=torch.float64, device=self.device)
@@ -443,13 +449,13 @@ class PooledEngine(TailEngine):
         matrix[self.cols, self.rows] = full
         return matrix
 
-    def loo_pairs(self, js):
+    def loo_pairs(self, js: npt.ArrayLike | torch.Tensor) -> torch.Tensor:
         js = torch.as_tensor(js, device=self.device)
         sq, sums = self.full_sq_sums
         return self._pairs_from(torch.sub(self.dots[None], self._map_products(js)), sq - self.sq_delta[js],
                                 sums - self.sum_delta[js])
 
-    def loo(self, js):
+    def loo(self, js: npt.ArrayLike | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         js = torch.as_tensor(js, device=self.device)
         pairs = self.loo_pairs(js)
         # Image-specific: only image i loses map j (its block x_ij becomes z_j); image k is unmodified.
@@ -473,7 +479,8 @@ class PooledEngine(TailEngine):
         cross.mul_(inv_i[:, :, None]).mul_(inv_k[None, None, :])
         return pairs, cross
 
-    def prefix_pairs(self, order, ks):
+    def prefix_pairs(self, order: npt.ArrayLike,
+                     ks: Sequence[int]) -> Iterator[tuple[list[int], torch.Tensor]]:
         # Statistics in float64: the same k gives the same numbers whichever k grid it is part of (float32
         # sums of differently grouped maps differed by 2e-7 in R^2, and failed at small k). The maps added
         # between two consecutive k form one group, whose pair dot products are one matrix product; groups
@@ -504,11 +511,12 @@ class PooledEngine(TailEngine):
             yield chunk, self._pairs_from(*(torch.cat([p[i] for p in parts]) for i in range(3)))
 
 
-def make_engine(net, layer_index: int, readout_index: int, activations, similarity="pearson", device="cpu",
-                dtype=torch.float32, method: str = "auto"):
+def make_engine(net: Any, layer_index: int, readout_index: int, activations: Sequence[np.ndarray],
+                similarity: str = "pearson", device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                method: str = "auto") -> TailEngine:
     """The fastest exact engine for this tail; method="brute" forces the reference re-run."""
     tail = net.stages[layer_index + 1: readout_index + 1]
-    kw = dict(similarity=similarity, device=device, dtype=dtype)
+    kw: dict[str, Any] = dict(similarity=similarity, device=device, dtype=dtype)
     if method == "brute":
         return TailEngine(tail, activations, **kw)
     if method != "auto":

@@ -14,11 +14,16 @@ the comparison metrics use for both maps (aisviz.core.metrics).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from PIL import Image
 
 from aisviz.core.resize import opencv_linear
 from aisviz.errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    from matplotlib.colors import Colormap
 
 
 def ais_heatmap(activation: np.ndarray, weights: np.ndarray, minmax_maps: bool = False,
@@ -58,7 +63,7 @@ def check_mode(mode: str) -> str:
 
 
 def _resize(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    h = Image.fromarray(np.asarray(heatmap, dtype=np.float32), mode="F").resize(size, Image.BILINEAR)
+    h = Image.fromarray(np.asarray(heatmap, dtype=np.float32), mode="F").resize(size, Image.Resampling.BILINEAR)
     return np.asarray(h, dtype=np.float64)
 
 
@@ -87,7 +92,7 @@ def display_values(heatmap: np.ndarray, size: tuple[int, int], mode: str = "defa
     return h / top if top > 0 else h
 
 
-def colormap(mode: str = "default"):
+def colormap(mode: str = "default") -> Colormap:
     """matplotlib's colormap for a display mode (jet for "paper", viridis by default)."""
     from matplotlib import colormaps
 

@@ -18,11 +18,17 @@ count such images apart. Values are never NaN without a reason.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 from PIL import Image
 
 from aisviz.core.heatmaps import display_map
 from aisviz.errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 QS = (0.05, 0.10, 0.15)
 KL_EPS = np.finfo(np.float64).eps  # 2.2204e-16, MATLAB's eps as in the MIT saliency benchmark's KLdiv
@@ -99,7 +105,7 @@ def top_region(m: np.ndarray, q: float) -> np.ndarray:
     return np.asarray(m) >= cut
 
 
-def relative_risk(ais_map, sal_map, q: float) -> float:
+def relative_risk(ais_map: np.ndarray, sal_map: np.ndarray, q: float) -> float:
     """The paper's relative risk at the top q (see DEFINITIONS['rr']); inf when FP = 0."""
     a, s = _check_pair(ais_map, sal_map)
     return _rr(top_region(a, q), top_region(s, q), q)
@@ -116,7 +122,7 @@ def _rr(pred: np.ndarray, ref: np.ndarray, q: float) -> float:
     return float((tp / (tp + fn)) / (fp / (fp + tn)))
 
 
-def auc(ais_map, sal_map, q: float) -> float:
+def auc(ais_map: np.ndarray, sal_map: np.ndarray, q: float) -> float:
     """ROC AUC of the AIS map for the saliency map's top-q region (see DEFINITIONS['auc'])."""
     a, s = _check_pair(ais_map, sal_map)
     return _auc(_ranks(a), top_region(s, q).ravel(), q)
@@ -132,7 +138,7 @@ def _auc(ranks: np.ndarray, positives: np.ndarray, q: float) -> float:
     return float(u / (n_pos * n_neg))
 
 
-def cc(ais_map, sal_map) -> float:
+def cc(ais_map: np.ndarray, sal_map: np.ndarray) -> float:
     """Pearson correlation over pixels (DEFINITIONS['cc'])."""
     a, s = _check_pair(ais_map, sal_map)
     return _pearson(a, s)
@@ -154,7 +160,7 @@ def _distribution(m: np.ndarray, label: str) -> np.ndarray:
     return m / total
 
 
-def sim(ais_map, sal_map) -> float:
+def sim(ais_map: np.ndarray, sal_map: np.ndarray) -> float:
     """Histogram intersection of the sum-normalised maps (DEFINITIONS['sim'])."""
     return _sim(*_check_pair(ais_map, sal_map))
 
@@ -163,7 +169,7 @@ def _sim(a: np.ndarray, s: np.ndarray) -> float:
     return float(np.minimum(_distribution(a, "AIS"), _distribution(s, "saliency")).sum())
 
 
-def kl(ais_map, sal_map) -> float:
+def kl(ais_map: np.ndarray, sal_map: np.ndarray) -> float:
     """KL divergence of the AIS map (prediction) from the saliency map (target) (DEFINITIONS['kl'])."""
     return _kl(*_check_pair(ais_map, sal_map))
 
@@ -173,13 +179,13 @@ def _kl(a: np.ndarray, s: np.ndarray) -> float:
     return float(np.sum(p * np.log(KL_EPS + p / (q + KL_EPS))))
 
 
-def mass_share(m, mask) -> float:
+def mass_share(m: np.ndarray, mask: np.ndarray) -> float:
     """Share of a non-negative map's sum inside a boolean mask (a mask of another size is resized to the
     map with nearest neighbours). Like heatmaps.mass_inside, for maps already at the image's size."""
     m = np.asarray(m, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != m.shape:
-        mask = np.asarray(Image.fromarray(mask).resize((m.shape[1], m.shape[0]), Image.NEAREST))
+        mask = np.asarray(Image.fromarray(mask).resize((m.shape[1], m.shape[0]), Image.Resampling.NEAREST))
     total = m.sum()
     if total <= 0:
         raise UndefinedMetric("the map is all zero, so it has no mass to share out")
@@ -194,7 +200,8 @@ def _metric(row: dict, key: str, fn, *args) -> None:
         row["notes"][key] = str(exc)
 
 
-def compare_pair(ais_map, sal_map, mask=None, qs=QS, where: str = "") -> dict:
+def compare_pair(ais_map: np.ndarray, sal_map: np.ndarray, mask: np.ndarray | None = None,
+                 qs: Sequence[float] = QS, where: str = "") -> dict:
     """Every metric for one image: rr_5, rr_10, rr_15, auc_5, ..., cc, sim, kl (+ mass shares with a mask).
     Undefined values are NaN with the reason in `row['notes'][key]`."""
     a, s = _check_pair(ais_map, sal_map, where)
@@ -219,7 +226,7 @@ def compare_pair(ais_map, sal_map, mask=None, qs=QS, where: str = "") -> dict:
     return row
 
 
-def summarize(values) -> dict:
+def summarize(values: Iterable[float]) -> dict:
     """mean and SD (ddof=1) over the finite values, median over all defined ones (inf included), and the
     counts: n (defined), n_inf, n_undefined (NaN). SD is NaN for fewer than two finite values."""
     v = np.asarray(values, dtype=np.float64)
@@ -246,7 +253,9 @@ def _summary(rows: list[dict]) -> dict:
     return {k: summarize([r.get(k, np.nan) for r in rows]) for k in _metric_keys(rows)}
 
 
-def compare_maps(ais_maps, sal_maps, image_names, masks=None, qs=QS, dataset: str = "") -> dict:
+def compare_maps(ais_maps: Sequence[np.ndarray], sal_maps: Sequence[np.ndarray], image_names: Sequence[str],
+                 masks: Sequence[np.ndarray | None] | np.ndarray | None = None, qs: Sequence[float] = QS,
+                 dataset: str = "") -> dict:
     """Per-image metrics between AIS maps and saliency maps (both at image size, in the same order as
     image_names), plus their summary over images (see summarize). masks: optional relevant regions."""
     names = list(image_names)
@@ -267,7 +276,7 @@ def compare_maps(ais_maps, sal_maps, image_names, masks=None, qs=QS, dataset: st
             "images": rows, "summary": _summary(rows)}
 
 
-def comparison_dataframe(result: dict):
+def comparison_dataframe(result: dict) -> pd.DataFrame:
     """pandas DataFrame of a compare_maps/compare_dataset result: one row per image, one column per metric
     (notes on undefined values joined into one text column)."""
     import pandas as pd
@@ -287,7 +296,7 @@ def pool_results(results: list[dict]) -> dict:
             "n_images": len(rows), "pooled": _summary(rows)}
 
 
-def jsonable(obj):
+def jsonable(obj: Any) -> Any:
     """A result dict made strict-JSON safe: NaN -> None (the reason stays in "notes"), inf -> "inf"."""
     if isinstance(obj, dict):
         return {k: jsonable(v) for k, v in obj.items()}
@@ -301,11 +310,12 @@ def jsonable(obj):
 
 
 def _bilinear(h: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    img = Image.fromarray(np.asarray(h, dtype=np.float32), mode="F").resize(size, Image.BILINEAR)
+    img = Image.fromarray(np.asarray(h, dtype=np.float32), mode="F").resize(size, Image.Resampling.BILINEAR)
     return np.asarray(img, dtype=np.float64)
 
 
-def image_maps(heatmaps, sal_maps, transform: str = "display") -> tuple[list, list]:
+def image_maps(heatmaps: Sequence[np.ndarray], sal_maps: Sequence[np.ndarray],
+               transform: str = "display") -> tuple[list, list]:
     """AIS heatmaps (any size) and saliency maps (image size) -> both at image size, through TRANSFORMS."""
     if transform not in TRANSFORMS:
         raise UsageError(f"transform must be one of {list(TRANSFORMS)}, not {transform!r}.")
@@ -320,7 +330,8 @@ def image_maps(heatmaps, sal_maps, transform: str = "display") -> tuple[list, li
 # The authors' further analyses
 
 
-def heatmap_agreement(heatmaps_a, heatmaps_b, image_names, sizes) -> dict:
+def heatmap_agreement(heatmaps_a: Sequence[np.ndarray], heatmaps_b: Sequence[np.ndarray], image_names: Sequence[str],
+                      sizes: Sequence[tuple[int, int]]) -> dict:
     """Pixel-wise Pearson r per image between two networks' or weight sets' heatmaps, each resized
     bilinearly to the image (sizes: (width, height) per image) with no clip or squaring, so that negative
     AIS regions count too. Returns per-image rows and the summary over images."""
@@ -328,9 +339,9 @@ def heatmap_agreement(heatmaps_a, heatmaps_b, image_names, sizes) -> dict:
     if not (len(heatmaps_a) == len(heatmaps_b) == len(names) == len(sizes)):
         raise DataError("give one heatmap from each source, one image name and one size per image.")
     rows = []
-    for name, ha, hb, size in zip(names, heatmaps_a, heatmaps_b, sizes):
+    for name, ha, hb, (width, height) in zip(names, heatmaps_a, heatmaps_b, sizes):
         row = {"image": name, "notes": {}}
-        _metric(row, "pearson", _pearson, _bilinear(ha, tuple(size)), _bilinear(hb, tuple(size)))
+        _metric(row, "pearson", _pearson, _bilinear(ha, (width, height)), _bilinear(hb, (width, height)))
         rows.append(row)
     return {"images": rows, "summary": _summary(rows),
             "definition": "pixel-wise Pearson r between the two heatmaps after bilinear resizing to the image"}

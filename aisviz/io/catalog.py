@@ -22,6 +22,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -245,7 +246,7 @@ def list_datasets() -> list[dict]:
     return rows
 
 
-def load_dataset(name_or_path) -> ComparisonSet:
+def load_dataset(name_or_path: str | Path) -> ComparisonSet:
     """Load a data folder by path, or a catalog set by name from the data search path."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
@@ -307,8 +308,9 @@ def _fetch(url: str, target: Path, sha256: str | None, timeout: float, progress:
         if sha256 is None or actual == sha256:
             return actual
         target.unlink()  # a wrong copy: fetch a fresh one
-    downloader = _copy_local if url.startswith("file:") else pooch.HTTPDownloader(progressbar=progress,
-                                                                                  timeout=timeout)
+    # Any: pooch's HTTPDownloader does not match pooch's own Downloader protocol as declared
+    downloader: Any = _copy_local if url.startswith("file:") else pooch.HTTPDownloader(progressbar=progress,
+                                                                                       timeout=timeout)
     target.parent.mkdir(parents=True, exist_ok=True)
     pooch.get_logger().setLevel("INFO" if progress else "WARNING")  # its "Downloading ..." lines go to stderr
     try:
@@ -322,8 +324,9 @@ def _fetch(url: str, target: Path, sha256: str | None, timeout: float, progress:
             f"hand before placing it at {target}."
         ) from None
     except requests.exceptions.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "an error"
         raise DataError(
-            f"the server answered HTTP {exc.response.status_code} for {url}. The file may have moved: fetch it "
+            f"the server answered HTTP {status} for {url}. The file may have moved: fetch it "
             f"by hand and place it at {target}."
         ) from exc
     return sha256_file(target)
@@ -417,7 +420,7 @@ def _convert_mur92(folder: Path) -> list[str]:
 _CONVERTERS = {"peterson_animals": _convert_peterson_animals, "mur92": _convert_mur92}
 
 
-def download(name: str, dest_root=None, timeout: float = 20, sources: dict | None = None,
+def download(name: str, dest_root: str | Path | None = None, timeout: float = 20, sources: dict | None = None,
              progress: bool = True) -> Path:
     """Fetch catalog set `name` into dest_root (default: user_data_dir()) and convert it.
 

@@ -241,7 +241,7 @@ def unpadded_numbers(names: Sequence[str]) -> bool:
     return len(widths) > 1 and sorted(range(len(keys)), key=lambda i: keys[i][:2]) != list(range(len(keys)))
 
 
-def warn_unpadded_numbers(sorted_names: Sequence[str], where) -> None:
+def warn_unpadded_numbers(sorted_names: Sequence[str], where: str | Path) -> None:
     if unpadded_numbers(sorted_names):
         warnings.warn(
             f"the images in {where} are numbered without zero padding ({', '.join(sorted_names[:3])}, ...), and "
@@ -255,7 +255,7 @@ def _natural_key(name: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
-def load_folder(path, name: str | None = None) -> ComparisonSet:
+def load_folder(path: str | Path, name: str | None = None) -> ComparisonSet:
     """Load a data folder laid out as in data/README.md. Images are only checked to exist."""
     folder = Path(path).expanduser()
     if not folder.is_dir():

@@ -7,22 +7,25 @@ position, and a mismatch is an error that names the labels at fault.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from aisviz.core.comparison import ComparisonSet, dissimilarity_to_similarity
 from aisviz.errors import DataError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 # rsatoolbox pattern descriptors that name images, tried in this order ("index" is rsatoolbox's default 0..n-1).
 NAME_DESCRIPTORS = ("image", "images", "image_name", "stimulus", "stimuli", "name", "names", "conds", "condition")
 
 
-def is_rdms(obj) -> bool:
+def is_rdms(obj: object) -> bool:
     return type(obj).__name__ == "RDMs" and hasattr(obj, "get_matrices") and hasattr(obj, "pattern_descriptors")
 
 
-def is_dataframe(obj) -> bool:
+def is_dataframe(obj: object) -> bool:
     return hasattr(obj, "index") and hasattr(obj, "columns") and hasattr(obj, "to_numpy")
 
 
@@ -53,7 +56,7 @@ def _mismatch(what, labels, names, set_name) -> DataError:
     )
 
 
-def align_dataframe(df, image_names, set_name: str = "") -> np.ndarray:
+def align_dataframe(df: pd.DataFrame, image_names: Sequence[str], set_name: str = "") -> np.ndarray:
     """A square DataFrame as a matrix in image_names order, aligned by its row and column labels.
 
     Unlabelled frames (a default 0..n-1 index and columns) are taken in image order."""
@@ -185,8 +188,10 @@ def from_rsatoolbox(rdms: Any, images: Sequence[Any] | None = None, image_paths:
         names = [str(x) for x in image_names]
     sim, note = rdms_to_similarity(rdms, names, name, descriptor, order, positional)
     note = "; ".join(x for x in (fields.pop("direction_note", ""), note) if x)
-    return ComparisonSet(name=name, image_names=tuple(names), similarity=sim, images=images,
-                         image_paths=image_paths, direction_note=note, **fields)
+    return ComparisonSet(name=name, image_names=tuple(names), similarity=sim,
+                         images=None if images is None else tuple(images),
+                         image_paths=None if image_paths is None else tuple(Path(p) for p in image_paths),
+                         direction_note=note, **fields)
 
 
 def from_dataframe(df: Any, image_names: Sequence[str] | None = None, name: str = "dataframe",
@@ -211,14 +216,14 @@ def from_dataframe(df: Any, image_names: Sequence[str] | None = None, name: str 
 
 def _rsatoolbox():
     try:
-        from rsatoolbox.rdm import RDMs
+        from rsatoolbox.rdm.rdms import RDMs
     except ImportError:
         raise ImportError("exporting RDMs needs rsatoolbox: pip install 'aisviz[rsa]' (or pip install rsatoolbox)."
                           ) from None
     return RDMs
 
 
-def network_rdm(scorer, k: int | None = None):
+def network_rdm(scorer: Any, k: int | None = None) -> Any:
     """The fitted scorer's network RDM as rsatoolbox RDMs: dissimilarity = 1 - network similarity of the
     read-outs, with all maps (k=None) or only the top-k maps by data-set AIS kept (the rest zeroed)."""
     RDMs = _rsatoolbox()

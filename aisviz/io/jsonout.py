@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 
-def strict(obj) -> tuple[object, int]:
+def strict(obj: Any) -> tuple[object, int]:
     """(a copy of obj that json.dumps(allow_nan=False) accepts, how many non-finite numbers became null)."""
     count = 0
 
@@ -42,7 +43,7 @@ def strict(obj) -> tuple[object, int]:
     return walk(obj), count
 
 
-def dumps(obj, indent: int | None = 1) -> str:
+def dumps(obj: Any, indent: int | None = 1) -> str:
     """Strict JSON text of obj. A dict gets "nonfinite_as_null": the number of NaN/inf values written as null."""
     clean, count = strict(obj)
     if isinstance(clean, dict):

@@ -9,6 +9,7 @@ import re
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from aisviz.errors import EnvironmentProblem, UsageError
@@ -92,7 +93,7 @@ def folder_usage(folder: Path) -> tuple[int, int]:
     return len(files), sum(p.stat().st_size for p in files)
 
 
-def output_names(image_names, suffix: str) -> list[str]:
+def output_names(image_names: Sequence[str], suffix: str) -> list[str]:
     """One safe, distinct output file name per image: its stem + suffix, made unique.
 
     Characters other than letters, digits, '.', '-' and '_' become '_', and leading dots and dashes go (so no
@@ -117,7 +118,7 @@ def output_names(image_names, suffix: str) -> list[str]:
     return out
 
 
-def prepare_output_dir(path, option: str = "--out") -> Path:
+def prepare_output_dir(path: str | Path, option: str = "--out") -> Path:
     """Create the output folder now, before any computation, and check that files can be written there."""
     out = Path(path).expanduser()
     if not str(path).strip():
@@ -136,7 +137,7 @@ def prepare_output_dir(path, option: str = "--out") -> Path:
     return out
 
 
-def sha256_file(path) -> str:
+def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file's bytes, read in 1 MiB blocks (bundles, downloads and weights files)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:

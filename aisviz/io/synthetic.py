@@ -28,6 +28,7 @@ from __future__ import annotations
 import colorsys
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from aisviz.core.comparison import ComparisonSet
@@ -61,7 +62,7 @@ DESCRIPTION = (
 )
 
 
-def observer_similarity(values, sigma: float = SIGMA) -> np.ndarray:
+def observer_similarity(values: npt.ArrayLike, sigma: float = SIGMA) -> np.ndarray:
     """The simulated observer: s_ij = exp(-(v_i - v_j)^2 / (2 sigma^2)) from the planted values alone."""
     v = np.asarray(values, dtype=np.float64)
     d = v[:, None] - v[None, :]

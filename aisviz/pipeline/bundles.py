@@ -44,6 +44,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -94,7 +95,7 @@ class BundleEntry:
 # helpers
 
 
-def jsonable(x):
+def jsonable(x: Any) -> Any:
     """Plain JSON types for numpy scalars/arrays and tuples (NaN and inf stay floats: Python's json
     writes and reads them)."""
     if isinstance(x, dict):
@@ -386,7 +387,7 @@ class BundleCatalog:
         return tuple(flat[offsets[i]:offsets[i + 1]].reshape(tuple(int(v) for v in shapes[i]))
                      for i in range(len(sizes)))
 
-    def load(self, sid: str):
+    def load(self, sid: str) -> Result:
         """The Result of setting sid; its arrays are read-only memory maps of the bundle's files."""
 
         m = self.manifest(sid)

@@ -1,7 +1,9 @@
 """Comparing AIS heatmaps with saliency maps over a data set: fit, heatmaps, saliency, metrics and panels."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -10,17 +12,23 @@ from aisviz.core.heatmaps import ais_heatmap, check_mode, overlay
 from aisviz.core.metrics import QS, TRANSFORMS, _ais_rank, _metric, _spearman, compare_maps, image_maps, summarize
 from aisviz.errors import DataError
 from aisviz.io.storage import atomic_write
-from aisviz.saliency.providers import get_provider, saliency_maps
+from aisviz.saliency.providers import SaliencyProvider, get_provider, saliency_maps
 from aisviz.viz.figures import figure_bytes, panel_figure
 
+if TYPE_CHECKING:
+    from aisviz.core.comparison import ComparisonSet
+    from aisviz.pipeline.importance import AlignmentImportance
 
-def ais_heatmaps(scorer, minmax_maps: bool = False) -> list[np.ndarray]:
+
+def ais_heatmaps(scorer: AlignmentImportance, minmax_maps: bool = False) -> list[np.ndarray]:
     """The AIS heatmap of every image of a fitted AlignmentImportance, at the feature-map size."""
     return [ais_heatmap(a, w, minmax_maps=minmax_maps) for a, w in zip(scorer.activations_, scorer.image_ais_)]
 
 
-def compare_dataset(dataset, provider="spectral_residual", scorer=None, qs=QS, transform: str = "display",
-                    use_cache: bool = True, progress: bool = False, **scorer_options) -> dict:
+def compare_dataset(dataset: ComparisonSet, provider: str | Path | SaliencyProvider = "spectral_residual",
+                    scorer: AlignmentImportance | None = None, qs: Sequence[float] = QS,
+                    transform: str = "display", use_cache: bool = True, progress: bool = False,
+                    **scorer_options: Any) -> dict:
     """AIS heatmaps against a saliency provider's maps on one data set, both prepared by `transform`.
 
     scorer: a fitted AlignmentImportance on this data set, or None to fit one (scorer_options go to
@@ -43,12 +51,12 @@ def compare_dataset(dataset, provider="spectral_residual", scorer=None, qs=QS, t
     return out
 
 
-def image_sizes(dataset) -> list[tuple[int, int]]:
+def image_sizes(dataset: ComparisonSet) -> list[tuple[int, int]]:
     """(width, height) of every image of a data set."""
     return [dataset.load_image(i).size for i in range(dataset.n_images)]
 
 
-def activation_strength(scorer) -> dict:
+def activation_strength(scorer: AlignmentImportance) -> dict:
     """Is AIS just activation strength? For the data set and for each image:
     - the most activated map (largest mean activation) and its rank in the AIS ranking (1 = highest AIS;
       chance = (C + 1) / 2 for C maps);
@@ -73,7 +81,8 @@ def activation_strength(scorer) -> dict:
     return {"n_maps": n_maps, "chance_rank": (n_maps + 1) / 2, "dataset": ds, "images": rows, "summary": summary}
 
 
-def side_by_side(image: Image.Image, heatmap, sal_map, gap: int = 4, mode: str = "default") -> Image.Image:
+def side_by_side(image: Image.Image, heatmap: np.ndarray, sal_map: np.ndarray, gap: int = 4,
+                 mode: str = "default") -> Image.Image:
     """image | AIS heatmap overlay | saliency overlay as one plain strip, both overlays through
     heatmaps.overlay in the display mode ("default" or "paper"). heatmap: the raw AIS heatmap (any size),
     not a display map, which the overlay would transform again."""
@@ -86,7 +95,8 @@ def side_by_side(image: Image.Image, heatmap, sal_map, gap: int = 4, mode: str =
     return canvas
 
 
-def export_panels(dataset, ais_maps, sal_maps, out_dir, mode: str = "default", provider: str = "saliency",
+def export_panels(dataset: ComparisonSet, ais_maps: Sequence[np.ndarray], sal_maps: Sequence[np.ndarray],
+                  out_dir: str | Path, mode: str = "default", provider: str = "saliency",
                   heatmap_title: str = "AIS heatmap (all maps)") -> list[Path]:
     """Write labelled panels (figures.panel_figure: titles and colour bars) as <image stem>.png into out_dir
     (atomic writes); returns the paths. ais_maps: raw AIS heatmaps (e.g. ais_heatmaps(scorer)); sal_maps:

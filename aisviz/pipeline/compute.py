@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aisviz.config import paper_seeds
 from aisviz.core.comparison import ComparisonSet
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from aisviz.pipeline.importance import AlignmentImportance, TopKValidation
 
 log = logging.getLogger("aisviz.pipeline")
+T = TypeVar("T")
 
 Report = Callable[[str, float, str], None]
 STAGES = ("data", "network", "features", "validation", "saliency", "views")
@@ -87,7 +88,7 @@ class Memo:
                 cache.popitem(last=False)
         return value
 
-    def get_or_make(self, kind: str, key: Hashable, make: Callable[[], Any]) -> Any:
+    def get_or_make(self, kind: str, key: Hashable, make: Callable[[], T]) -> T:
         """The kept value, or make() kept and returned."""
         value = self.get(kind, key)
         return value if value is not None else self.put(kind, key, make())

@@ -6,6 +6,8 @@ result_dataframe: the tables behind Result.to_dataframe and the ZIP export.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from aisviz.core.curves import nearest_k_index
@@ -13,14 +15,19 @@ from aisviz.core.heatmaps import ais_heatmap
 from aisviz.core.metrics import compare_pair, image_maps
 from aisviz.errors import UsageError
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def initial_k(result) -> int:
+    from aisviz.pipeline.result import Result
+
+
+def initial_k(result: Result) -> int:
     """The evaluated k nearest to the mean k* over splits (where the held-out test is read)."""
     kv = result.k_values
     return int(kv[nearest_k_index(kv, round(result.summary["mean_k_star"]))])
 
 
-def readout(result, k: int) -> dict:
+def readout(result: Result, k: int) -> dict:
     """The numbers the alignment view reports at k, from the stored curves (no recomputation): the
     evaluated k nearest to k, mean and SD over splits of test and train R² with the top-k maps, with k
     random maps, and with all maps (the same at every k)."""
@@ -37,7 +44,7 @@ def readout(result, k: int) -> dict:
     }
 
 
-def heatmap_k(result, k: int | None, follow_slider: bool) -> int | None:
+def heatmap_k(result: Result, k: int | None, follow_slider: bool) -> int | None:
     """The k whose top-k maps weight the heatmap, or None for all maps (the paper's heatmap, the
     default): only when the user opted in to follow the slider and k is below the number of maps."""
     if not follow_slider or k is None or int(k) >= result.n_maps:
@@ -45,7 +52,7 @@ def heatmap_k(result, k: int | None, follow_slider: bool) -> int | None:
     return int(k)
 
 
-def heatmap(result, i: int, k: int | None = None) -> np.ndarray:
+def heatmap(result: Result, i: int, k: int | None = None) -> np.ndarray:
     """Image i's raw AIS heatmap at the perturbed layer's size (h, w): image-AIS-weighted average of its
     maps over all maps (k None, the paper) or over the top-k maps by data-set AIS."""
 
@@ -56,7 +63,7 @@ def heatmap(result, i: int, k: int | None = None) -> np.ndarray:
     return ais_heatmap(result.activations[i], result.image_ais[i], keep=keep)
 
 
-def image_metrics(result, i: int, heat: np.ndarray) -> dict | None:
+def image_metrics(result: Result, i: int, heat: np.ndarray) -> dict | None:
     """AIS heatmap vs saliency for image i (compare.compare_pair on both maps through the paper's display
     transform, at the result's display size), or None without saliency maps."""
     if result.saliency is None:
@@ -67,7 +74,7 @@ def image_metrics(result, i: int, heat: np.ndarray) -> dict | None:
     return compare_pair(a[0], s[0], mask=mask, where=result.image_names[i])
 
 
-def image_table(result) -> list[dict]:
+def image_table(result: Result) -> list[dict]:
     """One row per image: r_orig, size, and (with saliency maps) the comparison metrics of its all-maps
     AIS heatmap against the saliency map, at display size."""
     rows = []
@@ -82,7 +89,7 @@ def image_table(result) -> list[dict]:
     return rows
 
 
-def map_table(result) -> list[dict]:
+def map_table(result: Result) -> list[dict]:
     """One row per map in channel order: name, channel, data-set AIS, R² without it, rank (1 = highest AIS)."""
     rank = np.empty(result.n_maps, int)
     rank[result.ranking] = np.arange(1, result.n_maps + 1)
@@ -90,7 +97,7 @@ def map_table(result) -> list[dict]:
              "rank": int(rank[j])} for j, name in enumerate(result.map_names)]
 
 
-def result_dataframe(result, kind: str = "maps"):
+def result_dataframe(result: Result, kind: str = "maps") -> pd.DataFrame:
     """pandas DataFrame of a Result; see Result.to_dataframe."""
     import pandas as pd
 

@@ -6,9 +6,13 @@ import io
 import json
 import re
 import zipfile
+from typing import TYPE_CHECKING
 
 from aisviz.pipeline import derive
 from aisviz.viz.figures import figure_bytes, panel_figure
+
+if TYPE_CHECKING:
+    from aisviz.pipeline.result import Result
 
 TABLES = {"maps.csv": "maps", "splits.csv": "splits", "curves.csv": "curves", "images.csv": "images",
           "summary.csv": "summary"}
@@ -28,12 +32,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "results"
 
 
-def zip_name(result) -> str:
+def zip_name(result: Result) -> str:
     s = result.settings
+    assert s.layer is not None, "a Result's settings name the resolved layer"
     return f"aisviz_{_slug(result.dataset_name)}_{_slug(s.model)}_{_slug(s.layer)}.zip"
 
 
-def settings_json(result) -> dict:
+def settings_json(result: Result) -> dict:
     return {"settings": result.settings.to_dict(), "dataset": result.dataset_name, "observer": result.observer,
             "n_images": result.n_images, "n_maps": result.n_maps, "weights": result.weights_label,
             "engine": result.engine, "k_step": result.k_step, "r2_all": result.r2_all,
@@ -41,7 +46,7 @@ def settings_json(result) -> dict:
             "display_size": result.display_size, "source": result.source}
 
 
-def results_zip(result) -> bytes:
+def results_zip(result: Result) -> bytes:
     """ZIP bytes: maps.csv, splits.csv, curves.csv, images.csv, summary.csv, settings.json, README.txt."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
@@ -54,7 +59,7 @@ def results_zip(result) -> bytes:
     return buf.getvalue()
 
 
-def panel_png(result, i: int, k: int | None, mode: str = "default") -> bytes:
+def panel_png(result: Result, i: int, k: int | None, mode: str = "default") -> bytes:
     """Image i's labelled panel (image | AIS heatmap | saliency, colour bars) as PNG bytes, at display size."""
 
     heat = derive.heatmap(result, i, k)

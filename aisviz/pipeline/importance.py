@@ -10,9 +10,12 @@ Definitions (Truong, Pesenti & Hasson 2025, Computational Brain & Behavior 8(3):
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from scipy import stats
 
@@ -31,7 +34,12 @@ from aisviz.core.engine import condense, make_engine
 from aisviz.errors import InputError, UsageError
 from aisviz.io.interop import network_rdm
 from aisviz.models.features import extract_activations, resolve_device
-from aisviz.models.networks import OFFLINE_MODEL, load_network
+from aisviz.models.networks import OFFLINE_MODEL, Network, load_network
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from aisviz.core.comparison import ComparisonSet
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,8 @@ class AlignmentImportance:
         self.device, self.dtype, self.method = device, dtype, method
         self.use_cache, self.progress, self.batch_size = use_cache, progress, batch_size
 
-    def fit(self, dataset, network=None, callback=None):
+    def fit(self, dataset: ComparisonSet, network: Network | None = None,
+            callback: Callable[[Progress], None] | None = None) -> AlignmentImportance:
         """Score every map of the layer on `dataset`. callback(Progress) is called after each chunk of maps."""
         _check_measure(self.measure)
         check_set_size(dataset)
@@ -114,7 +123,7 @@ class AlignmentImportance:
         self.image_ais_ = np.concatenate(image_ais).T            # (n_images, n_maps)
         return self
 
-    def to_rsatoolbox(self, k: int | None = None):
+    def to_rsatoolbox(self, k: int | None = None) -> Any:
         """The network RDM (1 - network similarity) as rsatoolbox RDMs, with all maps or the top k by AIS."""
 
         return network_rdm(self, k)
@@ -130,7 +139,7 @@ class AlignmentImportance:
         return [{"map": name, "channel": j, "ais": float(self.ais_[j]), "r2_without": float(self.r2_without_[j]),
                  "rank": int(rank[j])} for j, name in enumerate(self.map_names_)]
 
-    def to_dataframe(self, kind: str = "maps"):
+    def to_dataframe(self, kind: str = "maps") -> pd.DataFrame:
         """pandas DataFrame of the results. kind="maps": one row per map (table()); kind="images": one row
         per (image, map) with its image AIS, plus each image's r_orig (its row correlation with all maps)."""
         import pandas as pd
@@ -176,7 +185,7 @@ class TopKValidation:
                 tick(ks[-1] / self.k_values_[-1])
         return np.concatenate(tr), np.concatenate(te)
 
-    def fit(self, scorer: AlignmentImportance, callback=None):
+    def fit(self, scorer: AlignmentImportance, callback: Callable[[Progress], None] | None = None) -> TopKValidation:
         """Run every split on a fitted scorer. callback(Progress) is called after each chunk of k values
         (partial=None) and after each split (partial=self, with splits_, curves_ and summary_ so far)."""
         engine, human, measure = scorer.engine_, scorer.dataset_.similarity, scorer.measure
@@ -191,11 +200,12 @@ class TopKValidation:
 
         def tick(split, run):
             # The first split's unit also covers the training-AIS pass of every split (run -1).
-            if callback is None:
+            report = callback  # a local name, so that the checker sees it is not None inside the lambdas
+            if report is None:
                 return lambda fraction: None
             if split == 0:
-                return lambda f: callback(Progress("validation", (run + 1 + f) / (runs + 1), len(splits)))
-            return lambda f: callback(Progress("validation", split + (run + f) / runs, len(splits)))
+                return lambda f: report(Progress("validation", (run + 1 + f) / (runs + 1), len(splits)))
+            return lambda f: report(Progress("validation", split + (run + f) / runs, len(splits)))
 
         self.train_ais_ = self._training_ais(scorer, [train for _, _, train, _ in splits], tick(0, -1))
         for done, (seed, fold, train, test) in enumerate(tqdm(splits, desc="validation splits",
@@ -248,7 +258,7 @@ class TopKValidation:
             tick((done + 1) / len(chunks))
         return r2_all - np.concatenate(r2_without, 1)
 
-    def to_dataframe(self, kind: str = "splits"):
+    def to_dataframe(self, kind: str = "splits") -> pd.DataFrame:
         """pandas DataFrame of the results. kind="splits": one row per split (test images joined by ";");
         kind="curves": one row per (split, k) with the train/test R^2 of the top-k and random-k maps;
         kind="summary": one row with the summary."""
@@ -269,10 +279,10 @@ class TopKValidation:
             return pd.DataFrame([self.summary_])
         raise UsageError(f"kind must be 'splits', 'curves' or 'summary', not {kind!r}.")
 
-    def _summarize(self):
+    def _summarize(self) -> dict[str, Any]:
         col = {k: np.array([s[k] for s in self.splits_]) for k in
                ("k_star", "r2_test_all", "r2_test_topk", "r2_test_random", "r2_train_all", "r2_train_topk")}
-        summary = {f"mean_{k}": float(np.nanmean(v)) for k, v in col.items()}
+        summary: dict[str, Any] = {f"mean_{k}": float(np.nanmean(v)) for k, v in col.items()}
         summary.update({f"sd_{k}": float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in col.items()})
         summary["n_splits"] = len(self.splits_)
         ratio = float(np.mean([s["n_test"] / s["n_train"] for s in self.splits_]))
@@ -300,7 +310,7 @@ def _paired_greater(a, b) -> float | None:
     return float(stats.ttest_rel(a, b, alternative="greater").pvalue)
 
 
-def corrected_paired_greater(a, b, test_train_ratio: float) -> float | None:
+def corrected_paired_greater(a: npt.ArrayLike, b: npt.ArrayLike, test_train_ratio: float) -> float | None:
     """One-sided corrected resampled t-test (a > b) over the splits of repeated k-fold cross-validation.
 
     The splits of repeated k-fold share training and test images, so their differences are correlated and

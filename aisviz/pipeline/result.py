@@ -59,8 +59,10 @@ notes           dict: free-form notes kept with the result (empty unless a calle
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -68,6 +70,13 @@ from aisviz.core.curves import curve_stats, mds_coordinates
 from aisviz.errors import DataError
 from aisviz.pipeline.derive import result_dataframe
 from aisviz.pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from PIL.Image import Image as PILImage
+
+    from aisviz.core.comparison import ComparisonSet
+    from aisviz.pipeline.importance import AlignmentImportance, TopKValidation
 
 DISPLAY_SIZE = 320           # px, longer side of the images kept in a result
 CURVE_NAMES = ("train_topk", "test_topk", "train_random", "test_random")
@@ -148,13 +157,13 @@ class Result:
         """Map indices from the highest data-set AIS to the lowest (ties by channel order)."""
         return np.argsort(-self.ais, kind="stable")
 
-    def image(self, i: int):
+    def image(self, i: int) -> PILImage:
         """Image i at display size as a PIL image."""
         from PIL import Image
 
         return Image.fromarray(self.images[i])
 
-    def to_dataframe(self, kind: str = "maps"):
+    def to_dataframe(self, kind: str = "maps") -> pd.DataFrame:
         """pandas DataFrame: kind "maps" (one row per map: rank, AIS, R² without it), "images" (one row per
         image: r_orig and its size), "splits", "curves" (one row per split and k), "summary" (one row)."""
 
@@ -170,17 +179,19 @@ def _display_array(image, size: int) -> np.ndarray:
 def _resize_map(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
-    m = Image.fromarray(np.asarray(values, dtype=np.float32), mode="F").resize(size, Image.BILINEAR)
+    m = Image.fromarray(np.asarray(values, dtype=np.float32), mode="F").resize(size, Image.Resampling.BILINEAR)
     return np.asarray(m, dtype=np.float32)
 
 
 def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
-    return np.asarray(Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255).resize(size, Image.NEAREST)) > 127
+    mask_image = Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255)
+    return np.asarray(mask_image.resize(size, Image.Resampling.NEAREST)) > 127
 
 
-def build_result(scorer, validation, dataset, saliency=None, settings: Settings | None = None, *,
+def build_result(scorer: AlignmentImportance, validation: TopKValidation, dataset: ComparisonSet,
+                 saliency: Sequence[np.ndarray] | None = None, settings: Settings | None = None, *,
                  saliency_provider: str = "", saliency_error: str = "", display_size: int = DISPLAY_SIZE,
                  seconds: float = 0.0) -> Result:
     """The Result of a fitted AlignmentImportance, its fitted TopKValidation, the data set and
@@ -201,8 +212,7 @@ def build_result(scorer, validation, dataset, saliency=None, settings: Settings 
     sal = None if saliency is None else tuple(_resize_map(m, s) for m, s in zip(saliency, shown, strict=True))
     masks = None if dataset.relevant_masks is None else tuple(
         _resize_mask(m, s) for m, s in zip(dataset.relevant_masks, shown, strict=True))
-    activations = scorer.activations_
-    activations = activations.numpy() if hasattr(activations, "numpy") else np.asarray(activations)
+    activations = np.asarray(scorer.activations_)
     k_values = np.asarray(validation.k_values_, dtype=np.int64)
     return Result(
         settings=settings, dataset_name=dataset.name, observer=dataset.observer,

@@ -28,11 +28,11 @@ class Settings:
     provider: str = "spectral_residual"
     dtype: str = "float32"
 
-    def scorer_key(self):
+    def scorer_key(self) -> tuple:
         return (self.dataset, self.model, self.weights, self.layer, self.readout, self.similarity, self.measure,
                 self.dtype)
 
-    def validation_key(self, k_step: int):
+    def validation_key(self, k_step: int) -> tuple:
         return self.scorer_key() + (self.n_folds, self.n_seeds, k_step, self.n_random)
 
     def to_dict(self) -> dict:
@@ -73,8 +73,8 @@ def facet_text(field: str, value: object) -> str:
     """A facet value in words (menus and messages)."""
     if value is None:
         return "(network default)"
-    if field == "n_seeds":
-        return f"{value} (111 … {111 * int(value)})"
+    if field == "n_seeds" and isinstance(value, int):
+        return f"{value} (111 … {111 * value})"
     if field == "k_step" and value == 0:
         return "auto"
     if field == "provider" and value == "":

@@ -20,21 +20,28 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
 from aisviz.config import paper_seeds
 from aisviz.core.ceiling import ceiling_summary, load_subject_matrices, validation_ceiling
+from aisviz.core.comparison import ComparisonSet
 from aisviz.errors import EnvironmentProblem, UsageError
 from aisviz.io.catalog import load_dataset
 from aisviz.io.storage import atomic_write, environment_problem
-from aisviz.models.networks import list_layers, load_network
+from aisviz.models.networks import Network, list_layers, load_network
 from aisviz.pipeline.bundles import write_bundle
-from aisviz.pipeline.compute import Computation, run_pipeline
+from aisviz.pipeline.compute import Computation, Report, run_pipeline
 from aisviz.pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DatasetSpec: TypeAlias = "str | Path | ComparisonSet"  # a catalog name, a data folder or a loaded set
 
 # Columns of the sweep table, in order. Meanings are in COLUMN_MEANINGS.
 RESULT_COLUMNS = ("r2_all", "mean_r2_test_topk", "sd_r2_test_topk", "mean_r2_test_all", "sd_r2_test_all",
@@ -80,7 +87,7 @@ _POOLING = ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", 
 _FOLLOWED_INTO = ("BatchNorm2d", "ReLU", "ReLU6", "LeakyReLU", "SiLU", "GELU", "Hardswish", "ELU")
 
 
-def conv_layers(net) -> list[str]:
+def conv_layers(net: Network) -> list[str]:
     """The perturbable layers along the network: outputs of convolution blocks (after their normalisation
     and activation), not the raw convolution, not pooling, before the default read-out."""
 
@@ -116,7 +123,7 @@ def _error_line(exc: BaseException) -> str:
 
 
 def _empty_row(dataset, model, layer) -> dict:
-    row = {c: np.nan for c in COLUMNS}
+    row: dict[str, Any] = {c: np.nan for c in COLUMNS}
     row.update(dataset=dataset, model=model, layer=layer, layer_index=-1, readout="", engine="", status="",
                error="", n_images=0, n_maps=0, n_splits=0, n_subjects=0)
     return row
@@ -190,7 +197,8 @@ def cell_settings(label: str, model: str, layer: str, config: dict) -> Settings:
                     provider="", dtype=config["dtype"])
 
 
-def run_cell(dataset, network, settings: Settings, config: dict, report=None):
+def run_cell(dataset: ComparisonSet, network: Network, settings: Settings, config: dict,
+             report: Report | None = None) -> tuple[dict, Computation, list[dict] | None]:
     """Score and validate one cell in this process, through the pipeline. Returns (row, computation, ceiling
     rows). settings.k_step = 0 picks the dashboard's auto step for the layer's maps and engine. report(stage,
     fraction, text) follows the pipeline's stages (an exception it raises stops the cell)."""
@@ -199,8 +207,10 @@ def run_cell(dataset, network, settings: Settings, config: dict, report=None):
                                device=config["device"], use_cache=config["use_cache"])
     scorer, validation = computation.scorer, computation.validation
     subjects = load_subject_matrices(dataset)
-    ceiling_rows = validation_ceiling(scorer, validation, subjects) if subjects is not None else None
-    ceiling = ceiling_summary(scorer, ceiling_rows, subjects) if subjects is not None else {}
+    ceiling_rows, ceiling = None, {}
+    if subjects is not None:
+        ceiling_rows = validation_ceiling(scorer, validation, subjects)
+        ceiling = ceiling_summary(scorer, ceiling_rows, subjects)
     row = {"layer_index": network.index(scorer.layer_), "readout": scorer.readout_, "n_images": dataset.n_images,
            "n_maps": len(scorer.ais_), "engine": scorer.engine_.kind, "r2_all": scorer.r2_all_,
            **{k: validation.summary_[k] for k in RESULT_COLUMNS if k != "r2_all"}, **ceiling,
@@ -220,8 +230,10 @@ def _data_hash(dataset) -> str:
     return dataset.content_hash() + extra
 
 
-def run_cells(label: str, model: str, layers: list[str], config: dict, out, load_dataset, load_network,
-              callback=None, stop_on: tuple = (), on_cell=None) -> list[dict]:
+def run_cells(label: str, model: str, layers: list[str], config: dict, out: str | Path | None,
+              load_dataset: Callable[[], ComparisonSet], load_network: Callable[[], Network],
+              callback: Callable[[int, str, float, str], None] | None = None, stop_on: tuple = (),
+              on_cell: Callable[[dict], None] | None = None) -> list[dict]:
     """The cells (label, model, layer) for each layer, one after the other, in this process: finished cells
     (row.json under `out` with the same settings and data content) are read back, the others computed and
     saved. load_dataset() is called once; load_network() once, and only when a cell must be computed.
@@ -276,7 +288,8 @@ def run_cells(label: str, model: str, layers: list[str], config: dict, out, load
     return [rows[layer] for layer in layers]
 
 
-def run_group(dataset_spec, model: str, layers: list[str], config: dict, out: str | None, on_cell=None) -> list[dict]:
+def run_group(dataset_spec: str | Path | ComparisonSet, model: str, layers: list[str], config: dict, out: str | None,
+              on_cell: Callable[[dict], None] | None = None) -> list[dict]:
     """One Dask task: the cells of one (data set, network), sequentially, in the worker's process."""
 
     return run_cells(_dataset_label(dataset_spec), model, layers, config, out,
@@ -293,10 +306,13 @@ def _client(scheduler):
     return scheduler if isinstance(scheduler, Client) else Client(scheduler)
 
 
-def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str | None = None, folds: int = 5,
-          seeds=8, k_step: int = 1, n_random: int = 1, out=None, scheduler=None, workers: int = 1,
-          weights: str = "pretrained", similarity: str = "pearson", measure: str = "pearson", device: str = "auto",
-          dtype: str = "float32", use_cache: bool = True, progress: bool = True, on_row=None):
+def sweep(datasets: str | ComparisonSet | Sequence[DatasetSpec], models: str | Sequence[str] = ("efficientnet_lite0",),
+          layers: str | Sequence[str] | None = None, *, readout: str | None = None, folds: int = 5,
+          seeds: int | Sequence[int] = 8, k_step: int = 1, n_random: int = 1, out: str | Path | None = None,
+          scheduler: Any = None, workers: int = 1, weights: str = "pretrained", similarity: str = "pearson",
+          measure: str = "pearson", device: str = "auto", dtype: str = "float32", use_cache: bool = True,
+          progress: bool = True,
+          on_row: Callable[[dict], None] | None = None) -> pd.DataFrame:
     """Score and validate every cell (data set x network x layer); returns a pandas DataFrame, one row per cell
     (columns COLUMNS, meanings COLUMN_MEANINGS).
 
@@ -311,10 +327,11 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
     import pandas as pd
 
     try:
-        import dask
+        from dask.base import compute
+        from dask.delayed import delayed
     except ImportError as exc:
         raise ImportError("aisviz sweep runs on Dask: pip install 'aisviz[sweep]'") from exc
-    datasets = [datasets] if isinstance(datasets, str) or hasattr(datasets, "similarity") else list(datasets)
+    datasets = [datasets] if isinstance(datasets, (str, ComparisonSet)) else list(datasets)
     models = [models] if isinstance(models, str) else list(models)
     layers = [layers] if isinstance(layers, str) else layers
     if not datasets or not models:
@@ -360,14 +377,15 @@ def sweep(datasets, models=("efficientnet_lite0",), layers=None, *, readout: str
     if scheduler is None:
         # traverse=False: a ComparisonSet travels as it is, not taken apart as a dataclass. Threads share this
         # process, so each finished cell reaches cell_done at once.
-        tasks = [dask.delayed(run_group)(dask.delayed(ds, traverse=False), model, names, config, outdir,
-                                         on_cell=functools.partial(cell_done, i), dask_key_name=f"sweep-group-{i}")
+        tasks = [delayed(run_group)(delayed(ds, traverse=False), model, names, config, outdir,
+                                    on_cell=functools.partial(cell_done, i), dask_key_name=f"sweep-group-{i}")
                  for i, (ds, model, names) in enumerate(groups)]
-        dask.compute(*tasks, scheduler="threads", num_workers=max(1, int(workers)))
+        compute(*tasks, scheduler="threads", num_workers=max(1, int(workers)))
     else:
         from distributed import as_completed
 
         client = _client(scheduler)
+        assert client.scheduler is not None, "a client made by _client is connected"
         # stderr: stdout may carry the --json rows
         print(f"Dask cluster {client.scheduler.address}; its dashboard: {client.dashboard_link}", file=sys.stderr)
         futures = {client.submit(run_group, ds, model, names, config, outdir, pure=False): i
@@ -399,7 +417,7 @@ def _write_table(out: Path, rows: list[dict]):
         raise ImportError("writing sweep.parquet needs pyarrow: pip install 'aisviz[sweep]'") from exc
 
 
-def read_sweep(out):
+def read_sweep(out: str | Path) -> pd.DataFrame:
     """The sweep table written to `out` (a DataFrame), from the Parquet file, or the CSV without pyarrow."""
     import pandas as pd
 
@@ -415,7 +433,7 @@ def read_sweep(out):
 SETTING_COLUMNS = ("weights", "similarity", "measure", "folds", "n_seeds", "k_step", "n_random")
 
 
-def read_cells(out):
+def read_cells(out: str | Path) -> pd.DataFrame:
     """Every finished cell under `out` (OUT/cells/*/row.json) as a DataFrame: the row's COLUMNS plus the
     settings it was computed with (SETTING_COLUMNS). An unreadable cell is left out (a re-run redoes it)."""
     import pandas as pd
@@ -433,11 +451,13 @@ def read_cells(out):
     return pd.DataFrame(rows, columns=[*COLUMNS, *SETTING_COLUMNS])
 
 
-def layer_table(source, dataset: str | None = None, model: str | None = None):
+def layer_table(source: pd.DataFrame | str | Path, dataset: str | None = None,
+                model: str | None = None) -> pd.DataFrame:
     """The finished cells of one (data set, network) ordered by depth (layer_index): what the layer comparison
     shows. source: a sweep table (DataFrame) or the folder a sweep wrote; dataset/model may be omitted where
     the table holds only one."""
-    table = source if hasattr(source, "columns") else read_sweep(source)
+    # Any: pandas' own annotations make a boolean-mask selection "Series | DataFrame"
+    table: Any = read_sweep(source) if isinstance(source, (str, Path)) else source
     table = table[table.status != "failed"]
     for column, value in (("dataset", dataset), ("model", model)):
         choices = sorted(table[column].unique())

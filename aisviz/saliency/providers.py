@@ -18,14 +18,17 @@ import os
 import socket
 import sys
 import warnings
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from aisviz.config import aisviz_home
-from aisviz.core.comparison import IMAGE_EXTENSIONS
+from aisviz.core.comparison import IMAGE_EXTENSIONS, ComparisonSet
 from aisviz.errors import AisvizWarning, InputError
 from aisviz.io.storage import atomic_write, clear_files
 from aisviz.models.features import resolve_device
@@ -40,7 +43,7 @@ class SaliencyError(InputError):
     """A saliency provider or map that cannot be used; the message names the problem and the fix."""
 
 
-def check_map(sal_map, size: tuple[int, int], where: str, resize: bool = False) -> np.ndarray:
+def check_map(sal_map: npt.ArrayLike, size: tuple[int, int], where: str, resize: bool = False) -> np.ndarray:
     """Check one saliency map against its image's size=(width, height); return it as float32 (H, W).
 
     resize=True resizes a map of another size bilinearly; otherwise a size mismatch is an error."""
@@ -69,7 +72,7 @@ def check_map(sal_map, size: tuple[int, int], where: str, resize: bool = False) 
                 f"saliency map {where} is {m.shape[1]}x{m.shape[0]} (width x height) but its image "
                 f"is {width}x{height}. Compute the map at the image's size, or pass resize=True to "
                 "resize it bilinearly.")
-        m = np.asarray(Image.fromarray(m, mode="F").resize(size, Image.BILINEAR), dtype=np.float32)
+        m = np.asarray(Image.fromarray(m, mode="F").resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
         m = np.clip(m, 0, None)  # bilinear resampling can undershoot by rounding
     return m
 
@@ -88,7 +91,7 @@ class SaliencyProvider:
     def cache_id(self) -> str | None:
         return self.name
 
-    def prepare(self, image_names) -> None:
+    def prepare(self, image_names: Sequence[str]) -> None:
         """Called once with the data set's image names before any map is computed (checks early)."""
 
     def compute(self, image: Image.Image, name: str | None = None) -> np.ndarray:
@@ -134,11 +137,11 @@ class OpenCVSaliency(SaliencyProvider):
         self.note = "OpenCV contrib cv2.saliency; computed on the image at its own size."
 
     @property
-    def cache_id(self):
+    def cache_id(self) -> str | None:
         cv2, _ = _cv2_saliency()
         return f"{self.name}:cv2-{cv2.__version__}"  # OpenCV releases may change the maps
 
-    def compute(self, image, name=None):
+    def compute(self, image: Image.Image, name: str | None = None) -> np.ndarray:
         cv2, sal = _cv2_saliency()
         algo = getattr(sal, self._FACTORIES[self.name][0])()
         bgr = cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
@@ -163,10 +166,10 @@ class CenterBias(SaliencyProvider):
                      "position-only baseline, not a fixation model"
 
     @property
-    def cache_id(self):
+    def cache_id(self) -> str | None:
         return f"{self.name}:{self.sigma_fraction!r}"
 
-    def compute(self, image, name=None):
+    def compute(self, image: Image.Image, name: str | None = None) -> np.ndarray:
         w, h = image.size
         sigma = self.sigma_fraction * min(w, h)
         y = (np.arange(h) - (h - 1) / 2) ** 2
@@ -229,7 +232,7 @@ class DeepGazeIIE(SaliencyProvider):
         return t.astype(np.float64)
 
     @property
-    def cache_id(self):
+    def cache_id(self) -> str | None:
         return f"{self.name}:cb-{self._template_id}"
 
     def centerbias(self, height: int, width: int) -> np.ndarray:
@@ -244,7 +247,7 @@ class DeepGazeIIE(SaliencyProvider):
             cb = zoom(t, (height / t.shape[0], width / t.shape[1]), order=0, mode="nearest")
         return cb - logsumexp(cb)
 
-    def load(self):
+    def load(self) -> Any:
         """Load the model once (torch.hub); fails within seconds when offline."""
         if self._model is None:
             import torch
@@ -253,7 +256,10 @@ class DeepGazeIIE(SaliencyProvider):
             try:
                 # torch hub prints "Downloading: ..." on stdout, where it would break --json: stderr instead.
                 with _socket_timeout(self.timeout), contextlib.redirect_stdout(sys.stderr):
-                    model = torch.hub.load("matthias-k/DeepGaze", "DeepGazeIIE", pretrained=True, trust_repo=True)
+                    # Any: whatever the repository's hubconf builds. trust_repo=True is documented; torch
+                    # annotates the parameter by its default, "check" (which may prompt)
+                    model: Any = torch.hub.load("matthias-k/DeepGaze", "DeepGazeIIE", pretrained=True,
+                                                trust_repo=True)  # pyright: ignore[reportArgumentType]
             except Exception as exc:  # no network, hub cache missing, download cut, ...
                 raise SaliencyError(
                     f"DeepGaze IIE could not be loaded through torch.hub ({type(exc).__name__}: {exc}). It needs "
@@ -265,7 +271,7 @@ class DeepGazeIIE(SaliencyProvider):
             self._model = model.to(self._device).eval()
         return self._model
 
-    def compute(self, image, name=None):
+    def compute(self, image: Image.Image, name: str | None = None) -> np.ndarray:
         import torch
 
         model = self.load()
@@ -311,14 +317,14 @@ class FolderMaps(SaliencyProvider):
         return files
 
     @property
-    def cache_id(self):
+    def cache_id(self) -> str | None:
         return None
 
     def _find(self, name: str) -> Path | None:
         # 'cat.png' is matched by 'cat.npy' (same stem) or by 'cat.png.npy'
         return self._files.get(Path(name).stem) or self._files.get(Path(name).name)
 
-    def prepare(self, image_names):
+    def prepare(self, image_names: Sequence[str]) -> None:
         missing = [n for n in image_names if self._find(n) is None]
         if missing:
             more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
@@ -327,12 +333,13 @@ class FolderMaps(SaliencyProvider):
                 f"{missing[:10]}{more}. Add one file per image named like the image with .png or .npy "
                 f"(e.g. '{Path(missing[0]).stem}.png'), or drop those images (ComparisonSet.subset).")
 
-    def compute(self, image, name=None):
+    def compute(self, image: Image.Image, name: str | None = None) -> np.ndarray:
         if name is None:
             raise SaliencyError("a folder of saliency maps needs the image name to find its map.")
         path = self._find(name)
         if path is None:
             self.prepare([name])  # raises the missing-map error
+        assert path is not None, "prepare raises for a missing map"
         if path.suffix.lower() == ".npy":
             try:
                 m = np.load(path, allow_pickle=False)
@@ -369,7 +376,7 @@ PROVIDERS = {
 }
 
 
-def get_provider(name_or_dir, **options) -> SaliencyProvider:
+def get_provider(name_or_dir: str | Path | SaliencyProvider, **options: Any) -> SaliencyProvider:
     """A provider by name (see PROVIDERS), or a FolderMaps for an existing folder; options go to it.
 
     A SaliencyProvider instance is returned unchanged."""
@@ -429,8 +436,8 @@ def _write_cache(path: Path, dataset, maps: list) -> None:
                       "AISVIZ_HOME), or pass --no-cache.", AisvizWarning)
 
 
-def saliency_maps(dataset, provider="spectral_residual", use_cache: bool = True,
-                  progress: bool = False) -> list[np.ndarray]:
+def saliency_maps(dataset: ComparisonSet, provider: str | Path | SaliencyProvider = "spectral_residual",
+                  use_cache: bool = True, progress: bool = False) -> list[np.ndarray]:
     """One float32 (H, W) map per image of the data set, in its order, at each image's size."""
     provider = get_provider(provider)
     provider.prepare(dataset.image_names)

@@ -30,6 +30,7 @@ What it adds to Voila 0.5.13 (each answers a way one visitor could hurt everyone
 from __future__ import annotations
 
 import html
+from typing import Any, cast
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.services.kernels.handlers import KernelHandler
@@ -114,16 +115,22 @@ class GuardedKernelWebsocketHandler(VoilaKernelWebsocketHandler):
         return super().on_message(message)
 
 
+async def awaited(result: Any) -> Any:
+    """The value of a handler method of jupyter_server or tornado: a coroutine (awaited) or None. Their
+    @authenticated decorators declare it optionally awaitable."""
+    return await result if result is not None else None
+
+
 class OwnedKernelHandler(KernelHandler):
     """jupyter_server's /api/kernels/<id> (model, shutdown), for the kernel's owner only (hub mode)."""
 
     async def get(self, kernel_id):
         check_owner(self, kernel_id)
-        return await super().get(kernel_id)
+        return await awaited(super().get(kernel_id))
 
     async def delete(self, kernel_id):
         check_owner(self, kernel_id)
-        return await super().delete(kernel_id)
+        return await awaited(super().delete(kernel_id))
 
 
 class BeaconShutdownHandler(VoilaShutdownKernelHandler):
@@ -138,7 +145,7 @@ class BeaconShutdownHandler(VoilaShutdownKernelHandler):
 
     async def post(self, kernel_id):
         check_owner(self, kernel_id)
-        return await super().post(kernel_id)
+        return await awaited(super().post(kernel_id))
 
 
 def busy_kernels(kernel_manager) -> int:
@@ -194,7 +201,7 @@ class AdmittedVoilaHandler(TornadoVoilaHandler):
 
     async def get(self, path=None):
         if self.current_user is None:          # the login redirect (hub mode) before any bookkeeping
-            return await super().get(path)
+            return await awaited(super().get(path))
         books, km = admission(self), self.settings["kernel_manager"]
         client = client_key(self)
         books.prune(km.list_kernel_ids())
@@ -211,7 +218,7 @@ class AdmittedVoilaHandler(TornadoVoilaHandler):
             return None
         self._page_kernels = _PageKernels(km, lambda kernel_id: books.started(kernel_id, client))
         try:
-            return await super().get(path)
+            return await awaited(super().get(path))
         finally:
             started = self._page_kernels.kernel_ids
             books.rendered(client, len(started))
@@ -257,7 +264,9 @@ def plotly_bundle():
     from importlib.util import find_spec
     from pathlib import Path
 
-    return Path(find_spec("plotly").origin).parent / "package_data" / "widgetbundle.js"
+    spec = find_spec("plotly")
+    assert spec is not None and spec.origin is not None, "plotly is a dependency of the server"
+    return Path(spec.origin).parent / "package_data" / "widgetbundle.js"
 
 
 class AisvizVoila(Voila):
@@ -275,7 +284,7 @@ class AisvizVoila(Voila):
     full_message = Unicode("", config=True, help="text of the 'server full' page")
 
     def init_settings(self):
-        settings = super().init_settings()
+        settings = cast(dict, super().init_settings())  # Voila annotates it with the traitlet Dict
         settings["aisviz_admission"] = Admission(Limits(
             max_kernels=max(0, int(self.max_kernels)), per_client=max(0, int(self.kernels_per_client)),
             pages_per_minute=max(0, int(self.pages_per_minute)), claim_timeout=max(1.0, float(self.claim_timeout))))
@@ -290,7 +299,7 @@ class AisvizVoila(Voila):
         # the base URL; behind JupyterHub they must live under it (/services/aisviz/oauth_callback).
         identity_paths = {spec[0] for spec in self.identity_provider.get_handlers()}
         handlers = []
-        for spec in super().init_handlers():
+        for spec in cast(list, super().init_handlers()):  # annotated with the traitlet List
             if len(spec) >= 2 and spec[1] in REPLACEMENTS:
                 spec = (spec[0], REPLACEMENTS[spec[1]], *spec[2:])
             if spec[0] in identity_paths and self.base_url != "/":

@@ -35,7 +35,9 @@ def share_plotly_bundle() -> bool:
     from plotly.basewidget import BaseFigureWidget
 
     base = os.environ.get("VOILA_BASE_URL") or "/"
-    BaseFigureWidget._esm = PLOTLY_STUB.format(path=f"{base.rstrip('/')}/{PLOTLY_ROUTE}")
+    # anywidget takes the module as source text or as a path; plotly declares only Path
+    BaseFigureWidget._esm = PLOTLY_STUB.format(  # pyright: ignore[reportAttributeAccessIssue]
+        path=f"{base.rstrip('/')}/{PLOTLY_ROUTE}")
     return True
 
 

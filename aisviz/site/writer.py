@@ -198,7 +198,7 @@ def _setting(catalog: BundleCatalog, entry) -> tuple[dict, dict]:
     r = catalog.load(entry.id)
     k0 = derive.initial_k(r)
     curve = alignment_curve(r.k_values, r.curves, r.summary, k=k0, height=440)
-    markers = [i for i, t in enumerate(curve.data) if t.name in (MARKER_TRAIN, MARKER_TEST)]
+    markers = [i for i, t in enumerate(curve.data) if getattr(t, "name", None) in (MARKER_TRAIN, MARKER_TEST)]
     mds = mds_scatter(r.mds, r.image_names, thumbnails=[b""] * r.n_images, height=420)
     cell = grid_geometry(r.n_images)["cell"]
     thumbs = []

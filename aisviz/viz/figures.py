@@ -6,18 +6,24 @@ PNG or SVG. The dashboard's downloads, the CLI's panels and notebooks use them.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from aisviz.core.heatmaps import colormap, overlay, scale_note
 from aisviz.errors import UsageError
+
+if TYPE_CHECKING:  # matplotlib and PIL are imported when a figure is drawn
+    from matplotlib.figure import Figure
+    from PIL.Image import Image as PILImage
 
 FORMATS = ("png", "svg")
 TRAIN_COLOUR, TEST_COLOUR, RANDOM_COLOUR = "#1f77b4", "#d62728", "#7f7f7f"
 TOPK_COLOUR, OTHER_COLOUR = "#d62728", "#9aa5b1"
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
@@ -36,7 +42,8 @@ def figure_bytes(fig, fmt: str = "png", dpi: int = 150) -> bytes:
     return buf.getvalue()
 
 
-def curve_figure(k_values, stats: dict, summary: dict, k: int | None = None, title: str = ""):
+def curve_figure(k_values: npt.ArrayLike, stats: dict, summary: dict, k: int | None = None,
+                 title: str = "") -> Figure:
     """Train and test R² against k (top-k maps by training AIS), mean ± SD over splits; k random maps
     (test); the all-maps levels as dotted lines, in the legend; mean k*; the current k."""
     fig = _figure(7.5, 4.6)
@@ -61,13 +68,13 @@ def curve_figure(k_values, stats: dict, summary: dict, k: int | None = None, tit
                 label=f"k = {x[i]}: test R² {stats['test_topk']['mean'][i]:.3f}")
     ax.set_xlabel("k (maps kept, ranked by training AIS)")
     ax.set_ylabel("alignment R² (mean ± SD over splits)")
-    ax.set_title(title or None, fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7.5, loc="lower right", framealpha=0.9)
     ax.grid(alpha=0.25)
     return fig
 
 
-def bars_figure(ais, k: int, title: str = ""):
+def bars_figure(ais: npt.ArrayLike, k: int, title: str = "") -> Figure:
     """Data-set AIS of every map, sorted from the highest; the top-k maps in red, the rest grey, with a
     legend and the zero line (AIS 0 = removing the map does not change the alignment)."""
     from matplotlib.patches import Patch
@@ -81,7 +88,7 @@ def bars_figure(ais, k: int, title: str = ""):
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xlabel("rank by data-set AIS (1 = largest drop in alignment when removed)")
     ax.set_ylabel("AIS = R²(all) − R²(without the map)")
-    ax.set_title(title or None, fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.legend(handles=[Patch(color=TOPK_COLOUR, label=f"top {int(k)} maps (kept at k = {int(k)})"),
                        Patch(color=OTHER_COLOUR, label="other maps")], fontsize=8, loc="upper right")
     ax.set_xlim(0, n + 1)
@@ -144,8 +151,9 @@ def _colourbar(fig, ax, mode: str, label: str):
     bar.ax.tick_params(labelsize=7)
 
 
-def panel_figure(image, heatmap, saliency=None, mode: str = "default", title: str = "",
-                 heatmap_title: str = "AIS heatmap (all maps)", saliency_title: str = "saliency"):
+def panel_figure(image: PILImage, heatmap: np.ndarray, saliency: np.ndarray | None = None,
+                 mode: str = "default", title: str = "", heatmap_title: str = "AIS heatmap (all maps)",
+                 saliency_title: str = "saliency") -> Figure:
     """Labelled image | AIS heatmap overlay | saliency overlay (saliency None: two panels), each overlay
     with a colour bar stating its scale in this display mode."""
     panels = 3 if saliency is not None else 2
@@ -169,7 +177,7 @@ def panel_figure(image, heatmap, saliency=None, mode: str = "default", title: st
     return fig
 
 
-def heatmap_figure(image, heatmap, mode: str = "default", title: str = ""):
+def heatmap_figure(image: PILImage, heatmap: np.ndarray, mode: str = "default", title: str = "") -> Figure:
     """One labelled AIS heatmap overlay with its colour bar (the CLI's `heatmaps` images)."""
     fig = _figure(4.6, 4.3)
     ax = fig.add_subplot()

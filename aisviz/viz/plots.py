@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from aisviz.core.curves import curve_stats, nearest_k_index
+
+if TYPE_CHECKING:  # plotly, pandas and PIL are imported when a figure is drawn
+    import pandas as pd
+    import plotly.graph_objects as go
+    from PIL.Image import Image as PILImage
 
 TOPK_COLOUR = "#d62728"
 OTHER_COLOUR = "#9aa5b1"
@@ -60,8 +68,8 @@ MARKER_TEST = "current k (test)"
 MARKER_TRAIN = "current k (train)"
 
 
-def alignment_curve(k_values, curves: dict, summary: dict, k: int | None = None, title: str = "",
-                    height: int = 420):
+def alignment_curve(k_values: npt.ArrayLike, curves: dict, summary: dict, k: int | None = None, title: str = "",
+                    height: int = 420) -> go.Figure:
     """Train and test R² against k (top-k maps by training AIS): mean line and ±1 SD band over splits;
     the random-k-maps baseline (test) as a band; the all-maps level (mean test and train R²) as dotted
     lines; mean k* as a dashed vertical line; markers at the current k (traces named MARKER_TEST and
@@ -117,7 +125,8 @@ def _highest(st, summary) -> float:
 # Per-map AIS
 
 
-def ais_bars(ais, k: int | None = None, map_names=None, title: str = "", height: int = 360):
+def ais_bars(ais: npt.ArrayLike, k: int | None = None, map_names: Sequence[str] | None = None, title: str = "",
+             height: int = 360) -> go.Figure:
     """Data-set AIS of every map, sorted from the highest (rank 1); the top-k maps in red, the rest grey.
     One bar trace; its marker.color (see topk_colours) is what a live figure changes as k moves."""
     go = _go()
@@ -152,7 +161,7 @@ def topk_colours(n_maps: int, k: int) -> list[str]:
 # Images: classical MDS of the human similarities, and thumbnails
 
 
-def png_bytes(image, size: int | None = None, compress_level: int = 6) -> bytes:
+def png_bytes(image: PILImage, size: int | None = None, compress_level: int = 6) -> bytes:
     """PNG bytes of a PIL image, optionally resized (aspect kept) so that its longer side is `size`.
     compress_level 1 encodes several times faster (bigger files): for images re-rendered on hover.
     An RGBA image keeps its transparency; anything else is written as RGB."""
@@ -169,8 +178,9 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def mds_scatter(coords, image_names, thumbnails=None, hover_text=None, title: str = "", height: int = 520,
-                thumb_fraction: float = 0.07):
+def mds_scatter(coords: np.ndarray, image_names: Sequence[str], thumbnails: Sequence[bytes] | None = None,
+                hover_text: Sequence[str] | None = None, title: str = "", height: int = 520,
+                thumb_fraction: float = 0.07) -> go.Figure:
     """Images placed by MDS of the human similarities (near = judged similar). thumbnails: optional PNG
     bytes per image, drawn centred on each point as layout images; the markers stay on top, nearly
     transparent, so that hover and click work on the whole thumbnail. customdata = image index."""
@@ -249,7 +259,7 @@ def cell_centre(layout: dict, i: int) -> tuple[float, float]:
 CEILING_COLOUR = "#2ca02c"
 
 
-def layer_comparison(layers, title: str = "", height: int = 420):
+def layer_comparison(layers: pd.DataFrame, title: str = "", height: int = 420) -> go.Figure:
     """Alignment along network depth for one (data set, network).
 
     Top panel, group-level R² (the network against the mean human matrix): test R² with all maps, with the

@@ -47,13 +47,18 @@ def _module_name(path: Path) -> str:
 
 def _import_graph() -> tuple[dict[str, set[str]], list[tuple[str, str]]]:
     """Top-level imports of every aisviz module (aisviz modules and 'torch'), and (module, imported) for every
-    aisviz import made inside a function."""
+    aisviz import made inside a function. Imports under `if TYPE_CHECKING:` never run: they are left out."""
     top_level, lazy = {}, []
     for path in PACKAGE.rglob("*.py"):
         name, tree = _module_name(path), ast.parse(path.read_text())
         top = {id(node) for node in tree.body}
+        typing_only = {id(node) for block in tree.body if isinstance(block, ast.If)
+                       and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+                       for node in ast.walk(block)}
         top_level[name] = set()
         for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:

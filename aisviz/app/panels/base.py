@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 
+from aisviz.pipeline.result import Result
 from aisviz.viz.figures import figure_bytes
 
 
@@ -12,7 +13,7 @@ class ResultView:
     """A published result with the figures the panels built for it (figures exist before the view is
     published) and a memo of rendered images (PNG bytes), reused when the user comes back to it."""
 
-    result: object
+    result: Result
     figures: dict = field(default_factory=dict)
     memo: dict = field(default_factory=dict)
 

@@ -2,6 +2,8 @@
 the detail panel; a click pins it (click again, or Unpin, to follow the mouse)."""
 from __future__ import annotations
 
+from typing import Any
+
 from aisviz.app.panels.base import Panel
 from aisviz.viz.plots import cell_at, contact_sheet, grid_geometry, mds_scatter, png_bytes
 
@@ -49,7 +51,8 @@ class BrowserPanel(Panel):
             sheet, layout = contact_sheet(images, cell=geo["cell"], columns=geo["columns"], gap=geo["gap"],
                                           background=None)   # gaps show the page's (light or dark) theme
             thumbs = [png_bytes(im, 40) for im in images]
-            mds = go.FigureWidget(mds_scatter(r.mds, r.image_names, thumbnails=thumbs, height=420))
+            mds: Any = go.FigureWidget(  # plotly's trace types are generated for editors, not checkers
+                mds_scatter(r.mds, r.image_names, thumbnails=thumbs, height=420))
             mds.add_class("aisviz-mds")
             mds.data[0].on_hover(self.dash.guard(self._on_mds_hover, "show that image"))
             mds.data[0].on_click(self.dash.guard(self._on_mds_click, "pin that image"))

@@ -3,6 +3,7 @@ the summary, and PNG/SVG downloads of the curve. The slider only reads the store
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from aisviz.app.panels.base import Panel, figure_links
 from aisviz.pipeline import derive
@@ -52,7 +53,7 @@ class CurvePanel(Panel):
 
         r = view.result
         k0 = derive.initial_k(r)
-        fig = go.FigureWidget(alignment_curve(r.k_values, r.curves, r.summary, k=k0, height=440))
+        fig: Any = go.FigureWidget(alignment_curve(r.k_values, r.curves, r.summary, k=k0, height=440))
         fig.add_class("aisviz-curve")
         view.figures["curve"] = fig
         view.figures["markers"] = [i for i, t in enumerate(fig.data) if t.name in (MARKER_TRAIN, MARKER_TEST)]

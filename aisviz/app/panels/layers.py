@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aisviz.app.panels.base import Panel
 from aisviz.app.session import Session, Superseded
@@ -18,6 +19,7 @@ from aisviz.app.state import settings_with_layer
 from aisviz.config import aisviz_home, paper_seeds
 from aisviz.errors import UsageError
 from aisviz.models.networks import load_network
+from aisviz.pipeline.result import Result
 from aisviz.pipeline.settings import Settings
 from aisviz.viz.plots import layer_comparison
 from aisviz.viz.text import esc
@@ -82,7 +84,7 @@ class LayerComparisonPanel(Panel):
 
     # -- what is shown
 
-    def _shown(self):
+    def _shown(self) -> Result | None:
         view = self.state.view
         return None if view is None else view.result
 
@@ -93,6 +95,7 @@ class LayerComparisonPanel(Panel):
         from aisviz.pipeline.sweeps import layer_table, read_cells
 
         r = self._shown()
+        assert r is not None, "the rows are read only while a result is shown"
         cells = pd.concat([read_cells(f) for f in self.folders], ignore_index=True)
         s = r.settings
         want = {"weights": s.weights, "readout": s.readout, "similarity": s.similarity, "measure": s.measure,
@@ -124,13 +127,14 @@ class LayerComparisonPanel(Panel):
 
 
         r = self._shown()
+        assert r is not None, "drawn only while a result is shown"
         if self.table is None or not len(self.table):
             self.slot.children = ()
             self.note.value = (f"<small>No layer results yet for {esc(r.dataset_name)} · {esc(r.settings.model)} → "
                                f"{esc(r.settings.readout)} with these settings. Select layers and compute them "
                                "here, or add a folder written by <code>aisviz sweep</code>.</small>")
             return
-        fig = go.FigureWidget(layer_comparison(self.table, height=380))
+        fig: Any = go.FigureWidget(layer_comparison(self.table, height=380))
         fig.add_class("aisviz-layer-figure")
         for trace in fig.data:
             if trace.customdata is not None:
