@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from aisviz.errors import UsageError
 from aisviz.models.networks import list_layers
@@ -48,6 +49,7 @@ class Session:
         self.compute = compute or self._compute
         self.keep_results = keep_results         # read and write the disk cache of results (result_cache)
         self.given = dict(given or {})          # dataset key -> ComparisonSet passed in by the caller
+        self.data_roots: list[Path] = []         # data roots added in this dashboard, searched first
         self.layers: dict = {}                   # model -> list_layers rows (plain dicts)
         self._lock = threading.Lock()
         self._job = 0                            # number of the newest request
@@ -176,7 +178,7 @@ class Session:
         """The data set under key: one passed in, or loaded (and kept)."""
         if key in self.given:
             return self.given[key]
-        return self.memo.get_or_make("dataset", key, lambda: checked_dataset(key))
+        return self.memo.get_or_make("dataset", key, lambda: checked_dataset(key, self.data_roots))
 
     def keep_dataset(self, key: str, dataset) -> None:
         self.memo.put("dataset", key, dataset)

@@ -22,7 +22,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
@@ -48,9 +48,11 @@ def user_data_dir() -> Path:
     return aisviz_home() / "data"
 
 
-def data_search_path() -> list[Path]:
-    """Folders searched for data sets, in order."""
-    paths = [Path(p).expanduser() for p in os.environ.get("AISVIZ_DATA", "").split(os.pathsep) if p]
+def data_search_path(extra: Sequence[Path] = ()) -> list[Path]:
+    """Folders searched for data sets, in order: `extra` (roots a caller added, e.g. in the dashboard), the
+    folders in AISVIZ_DATA, the project's data/ and the user data folder."""
+    paths = [Path(p) for p in extra]
+    paths += [Path(p).expanduser() for p in os.environ.get("AISVIZ_DATA", "").split(os.pathsep) if p]
     if REPO_DATA.is_dir():
         paths.append(REPO_DATA)
     paths.append(user_data_dir())
@@ -209,26 +211,27 @@ def _has_matrix(folder: Path) -> bool:
     return folder.is_dir() and any((folder / f).is_file() for f in MATRIX_FILES)
 
 
-def locate_dataset(name: str) -> Path | None:
-    """The first folder on the data search path that holds catalog set `name`, or None."""
+def locate_dataset(name: str, extra: Sequence[Path] = ()) -> Path | None:
+    """The first folder on the data search path (after the `extra` roots) that holds catalog set `name`, or None."""
     entry = _entry(name)
     if entry.folder is None:
         return None
-    for root in data_search_path():
+    for root in data_search_path(extra):
         if _has_matrix(root / entry.folder):
             return root / entry.folder
     return None
 
 
-def list_datasets() -> list[dict]:
-    """Every catalog entry with `available` and `location` (a path string, or None)."""
+def list_datasets(extra: Sequence[Path] = ()) -> list[dict]:
+    """Every catalog entry with `available` and `location` (a path string, or None); `extra`: roots searched
+    first."""
     rows = []
     for entry in CATALOG.values():
         if entry.folder is None:
             location = None
             available = True  # generated on demand
         else:
-            location = locate_dataset(entry.name)
+            location = locate_dataset(entry.name, extra)
             available = location is not None
         rows.append({
             "name": entry.name,
@@ -246,20 +249,20 @@ def list_datasets() -> list[dict]:
     return rows
 
 
-def load_dataset(name_or_path: str | Path) -> ComparisonSet:
-    """Load a data folder by path, or a catalog set by name from the data search path."""
+def load_dataset(name_or_path: str | Path, extra: Sequence[Path] = ()) -> ComparisonSet:
+    """Load a data folder by path, or a catalog set by name from the data search path (`extra` roots first)."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return load_folder(path)
     entry = _entry(str(name_or_path))
     if entry.folder is None:
         return make_default_set()
-    location = locate_dataset(entry.name)
+    location = locate_dataset(entry.name, extra)
     if location is None:
         looked = "\n".join(
             f"  {root / entry.folder}" + ("  (exists but holds no matrix file)"
                                           if (root / entry.folder).is_dir() else "")
-            for root in data_search_path()
+            for root in data_search_path(extra)
         )
         fetch = (
             f"With internet, `aisviz download {entry.name}` fetches it into "

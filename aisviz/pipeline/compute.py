@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Sequence, TypeVar
 
 from aisviz.config import paper_seeds
 from aisviz.core.comparison import ComparisonSet
@@ -209,9 +209,10 @@ def run_pipeline(settings: Settings, *, dataset: ComparisonSet | None = None, ne
     return Computation(result, resolved, dataset, net, scorer, validation)
 
 
-def checked_dataset(key: str) -> ComparisonSet:
-    """The data set named key (a catalog name or folder), its first image decoded as a check."""
-    dataset = load_dataset(key)
+def checked_dataset(key: str, extra_roots: Sequence[Path] = ()) -> ComparisonSet:
+    """The data set named key (a catalog name or folder; catalog sets looked for in extra_roots first), its first
+    image decoded as a check."""
+    dataset = load_dataset(key, extra_roots)
     dataset.load_image(0)  # fail now, in plain words, if the images are missing or unreadable
     return dataset
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import logging
+import os
 import threading
 import time
 import zipfile
@@ -352,6 +353,7 @@ def test_a_data_root_adds_its_catalog_sets_and_refreshes_the_hint(dash, tmp_path
     assert dash.current.n_images == 15
     assert "peterson_fruits" not in ctl.hint.value.split("Search path")[0]  # the hint is no longer stale
     assert str(tmp_path / "root") in ctl.hint.value
+    assert os.environ["AISVIZ_DATA"] == ""     # the dashboard's own search path, not the process's
 
 
 def test_unavailable_network_weights_are_an_in_app_message(dash):

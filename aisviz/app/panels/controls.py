@@ -2,13 +2,11 @@
 the Advanced validation settings. Each change asks the Dashboard for the result of the new settings."""
 from __future__ import annotations
 
-import os
-
 from aisviz.app.limits import allowed_roots, check_folder, check_image_count, check_settings
 from aisviz.app.panels.base import Panel
 from aisviz.app.state import settings_with_layer
 from aisviz.errors import DataError
-from aisviz.io.catalog import list_datasets, load_dataset
+from aisviz.io.catalog import data_search_path, list_datasets, load_dataset
 from aisviz.models.networks import list_models
 from aisviz.pipeline.settings import DEFAULT_DATASET, Settings
 from aisviz.saliency.providers import PROVIDERS
@@ -25,12 +23,12 @@ ADVANCED_HELP = (
     "about 32 values (step 16 for 512 maps). 1 = every k, as in the paper (slow on a CPU for VGG-16).")
 
 
-def dataset_options(extra=()) -> tuple[list, list]:
+def dataset_options(extra=(), roots=()) -> tuple[list, list]:
     """(label, value) pairs: the generated default first, then the catalog sets found on the data search
     path that have images, then folders the user added; and the catalog sets not found."""
 
     opts, missing = [], []
-    for row in list_datasets():
+    for row in list_datasets(roots):
         if row["name"] == DEFAULT_DATASET:
             if row["available"]:
                 opts.insert(0, (f"{DEFAULT_DATASET} (generated default, simulated observer)", DEFAULT_DATASET))
@@ -208,25 +206,26 @@ class ControlsPanel(Panel):
 
     def refresh_datasets(self, select=None):
         """Re-read the catalog and the data search path, and the hint about what is missing."""
-        opts, missing = dataset_options(self.extra)
+        opts, missing = dataset_options(self.extra, self.dash.session.data_roots)
         current = select if select is not None else self.w_dataset.value
         values = [v for _, v in opts]
         self._set(self.w_dataset, options=opts)
         if current in values:
             self._set(self.w_dataset, value=current)
-        data = os.environ.get("AISVIZ_DATA", "") or "(not set)"
+        data = ", ".join(str(p) for p in data_search_path(self.dash.session.data_roots))
         if allowed_roots() is not None:            # served to others: no server path in the page
             self.hint.value = (f"<small>Catalog sets not found on this server: {esc(', '.join(missing) or 'none')}."
                                "</small>")
             return
         self.hint.value = (f"<small>Catalog sets not found on the data search path (or without images): "
-                           f"{esc(', '.join(missing) or 'none')}. Search path AISVIZ_DATA: {esc(data)}. Type a "
-                           "data-set folder or a data root (a folder holding e.g. peterson2018/animals) above."
+                           f"{esc(', '.join(missing) or 'none')}. Search path (roots added here, AISVIZ_DATA, "
+                           f"data/, the user folder): {esc(data)}. Type a data-set folder or a data root (a "
+                           "folder holding e.g. peterson2018/animals) above."
                            "</small>")
 
     def use_folder(self, path: str):
         """Add a data-set folder to the menu and select it, or add a data root (a folder holding catalog sets
-        such as peterson2018/animals) to the search path (AISVIZ_DATA) and list its sets."""
+        such as peterson2018/animals) to this dashboard's data search path and list its sets."""
 
         text = (path or "").strip()
         if not text:
@@ -244,13 +243,12 @@ class ControlsPanel(Panel):
             ds = load_dataset(str(p))
         except DataError as as_set:
             before = {v for _, v in self.w_dataset.options}
-            old = os.environ.get("AISVIZ_DATA", "")
-            os.environ["AISVIZ_DATA"] = os.pathsep.join([str(p)] + ([old] if old else []))
-            new = [v for _, v in dataset_options(self.extra)[0] if v not in before]
+            roots = [p, *self.dash.session.data_roots]
+            new = [v for _, v in dataset_options(self.extra, roots)[0] if v not in before]
             if not new:
-                os.environ["AISVIZ_DATA"] = old
                 raise DataError(f"{p} is not a data-set folder ({as_set}) and holds no catalog data set either "
                                 "(e.g. peterson2018/animals/ with its matrix and images).") from None
+            self.dash.session.data_roots.insert(0, p)   # this dashboard's search path, not the process's
             self.refresh_datasets(select=new[0])
             self.request()
             return
