@@ -421,6 +421,39 @@ def test_hover_and_slider_during_publication_raise_no_error(dash):
     assert dash.current is first
 
 
+def test_with_a_running_event_loop_only_the_main_thread_changes_the_state(home):
+    """As in a kernel: the Dashboard on a running asyncio loop computes on its worker thread, and every change
+    of the observable state (what the widgets follow) happens on the loop's thread, also for a request made
+    while a job runs."""
+    import asyncio
+
+    import traitlets
+
+    from aisviz.app import Dashboard
+
+    threads = set()
+
+    async def scenario():
+        d = Dashboard(dataset=make_tiny_set(n=20, size=64, seed=2), run_async=True, n_folds=4, n_seeds=1,
+                      k_step=64, provider="center_bias", autostart=False)
+        d.state.observe(lambda change: threads.add(threading.get_ident()), names=traitlets.All)
+        d.run()
+        controls = P(d, "ControlsPanel")
+        while "validation" not in d.state.stage and d.busy:
+            await asyncio.sleep(0.02)             # the loop runs the worker's hand-offs
+        controls.w_seeds.value = 2
+        controls.w_apply.click()                  # superseding the running job
+        deadline = time.perf_counter() + 600
+        while d.busy and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        return d
+
+    d = asyncio.run(scenario())
+    assert not d.busy and d.current is not None and d.current.settings.n_seeds == 2
+    assert d.messages == []
+    assert threads == {threading.get_ident()}
+
+
 class _Recorder:
     def __init__(self):
         self.events = []
