@@ -43,11 +43,15 @@ class HandoutGraceKernelManager(AsyncMappingKernelManager):
         self._connected_once &= live
         return await super().cull_kernels()
 
+    def notify_connect(self, kernel_id):
+        """A page connected: from now on the kernel is culled by jupyter-server's rules (also when the page
+        connects and leaves between two cull passes)."""
+        self._connected_once.add(kernel_id)
+        super().notify_connect(kernel_id)
+
     async def cull_kernel_if_idle(self, kernel_id: str):
         """Skip a kernel no page has connected to yet, for connect_grace seconds; else cull as usual."""
-        if self._kernel_connections.get(kernel_id, 0) > 0:
-            self._connected_once.add(kernel_id)
-        elif kernel_id not in self._connected_once:
+        if kernel_id not in self._connected_once:
             now = time.monotonic()
             first_seen, last_pass = self._unconnected.get(kernel_id, (now, -1))
             if last_pass != self._pass - 1:      # not seen by the previous pass: new, or just out of the pool

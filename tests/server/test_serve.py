@@ -114,17 +114,18 @@ def test_kernel_cap_serves_a_plain_server_full_page(tmp_path):
 
 
 @pytest.mark.slow
-def test_closed_tab_kernel_is_culled_within_the_timeout(tmp_path):
-    """A page loaded without a live tab (a plain GET: as after a closed tab whose beacon got lost) leaves
-    an idle kernel with no connection: it is shut down within idle timeout + cull interval (3 + 5 s)."""
-    with Server(tmp_path, cull_idle_timeout=3) as server:
+def test_a_kernel_no_page_connects_to_is_reclaimed_after_the_claim_timeout(tmp_path):
+    """A page loaded without a live tab (a plain GET, or a tab closed while loading) leaves a kernel no page
+    connects to: it is shut down claim_timeout seconds later (the idle cull spares it that long, so a slow page
+    still gets its kernel)."""
+    with Server(tmp_path, cull_idle_timeout=3, claim_timeout=4) as server:
         assert get(server.url + "/")[0] == 200
         assert len(kernel_processes(server.proc.pid)) == 1
         t0 = time.time()
-        while kernel_processes(server.proc.pid) and time.time() - t0 < 30:
+        while kernel_processes(server.proc.pid) and time.time() - t0 < 60:
             time.sleep(0.5)
-        assert not kernel_processes(server.proc.pid), "the idle kernel was not culled within 30 s"
-        assert time.time() - t0 < 3 + 5 + 5
+        assert not kernel_processes(server.proc.pid), "the unclaimed kernel was not reclaimed within 60 s"
+        assert time.time() - t0 < 4 + 20
 
 
 @pytest.mark.slow
