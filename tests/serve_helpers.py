@@ -86,10 +86,17 @@ def kernel_processes(pid: int) -> list:
     import psutil
 
     try:
-        return [p for p in psutil.Process(pid).children(recursive=True)
-                if "ipykernel" in " ".join(p.cmdline())]
+        children = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
+    kernels = []
+    for child in children:
+        try:
+            if "ipykernel" in " ".join(child.cmdline()):
+                kernels.append(child)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue  # a kernel ending while we look (e.g. being reclaimed): not counted, the others are
+    return kernels
 
 
 def kernel_id_and_model(page_html: str) -> tuple[str, str]:
