@@ -217,13 +217,13 @@ def checked_dataset(key: str, extra_roots: Sequence[Path] = ()) -> ComparisonSet
     return dataset
 
 
-def settings_for(settings: Settings | None = None, dataset: ComparisonSet | None = None,
+def settings_for(settings: Settings | None = None, given: ComparisonSet | None = None,
                  **fields: Any) -> Settings:
     """Settings from a base (default: the paper's defaults) with fields replaced; a ComparisonSet passed in
     names the data set."""
     base = settings or Settings()
-    if dataset is not None:
-        fields.setdefault("dataset", dataset.name)
+    if given is not None:
+        fields.setdefault("dataset", given.name)
     if fields.get("provider", "") is None:
         fields["provider"] = ""
     return replace(base, **fields)

@@ -109,3 +109,15 @@ def test_the_memo_is_safe_under_threads():
     assert errors == []
     assert all(memo.get("scorer", k) in (None, k) for k in range(6))
 
+
+
+def test_a_data_set_named_by_a_string_is_a_setting(tmp_path):
+    """compute_result / precompute take a catalog name or folder as dataset= (the command line's path)."""
+    from aisviz.pipeline.compute import settings_for
+
+    folder = _write_folder(make_tiny_set(n=8, size=32, seed=1), tmp_path / "set")
+    entry, result = precompute(tmp_path / "bundles", dataset=str(folder), n_folds=2, n_seeds=1, k_step=512,
+                               provider=None, progress=False)
+    assert result.settings.dataset == str(folder) and result.saliency is None
+    assert entry.settings["dataset"] == folder.name   # bundles name the set, never a server path
+    assert settings_for(None, make_tiny_set(n=4, size=16), n_seeds=3).n_seeds == 3

@@ -39,6 +39,13 @@ ENVIRONMENT = {
     "AISVIZ_HUB_PORT": "the demo hub's port on 127.0.0.1 (default 8000).",
     "AISVIZ_HUB_SERVICE_PORT": "the port of the hub-managed dashboard service (default 10101).",
     "AISVIZ_HUB_MAX_KERNELS": "the demo hub: cap on the dashboard's kernels (default 60).",
+    "AISVIZ_HUB_API_PORT": "the demo hub: the hub's own API port on 127.0.0.1 (default 8081).",
+    "AISVIZ_HUB_PROXY_API_PORT": "the demo hub: the proxy's API port on 127.0.0.1 (default 8001).",
+    "AISVIZ_ALLOW_PATHS": "internal: `aisviz serve` sets it for its kernels from `--allow-paths` (folders the "
+                          "researcher dashboard's path box may open, `:`-separated; empty = the box is off).",
+    "AISVIZ_DEFAULT_SETTING": "internal: `aisviz serve --shared --default SETTING` sets it for its kernels: the "
+                              "bundled setting shared pages open on.",
+    "AISVIZ_APP_LOG_BYTES": "the size at which the dashboard log rotates (default 5 MB; 3 old files are kept).",
 }
 # Read by libraries aisviz uses, and worth knowing.
 OTHER_ENVIRONMENT = {
