@@ -96,16 +96,19 @@ def rdm_names(rdms, descriptor: str | None = None) -> list[str] | None:
     return None
 
 
-def rdm_rows(rdms, image_names, set_name: str = "", descriptor: str | None = None, order=None,
-             positional: bool = False) -> list[int]:
+def rdm_rows(rdms: Any, image_names: Sequence[str], set_name: str = "", descriptor: str | None = None,
+             order: Sequence[str] | None = None, positional: bool = False) -> list[int]:
     """The RDM row of each image name, checked by name.
 
     Parameters
     ----------
-    rdms: rsatoolbox RDMs. image_names: the names, in the order wanted. descriptor: the pattern descriptor that
-    holds the names (default: any descriptor whose values are the image names, with or without file extension).
-    order: the image name of each RDM row, when no descriptor holds them. positional: take the rows in image
-    order, unchecked.
+    rdms : rsatoolbox RDMs.
+    image_names : the names, in the order wanted.
+    set_name : the data set's name (messages).
+    descriptor : the pattern descriptor that holds the names (default: any descriptor whose values are the
+        image names, with or without file extension).
+    order : the image name of each RDM row, when no descriptor holds them.
+    positional : take the rows in image order, unchecked.
 
     Returns
     -------

@@ -111,7 +111,7 @@ def cull_interval_for(cull_idle_timeout: int) -> int:
     return int(min(60, max(5, int(cull_idle_timeout) // 10)))
 
 
-PAGE_EXTENSIONS = ("@jupyter-widgets/jupyterlab-manager", "anywidget", "ipyevents", "jupyterlab-plotly")
+PAGE_DENYLIST = ("jupyterlab-jupytext",)   # installed with the docs extra (mkdocs-jupyter); a JupyterLab-only UI
 
 
 def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = False, notebook=None,
@@ -144,9 +144,8 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
            # a kernel just handed to a page is not culled before the page connects (aisviz.server.kernel_grace)
            "--VoilaConfiguration.multi_kernel_manager_class=aisviz.server.kernel_grace.HandoutGraceKernelManager",
            "--ZMQChannelsWebsocketConnection.kernel_ws_protocol=v1.kernel.websocket.jupyter.org",
-           # only the front-end extensions the page needs: another one in the environment (e.g. jupytext's,
-           # which the docs extra installs) fails in Voila's page with a console error
-           *(f"--VoilaConfiguration.extension_allowlist={name}" for name in PAGE_EXTENSIONS),
+           # front-end extensions that fail in Voila's page (a console error on every page): not loaded
+           *(f"--VoilaConfiguration.extension_denylist={name}" for name in PAGE_DENYLIST),
            f"--AisvizVoila.max_kernels={int(max_kernels)}",
            f"--AisvizVoila.kernels_per_client={int(kernels_per_client)}",
            f"--AisvizVoila.pages_per_minute={int(pages_per_minute)}",

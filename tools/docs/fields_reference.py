@@ -73,6 +73,11 @@ DESCRIBED = {
     },
     "summary": {
         "test": "the statistical test behind the p-values, in words",
+        "test_corrected": "the corrected resampled t-test behind the corrected p-values (Nadeau & Bengio 2003), "
+                          "in words",
+        "p_value_corrected": "one-sided corrected resampled t-test (variance inflated by 1/J + n_test/n_train for "
+                             "J overlapping splits), top-k* > all maps; null when undefined",
+        "p_value_vs_random_corrected": "the same corrected test, top-k* > k* random maps; null when undefined",
     },
     "sweep": {
         "error": "the cell's one-line error when it failed (empty otherwise)",
