@@ -49,6 +49,7 @@ def test_data_set_and_image_ais_follow_the_definition(tiny_set, lite):
     assert s.image_ais_[i, j] == pytest.approx(r_orig - r_mod, rel=1e-4, abs=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("similarity,measure", [("pearson", "pearson"), ("cosine", "spearman")])
 def test_fast_path_equals_brute_force_on_the_real_network(tiny_set, lite, similarity, measure):
     kw = dict(progress=False, similarity=similarity, measure=measure, dtype="float64")
@@ -59,6 +60,7 @@ def test_fast_path_equals_brute_force_on_the_real_network(tiny_set, lite, simila
     np.testing.assert_allclose(fast.image_ais_, brute.image_ais_, rtol=1e-5, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_vgg_fc_path_equals_brute_force(tiny_set):
     net = load_network("vgg11", weights="none")
     net.image_size = 64  # small inputs keep the test quick; the paper's 224 is the default
@@ -138,6 +140,7 @@ def test_bad_protocol_parameters(tiny_set):
     assert top_k_mask(np.array([0.1, 0.3, -0.2, 0.3]), 2).tolist() == [False, True, False, True]
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_peterson_animals_offline_network(real_data_root, monkeypatch):
     """Real human data: all-maps alignment and the held-out gain of the top-k maps (paper: VGG-16 .55 -> .62)."""
@@ -229,6 +232,7 @@ def test_subset_alignments_equal_one_target_per_subset(device):
     assert np.isnan(got[-1, 3]) == np.isnan(want[-1, 3]) and not np.isnan(got[-1, 2])
 
 
+@pytest.mark.slow
 def test_streamed_validation_equals_the_reference_protocol(tiny_set, lite):
     """Training AIS from one streamed pass and grouped prefix sums give the curves of the plain protocol:
     brute-force re-runs of every leave-one-map-out mask and every top-k mask, one split at a time."""
@@ -293,6 +297,7 @@ def test_row_correlations_equal_scipy_per_row(spread):
     np.testing.assert_allclose(row_correlations(torch.as_tensor(rows), human * 1e160), got, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_one_pooled_map_has_undefined_alignment_whatever_the_rounding(lite):
     """A pooled read-out that keeps one map makes every pair r = 1 (or undefined): the alignment at k = 1 is
     undefined. The float32 tail leaves a spread of 1e-13 to 1e-8 over the pairs, which passed the float64

@@ -100,6 +100,7 @@ def test_seeds_follow_the_paper():
     assert paper_seeds(8) == (111, 222, 333, 444, 555, 666, 777, 888)
 
 
+@pytest.mark.slow
 def test_console_script_runs(folder_set):
     res = subprocess.run([sys.executable, "-m", "aisviz", "score", "--dataset", str(folder_set), "--quiet"],
                          capture_output=True, text=True, timeout=300)
@@ -107,6 +108,7 @@ def test_console_script_runs(folder_set):
     assert "alignment with all maps" in res.stdout
 
 
+@pytest.mark.slow
 def test_saliency_command_json_and_panels(capsys, folder_set, tmp_path):
     out = _json(capsys, ["saliency", "--dataset", str(folder_set), "--json", "--quiet", "--out", str(tmp_path / "p")])
     summary = out["datasets"][0]["summary"]
