@@ -2,7 +2,7 @@
 
 initial_k: the k the slider starts at. readout: the numbers at k. heatmap: an image's AIS heatmap for
 all maps (the paper's) or for the top-k maps. image_metrics: AIS heatmap against saliency for one image.
-result_dataframe: the tables behind Result.to_dataframe and the ZIP export.
+result_dataframe: the tables of a Result (the ZIP export, the static site).
 """
 from __future__ import annotations
 
@@ -98,7 +98,9 @@ def map_table(result: Result) -> list[dict]:
 
 
 def result_dataframe(result: Result, kind: str = "maps") -> pd.DataFrame:
-    """pandas DataFrame of a Result; see Result.to_dataframe."""
+    """pandas DataFrame of a Result: kind "maps" (one row per map: rank, AIS, R² without it), "images" (one row
+    per image: r_orig, size and the heatmap-vs-saliency metrics), "splits", "curves" (one row per split and k),
+    "summary" (one row). The tables of the CSV export."""
     import pandas as pd
 
     if kind == "maps":

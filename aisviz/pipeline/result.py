@@ -68,11 +68,9 @@ import numpy as np
 
 from aisviz.core.curves import curve_stats, mds_coordinates
 from aisviz.errors import DataError
-from aisviz.pipeline.derive import result_dataframe
 from aisviz.pipeline.settings import Settings
 
 if TYPE_CHECKING:
-    import pandas as pd
     from PIL.Image import Image as PILImage
 
     from aisviz.core.comparison import ComparisonSet
@@ -162,12 +160,6 @@ class Result:
         from PIL import Image
 
         return Image.fromarray(self.images[i])
-
-    def to_dataframe(self, kind: str = "maps") -> pd.DataFrame:
-        """pandas DataFrame: kind "maps" (one row per map: rank, AIS, R² without it), "images" (one row per
-        image: r_orig and its size), "splits", "curves" (one row per split and k), "summary" (one row)."""
-
-        return result_dataframe(self, kind)
 
 
 def _display_array(image, size: int) -> np.ndarray:

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from conftest import make_tiny_set
 
+from aisviz.pipeline.derive import result_dataframe
+
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
@@ -60,15 +62,16 @@ def test_dataframes_hold_the_same_values_as_the_fitted_objects(fitted):
     ds, scorer, validation, _ = fitted
     r = build_result(scorer, validation, ds, None, saliency_error="no provider")
     for kind in ("splits", "curves", "summary"):
-        ours, theirs = r.to_dataframe(kind), validation.to_dataframe(kind)
+        ours, theirs = result_dataframe(r, kind), validation.to_dataframe(kind)
         assert list(ours.columns) == list(theirs.columns)
         np.testing.assert_array_equal(ours.select_dtypes("number").to_numpy(),
                                       theirs.select_dtypes("number").to_numpy())
-    np.testing.assert_array_equal(r.to_dataframe("maps").to_numpy(), scorer.to_dataframe("maps").to_numpy())
-    images = r.to_dataframe("images")
+    np.testing.assert_array_equal(result_dataframe(r, "maps").to_numpy(),
+                                  scorer.to_dataframe("maps").to_numpy())
+    images = result_dataframe(r, "images")
     np.testing.assert_array_equal(images["r_orig"], scorer.r_orig_)
     with pytest.raises(ValueError, match="kind must be"):
-        r.to_dataframe("pixels")
+        result_dataframe(r, "pixels")
 
 
 def test_mismatched_arrays_are_refused_in_one_line(fitted):
