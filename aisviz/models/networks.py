@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import importlib.metadata
 import io
+import json
 import os
 import re
 import sys
@@ -20,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from aisviz.config import aisviz_home
 from aisviz.errors import ModelError
-from aisviz.io.storage import sha256_file
+from aisviz.io.storage import atomic_write_text, sha256_file
 
 if TYPE_CHECKING:  # torch is imported when first used: importing aisviz stays quick
     import torch
@@ -172,12 +175,29 @@ def _input_transform(model):
     return [("transform_input", TransformInput())]
 
 
+def catalog_dir() -> Path:
+    """Where the list of torchvision's networks is kept, one small file per torchvision version."""
+    return aisviz_home() / "catalog"
+
+
 def _torchvision_cnn_names() -> list[str]:
+    """torchvision's CNN classifiers. Listing them imports torch and torchvision (seconds), so the list is kept
+    on disk per torchvision version and `aisviz models` or the dashboard's menu answer at once after the first
+    call; a damaged or unreadable file is listed again."""
+    path = catalog_dir() / f"torchvision-{importlib.metadata.version('torchvision')}-cnns.json"
+    try:
+        names = json.loads(path.read_text())
+        if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+            return names
+    except (OSError, ValueError):
+        pass
     import torchvision.models as tvm
 
-    names = tvm.list_models(module=tvm)
     unsupported = ("vit_", "swin_", "maxvit_")
-    return sorted(n for n in names if not n.startswith(unsupported))
+    names = sorted(n for n in tvm.list_models(module=tvm) if not n.startswith(unsupported))
+    with contextlib.suppress(OSError):  # a read-only home only costs the next call the listing again
+        atomic_write_text(path, json.dumps(names))
+    return names
 
 
 TIMM_PREFIX = "timm:"

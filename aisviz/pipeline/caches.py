@@ -5,7 +5,7 @@ from pathlib import Path
 
 from aisviz.config import aisviz_home
 from aisviz.io.storage import clear_files, folder_usage, stale_temp_files
-from aisviz.models import features
+from aisviz.models import features, networks
 from aisviz.pipeline import result_cache
 from aisviz.saliency import providers as saliency
 
@@ -21,6 +21,8 @@ def caches() -> list[dict]:
          "what": "saliency maps per data set and provider"},
         {"name": "results", "path": result_cache.cache_dir(), "pattern": "*/**/*",
          "what": "dashboard results per setting and data content (result bundles)"},
+        {"name": "catalog", "path": networks.catalog_dir(), "pattern": "*.json",
+         "what": "the list of torchvision's networks, per torchvision version"},
     ]
 
 

@@ -79,6 +79,28 @@ def test_registry_lists_offline_and_torchvision_cnns():
     assert not any(n.startswith("vit_") for n in names)
 
 
+def test_the_network_list_is_kept_so_listing_needs_no_torch(tmp_path, monkeypatch):
+    """`aisviz models` and the dashboard's menu list torchvision's networks; the second listing reads the kept
+    file (no torch import), and a damaged file is listed again."""
+    import subprocess
+    import sys
+
+    import torchvision.models as tvm
+
+    monkeypatch.setenv("AISVIZ_HOME", str(tmp_path))
+    first = [m["name"] for m in list_models()]
+    assert set(first[1:]) == {n for n in tvm.list_models(module=tvm) if not n.startswith(("vit_", "swin_", "maxvit_"))}
+    kept = list((tmp_path / "catalog").glob("torchvision-*-cnns.json"))
+    assert len(kept) == 1
+    again = subprocess.run([sys.executable, "-c", "import sys; from aisviz.models.networks import list_models; "
+                            "print(len(list_models()), 'torch' in sys.modules)"],
+                           capture_output=True, text=True, timeout=120, check=True)
+    assert again.stdout.split() == [str(len(first)), "False"]
+    kept[0].write_text("{not json")
+    assert [m["name"] for m in list_models()] == first
+    assert kept[0].read_text().startswith('["')
+
+
 # ---------------------------------------------------------------------------------------------
 # Weights: enum names, local files, timm
 
