@@ -266,7 +266,6 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
     log_file = env.get("AISVIZ_APP_LOG") or str(aisviz_home() / "logs" / "dashboard.log")
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     env["AISVIZ_APP_LOG"] = log_file
-    env["AISVIZ_SHARED_ASSETS"] = "1"             # kernels load plotly's widget code from the server (once)
     if allow_paths:
         env[ENV_ALLOW_PATHS] = os.pathsep.join(str(Path(p).expanduser().resolve()) for p in allow_paths)
     elif base_url or hub_auth or not all(loopback(a.split("=", 1)[1]) for a in extra_args

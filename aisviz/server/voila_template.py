@@ -42,8 +42,11 @@ def share_plotly_bundle() -> bool:
 
 
 def voila_environment(env: dict | None = None) -> dict:
-    """A copy of env (default: os.environ) with the template's folder first on JUPYTER_PATH."""
+    """A copy of env (default: os.environ) for a Voila server of aisviz pages: the template's folder first on
+    JUPYTER_PATH, and its kernels' FigureWidgets pointed at the plotly file the template's page loads early
+    (AISVIZ_SHARED_ASSETS=1). The two go together: without the early load, a busy browser fails charts."""
     env = dict(os.environ if env is None else env)
     rest = env.get("JUPYTER_PATH", "")
     env["JUPYTER_PATH"] = os.pathsep.join([str(DATA_DIR)] + ([rest] if rest else []))
+    env["AISVIZ_SHARED_ASSETS"] = "1"
     return env

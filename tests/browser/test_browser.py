@@ -234,9 +234,6 @@ def test_broken_input_shows_an_in_app_error(page, server):
 # Voila, a fresh page at 800 px
 
 
-@pytest.mark.xfail(strict=False, reason="open defect after the third-wave merges: the second page of one server logs "
-                   "'[anywidget] Failed to initialize model.' twice (its kernel logs 'No such comm'); the page "
-                   "lays out and responds. Suspected: the kernel guard's refusal of client-created widgets.")
 def test_a_fresh_page_at_800_px(browser, server):
     page, _ = dp.open_dashboard(browser, server, 800, 1000)
     try:
