@@ -53,7 +53,7 @@ test-quick: check
 
 # Everything: unit, app (widgets), server, browser (Voila + Chromium), notebooks and the docs build.
 test: check chromium hubproxy
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 bench: setup
 	$(PY) benchmarks/bench_engine.py
