@@ -21,7 +21,7 @@ python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_devic
 has() { [[ ${SECTIONS:-1234} == *$1* ]]; }
 if has 1; then
 echo "== 1. equality tests"
-timeout 150 python3 -m pytest -q -p no:cacheprovider -rs tests/test_engine.py tests/test_ais.py tests/test_features.py \
+timeout 150 python3 -m pytest -q -p no:cacheprovider -rs tests/unit/test_engine.py tests/unit/test_ais.py tests/unit/test_features.py \
   2>&1 | tee "$OUT/tests.txt" | tail -8
 fi
 

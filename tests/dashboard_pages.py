@@ -1,6 +1,6 @@
 """Driving the dashboard in a real browser: a Voila (or JupyterLab) server subprocess on a free 127.0.0.1
 port and headless Chromium through Playwright (the system /usr/bin/chromium; never `playwright install`).
-Shared by tests/test_browser.py and benchmarks/bench_dashboard.py."""
+Shared by tests/browser/test_browser.py and benchmarks/bench_dashboard.py."""
 from __future__ import annotations
 
 import base64

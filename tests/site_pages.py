@@ -1,6 +1,6 @@
 """Driving the static site (aisviz.site) in a real browser: a `python -m http.server` subprocess serving the
 site's folder, headless Debian Chromium through Playwright, and the page's actions (open, move the slider, hover
-a thumbnail). Shared by tests/test_site.py and benchmarks/bench_site.py."""
+a thumbnail). Shared by tests/browser/test_site.py and benchmarks/bench_site.py."""
 from __future__ import annotations
 
 import base64

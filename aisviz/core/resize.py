@@ -5,7 +5,7 @@ values. OpenCV's geometry: pixel centres aligned (source x = (dst x + 0.5) * src
 neighbours weighted linearly, edge pixels repeated, and an exact halving in both directions done as
 INTER_AREA (the mean of each 2 x 2 block). This module computes that in float64. OpenCV's pip wheels for
 x86-64 run it through Intel IPP, which rounds in its own order: the values agree to about 1e-15, so the
-uint8 pixels of the display agree (tests/test_heatmaps.py checks both against cv2.resize). OpenCV without
+uint8 pixels of the display agree (tests/unit/test_heatmaps.py checks both against cv2.resize). OpenCV without
 IPP (e.g. ARM builds) uses float32 weights and differs by up to about 1e-6.
 """
 from __future__ import annotations

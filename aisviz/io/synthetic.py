@@ -18,7 +18,7 @@ pixels (the disc including its soft edge). The two objects never overlap. Genera
 machine.
 
 Why these choices (tuned against the offline EfficientNet-Lite0, layer _head_act, see
-tests/test_synthetic.py): the network's pooled features follow grating frequency well (alignment r^2 of
+tests/unit/test_synthetic.py): the network's pooled features follow grating frequency well (alignment r^2 of
 about 0.2 with the distractor present), while the flower drives the plain activation-strength map (mean over
 maps) more than the soft-edged, low-contrast grating does. AIS-weighted heatmaps therefore land on the
 grating, activation-strength maps lean towards the flower.

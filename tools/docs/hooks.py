@@ -98,7 +98,7 @@ def on_page_markdown(markdown: str, page, config, files: Files) -> str:
         name, caption = match.group(1), match.group(2)
         if files.get_file_from_path(f"assets/screenshots/{name}.png") is None:
             return (f'!!! note "Screenshot not in this build: {caption}"\n    Run the browser tests '
-                    "(`pytest tests/test_browser.py`) before `make docs` to include it.\n")
+                    "(`pytest tests/browser/test_browser.py`) before `make docs` to include it.\n")
         return _figure(f"assets/screenshots/{name}.png", caption, depth)
 
     def default_set(match: re.Match) -> str:
