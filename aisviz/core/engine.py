@@ -271,16 +271,18 @@ class LinearHeadEngine(TailEngine):
         w = linear.weight.detach().to(self.device, self.dtype)
         if w.shape[1] != pooled[0].numel():
             raise ModelError("Linear layer input size does not match the pooled perturbed layer")
-        self.weight = w.view(w.shape[0], C, -1)                            # (out, C, s)
-        self.delta = (pooled - zero[None]).reshape(self.n, C, -1)          # (n, C, s): change when a map is kept
+        # Kept by map, so that the contributions of a map (or a few maps) are one contiguous matrix product.
+        self.weight_by_map = w.view(w.shape[0], C, -1).permute(1, 2, 0).contiguous()     # (C, s, out)
+        self.delta_by_map = (pooled - zero[None]).reshape(self.n, C, -1).transpose(0, 1).contiguous()  # (C, n, s)
         bias = linear.bias.detach().to(self.device, self.dtype) if linear.bias is not None else 0
-        self.z_empty = bias + torch.einsum("ocs,cs->o", self.weight, zero.reshape(C, -1))  # all maps zeroed
-        self.z_full = self.z_empty + torch.einsum("ocs,ics->io", self.weight, self.delta)
+        weight = self.weight_by_map.flatten(0, 1)                        # (C * s, out)
+        self.z_empty = bias + zero.reshape(-1) @ weight                  # every map zeroed
+        self.z_full = self.z_empty + self.delta_by_map.transpose(0, 1).flatten(1) @ weight
         # read-outs from the decomposition itself, so that every mask (all maps included) is computed one way
         self.full_readouts = self._head(self.z_full[None].clone())[0]
         # Map j of image i is silent when its pooled map equals that of a zeroed map (after ReLU, often all
         # zeros): removing or adding it leaves that image's read-out exactly as it was, so its rows are skipped.
-        self.active = self.delta.ne(0).any(-1).T.contiguous()           # (C, n)
+        self.active = self.delta_by_map.ne(0).any(-1)                    # (C, n)
 
     def _head(self, z):
         """Run the stages after the Linear layer; they may work in place (ReLU(inplace=True)) on z."""
@@ -289,15 +291,15 @@ class LinearHeadEngine(TailEngine):
             self.rows_run += m * n
             return self.head(z.reshape(m * n, d)).reshape(m, n, -1)
 
-    def _head_where(self, z, changed, base, carry_forward: bool):
-        """Read-outs (M, n, D) for pre-activations z (M, n, out), running the head only where changed (M, n):
-        an unchanged entry takes base[i] (the read-out with nothing changed), or, with carry_forward, the
-        latest changed entry of image i before it along M (nested masks: the previous k)."""
+    def _head_where(self, fresh_z, changed, base, carry_forward: bool):
+        """Read-outs (M, n, D) where only the entries changed (M, n) have new pre-activations fresh_z (one row
+        each, in changed's row-major order): the head runs on those rows only; an unchanged entry takes
+        base[i] (the read-out with nothing changed), or, with carry_forward, the latest changed entry of
+        image i before it along M (nested masks: the previous k)."""
         M, n = changed.shape
-        rows = changed.flatten().nonzero().squeeze(1)
-        fresh = self._head(z.flatten(0, 1).index_select(0, rows)[None])[0]
+        fresh = self._head(fresh_z[None])[0]
         source = torch.arange(n, device=self.device).repeat(M)
-        source[rows] = n + torch.arange(len(rows), device=self.device)
+        source[changed.flatten().nonzero().squeeze(1)] = n + torch.arange(len(fresh), device=self.device)
         source = source.view(M, n)
         if carry_forward:  # fresh rows are numbered in (M, n) order, so the latest one is the largest
             source = torch.cummax(source, 0).values
@@ -305,19 +307,24 @@ class LinearHeadEngine(TailEngine):
 
     def contributions(self, js: npt.ArrayLike | torch.Tensor) -> torch.Tensor:
         """(J, n, out): how much keeping map j adds to the Linear pre-activation of each image."""
-        return torch.einsum("ojs,ijs->jio", self.weight[:, js], self.delta[:, js])
+        js = torch.as_tensor(js, device=self.device)
+        return torch.bmm(self.delta_by_map.index_select(0, js), self.weight_by_map.index_select(0, js))
 
     def _bytes_per_mask(self) -> int:
-        return self.n * max(self.weight.shape[0], self.full_readouts.shape[-1]) * self.dtype.itemsize * 4 \
+        return self.n * max(self.z_full.shape[-1], self.full_readouts.shape[-1]) * self.dtype.itemsize * 4 \
             + self.n * self.n * 8 * 3
 
     def _loo_readouts(self, js):
         js = torch.as_tensor(js, device=self.device)
-        return self._head_where(self.z_full[None] - self.contributions(js), self.active[js], self.full_readouts,
-                                carry_forward=False)
+        changed = self.active[js]
+        z = self.z_full[None] - self.contributions(js)
+        return self._head_where(z[changed], changed, self.full_readouts, carry_forward=False)
 
     def prefix_pairs(self, order: npt.ArrayLike,
                      ks: Sequence[int]) -> Iterator[tuple[list[int], torch.Tensor]]:
+        # Running sums of the maps' contributions to the Linear pre-activation, a slice of maps at a time (one
+        # batched product for the slice, its prefix sums as one product with a triangular matrix); the head then
+        # runs only on the (k, image) rows where a map added since the previous k is active.
         order = torch.as_tensor(np.ascontiguousarray(order), device=self.device)
         carry = self.z_empty.expand(self.n, -1).clone()                  # pre-activation with the maps so far
         readouts = self._head(carry[None].clone())[0]                    # every map zeroed
@@ -325,20 +332,20 @@ class LinearHeadEngine(TailEngine):
         for chunk in self.chunks(list(ks)):
             stop, step = chunk[-1], len(chunk)
             wanted = torch.as_tensor(chunk, device=self.device) - 1       # positions in order that end a k
-            # running sums of contributions, in slices of at most len(chunk) maps to bound memory
             parts = []
-            for s in range(done, stop, step):
+            for s in range(done, stop, step):                             # slices of at most len(chunk) maps
                 e = min(stop, s + step)
-                csum = torch.cumsum(self.contributions(order[s:e]), 0).add_(carry)
                 keep = wanted[(wanted >= s) & (wanted < e)] - s
-                parts.append(csum if len(keep) == e - s else csum.index_select(0, keep))
-                carry = csum[-1]
+                triangle = torch.ones(e - s, e - s, device=self.device, dtype=self.dtype).tril_()
+                sums = (triangle @ self.contributions(order[s:e]).flatten(1)).view(e - s, self.n, -1).add_(carry)
+                parts.append(sums if len(keep) == e - s else sums.index_select(0, keep))
+                carry = sums[-1]
             z = parts[0] if len(parts) == 1 else torch.cat(parts)
-            # an image changes at k when one of the maps added since the previous k is active in it
             bounds = [done] + chunk
             changed = torch.stack([self.active[order[a:b]].any(0) for a, b in zip(bounds[:-1], bounds[1:])])
             done = stop
-            r = self._head_where(z, changed, readouts, carry_forward=True)
+            r = self._head_where(z.flatten(0, 1).index_select(0, changed.flatten().nonzero().squeeze(1)), changed,
+                                 readouts, carry_forward=True)
             readouts = r[-1]
             yield chunk, condense(similarity_matrices(r, self.similarity))
 
