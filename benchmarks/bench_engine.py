@@ -134,6 +134,24 @@ def _protocol(engine, human, splits, ks, with_cross=True, orders=None):
     return t_shared, (time.perf_counter() - t0) / len(splits), np.stack(curves), ais, orders
 
 
+def _breakdown(fn, top=6):
+    """Where the time of fn goes: the operators with the most self time (torch profiler), as shares of the
+    total, e.g. "aten::addmm 48%" (the head's Linear layer) -- the profile the protocol's ratio rests on."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with profile(activities=activities) as prof:
+        fn()
+    events = prof.key_averages()
+    device = torch.cuda.is_available()
+    def self_time(e):
+        return e.self_device_time_total if device else e.self_cpu_time_total
+    total = sum(self_time(e) for e in events) or 1
+    ranked = sorted(events, key=self_time, reverse=True)[:top]
+    return ", ".join(f"{e.key} {100 * self_time(e) / total:.0f}%" for e in ranked)
+
+
 def scenario_protocol(device, dtype, silent, n_splits, check_float64):
     """LOO AIS + splits x every k x (ranked + one random ordering) for VGG-16 shapes, fast path, against the
     naive re-run timed on a few masks in the same process and scaled to the protocol's mask count."""
@@ -166,6 +184,7 @@ def scenario_protocol(device, dtype, silent, n_splits, check_float64):
            "per_split_ratio": naive_split / t_split,
            "fast_40_splits_s": t_shared + 40 * t_split, "naive_40_splits_s_estimated": naive_shared + 40 * naive_split,
            "protocol_ratio_40_splits": (naive_shared + 40 * naive_split) / (t_shared + 40 * t_split)}
+    res["fast_curve_breakdown"] = _breakdown(lambda: [p for _, p in fast.prefix_pairs(order, ks[:128])])
     if check_float64 and (dtype != "float64" or res["tf32"]):  # the same splits in float64 without TF32
         torch.backends.cuda.matmul.allow_tf32 = False
         exact, _, _ = _engines("vgg16", 120, device, "float64", silent)
@@ -197,6 +216,7 @@ def _child(args):
     from aisviz.models.features import resolve_device
 
     device = resolve_device(args.device)
+    args.silent = float(args.silent)
     if args.scenario == "vgg16":
         res = scenario_engine("vgg16", device, args.dtype, naive_masks=16, silent=args.silent)
     elif args.scenario == "pooled":
@@ -219,8 +239,9 @@ def main():
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--tf32", action="store_true", help="allow TF32 matrix products on NVIDIA GPUs")
-    p.add_argument("--silent", type=float, default=0.5,
-                   help="fraction of (image, map) pairs whose activation map is all zeros (default 0.5)")
+    p.add_argument("--silent", default="0.5",
+                   help="fraction of (image, map) pairs whose activation map is all zeros (default 0.5); several, "
+                        "comma-separated (e.g. 0.3,0.5,0.7), run the scenarios once for each")
     p.add_argument("--check-float64", action="store_true",
                    help="protocol: also run it in float64 and report the largest R^2 difference (always on a GPU)")
     p.add_argument("--splits", type=int, help="protocol: splits timed (default: 40 on a GPU, 1 on the CPU)")
@@ -228,16 +249,20 @@ def main():
     args = p.parse_args()
     if args.scenario:
         return _child(args)
-    for name in [args.only] if args.only else ["vgg16", "pooled", "protocol", "default"]:
+    names = [args.only] if args.only else ["vgg16", "pooled", "protocol", "default"]
+    fractions = args.silent.split(",")   # `default` runs the real demo: silent maps are what they are
+    runs = [(n, f) for f in fractions for n in names if n != "default"] + [("default", "") for n in names
+                                                                          if n == "default"]
+    for name, silent in runs:
         cmd = [sys.executable, __file__, "--scenario", name, "--device", args.device, "--dtype", args.dtype,
-               "--silent", str(args.silent)] + (["--splits", str(args.splits)] if args.splits else []) \
+               "--silent", silent or "0"] + (["--splits", str(args.splits)] if args.splits else []) \
             + (["--check-float64"] if args.check_float64 else [])
         res = subprocess.run(cmd + (["--tf32"] if args.tf32 else []), capture_output=True, text=True)
         if res.returncode:
             print(f"{name}: failed\n{res.stderr[-2000:]}")
             continue
         result = json.loads(res.stdout.strip().splitlines()[-1])
-        print(f"== {name}")
+        print(f"== {name}" + ("" if name == "default" else f" (silent {silent})"))
         for k, v in result.items():
             print(f"  {k:28s} {v:.4g}" if isinstance(v, float) else f"  {k:28s} {v}")
 
