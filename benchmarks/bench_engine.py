@@ -157,7 +157,7 @@ def scenario_protocol(device, dtype, silent, n_splits, check_float64):
     naive re-run timed on a few masks in the same process and scaled to the protocol's mask count."""
     import torch
 
-    from aisviz.core.alignment import kfold_splits
+    from aisviz.core.splits import kfold_splits
 
     fast, naive, c = _engines("vgg16", 120, device, dtype, silent)
     rng = np.random.default_rng(0)

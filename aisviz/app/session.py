@@ -14,13 +14,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from aisviz.errors import UsageError
 from aisviz.models.networks import list_layers
-from aisviz.pipeline.compute import Memo, checked_dataset, run_pipeline
-from aisviz.pipeline.result_cache import load_result, store_result
+from aisviz.pipeline.compute import Memo, checked_dataset, result_for
 from aisviz.pipeline.settings import Settings
 
 log = logging.getLogger("aisviz.app")
@@ -163,16 +161,11 @@ class Session:
         """The result from the disk cache (another tab, kernel or server computed it) or from the pipeline."""
         report("data", 0.0, "loading the data set")
         dataset = self.dataset(s.dataset)
-        if self.keep_results:
-            cached = load_result(s, dataset)
-            if cached is not None:
-                return replace(cached, seconds=time.perf_counter() - clicked_at)
-        computation = run_pipeline(s, dataset=dataset, report=report, memo=self.memo, started_at=clicked_at)
-        if s.model not in self.layers:
+        result, computation = result_for(s, dataset, keep_results=self.keep_results, report=report, memo=self.memo,
+                                         started_at=clicked_at)
+        if computation is not None and s.model not in self.layers:
             self.layers[s.model] = list_layers(computation.network)
-        if self.keep_results:
-            store_result(s, dataset, computation.result)
-        return computation.result
+        return result
 
     def dataset(self, key: str):
         """The data set under key: one passed in, or loaded (and kept)."""

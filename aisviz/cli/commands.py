@@ -25,7 +25,7 @@ import tempfile
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ from aisviz.cli.share import add_commands
 from aisviz.config import aisviz_home, paper_seeds
 from aisviz.core.heatmaps import ais_heatmap, mass_inside
 from aisviz.core.metrics import comparison_dataframe, pool_results
+from aisviz.core.splits import kfold_splits
 from aisviz.errors import EXIT_INTERNAL, AisvizWarning, InputError, UsageError, exit_code_for, recording_warnings
 from aisviz.io import jsonout
 from aisviz.io.catalog import download, list_datasets, load_dataset
@@ -44,14 +45,16 @@ from aisviz.models.features import check_device_name, resolve_device
 from aisviz.models.networks import TIMM_NOTE, list_layers, list_models, load_network
 from aisviz.pipeline.caches import cache_report, clear_caches
 from aisviz.pipeline.comparisons import ais_heatmaps, compare_dataset, export_panels
-from aisviz.pipeline.compute import fit_importance, run_pipeline
+from aisviz.pipeline.compute import fit_importance, result_for
+from aisviz.pipeline.derive import result_dataframe
+from aisviz.pipeline.result_cache import load_result
 from aisviz.pipeline.settings import Settings
 from aisviz.saliency.providers import get_provider, saliency_maps
 from aisviz.server.serve import serve
 from aisviz.viz.figures import figure_bytes, heatmap_figure
 
 if TYPE_CHECKING:  # torch is imported by the commands that fit
-    from aisviz.pipeline.importance import AlignmentImportance
+    from aisviz.core.comparison import ComparisonSet
 
 DEFAULT_DATASET = "synthetic"
 EXIT_CODES_HELP = ("exit codes: 0 success; 1 internal error (traceback in the log named on stderr); 2 usage "
@@ -139,13 +142,8 @@ def _network(args):
     return load_network(args.model, weights=args.weights, weights_file=args.weights_file)
 
 
-def _checked_inputs(args, dataset_name=None):
-    """The pipeline's Settings, data set and network: every check that needs only these comes before any fit."""
-    from aisviz.core.alignment import kfold_splits
-
-    resolve_device(args.device)  # a missing GPU is reported now, not after loading everything
-    net = _network(args)
-    net.resolve_layers(args.layer, args.readout)
+def _settings_and_data(args, dataset_name=None):
+    """The pipeline's Settings and data set (no network, no torch): what a cached result is looked up by."""
     name = dataset_name or args.dataset
     dataset = load_dataset(name)
     validation = {}
@@ -155,23 +153,39 @@ def _checked_inputs(args, dataset_name=None):
     settings = Settings(dataset=str(name), model=args.model, weights=args.weights, layer=args.layer,
                         readout=args.readout, similarity=args.similarity, measure=args.measure, dtype=args.dtype,
                         provider="", **validation)
-    return settings, dataset, net
+    return settings, dataset
+
+
+def _checked_network(args):
+    """The network, with the device and layers checked: every check that needs it comes before any fit."""
+    resolve_device(args.device)  # a missing GPU is reported now, not after loading everything
+    net = _network(args)
+    net.resolve_layers(args.layer, args.readout)
+    return net
 
 
 def _scorer(args, dataset_name=None):
     """The pipeline's first steps: the fitted AlignmentImportance."""
 
-    settings, dataset, net = _checked_inputs(args, dataset_name)
+    net = _checked_network(args)
+    settings, dataset = _settings_and_data(args, dataset_name)
     return fit_importance(settings, dataset, net, device=args.device, use_cache=not args.no_cache,
                           progress=not args.quiet)
 
 
-def _computation(args):
-    """The whole pipeline (no saliency): the fitted scorer and its held-out validation."""
+def _result(args):
+    """The whole pipeline (no saliency): (the Result, the data set). A result computed before with the same
+    settings on the same data (by any command, dashboard or server) is read from the disk cache of results;
+    --no-cache, or a --weights-file (not part of the settings), computes it."""
 
-    settings, dataset, net = _checked_inputs(args)
-    return run_pipeline(settings, dataset=dataset, network=net, device=args.device, use_cache=not args.no_cache,
-                        progress=not args.quiet)
+    settings, dataset = _settings_and_data(args)
+    keep = not args.no_cache and args.weights_file is None
+    cached = load_result(settings, dataset) if keep else None   # before the network: torch is not imported
+    if cached is not None:
+        return cached, dataset
+    result, _ = result_for(settings, dataset, keep_results=keep, network=_checked_network(args), device=args.device,
+                           use_cache=not args.no_cache, progress=not args.quiet)
+    return result, dataset
 
 
 def _context(scorer) -> dict:
@@ -180,6 +194,15 @@ def _context(scorer) -> dict:
             "weights": scorer.network_.weights, "layer": scorer.layer_, "readout": scorer.readout_,
             "n_maps": len(scorer.ais_), "similarity": scorer.similarity, "measure": scorer.measure,
             "engine": scorer.engine_.kind}
+
+
+def _result_context(result) -> dict:
+    """_context's fields, from a Result (computed here or read from the cache of results)."""
+    settings = result.settings
+    return {"dataset": result.dataset_name, "observer": result.observer, "n_images": len(result.image_names),
+            "model": settings.model, "weights": result.weights_label, "layer": settings.layer,
+            "readout": settings.readout, "n_maps": result.n_maps, "similarity": settings.similarity,
+            "measure": settings.measure, "engine": result.engine, "source": result.source}
 
 
 def print_json(obj: Any) -> None:
@@ -276,18 +299,20 @@ def cmd_score(args: argparse.Namespace) -> Any:
     return payload, show
 
 
-def _validation_dict(v) -> dict:
+def _validation_dict(result) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a k undefined in every split has a NaN (null) mean
-        means = {k: np.nanmean(c, 0).tolist() for k, c in v.curves_.items()}
-    return {"splits": v.splits_, "summary": v.summary_, "k_values": v.k_values_.tolist(), "curves_mean": means}
+        means = {k: np.nanmean(c, 0).tolist() for k, c in result.curves.items()}
+    return {"splits": list(result.splits), "summary": result.summary, "k_values": result.k_values.tolist(),
+            "curves_mean": means}
 
 
-def _print_validation(scorer, v):
-    s = v.summary_
-    c = _context(scorer)
+def _print_validation(result):
+    s = result.summary
+    c = _result_context(result)
     print(f"{c['dataset']} ({c['n_images']} images, {c['observer']} judgments) | {c['model']} {c['layer']} -> "
-          f"{c['readout']} | {s['n_splits']} splits")
+          f"{c['readout']} | {s['n_splits']} splits" + (" | read from the cache of results (`aisviz cache show`)"
+                                                        if result.source == "cache" else ""))
     print("held-out alignment (test R^2, mean ± SD over splits):")
     print(f"  all {c['n_maps']} maps        {s['mean_r2_test_all']:.4f} ± {s['sd_r2_test_all']:.4f}")
     print(f"  top-k* maps by AIS  {s['mean_r2_test_topk']:.4f} ± {s['sd_r2_test_topk']:.4f}   "
@@ -302,17 +327,14 @@ def _print_validation(scorer, v):
 
 def cmd_validate(args: argparse.Namespace) -> Any:
     csv_dir = _csv_dir(args)
-    computation = _computation(args)
-    scorer, v = computation.scorer, computation.validation
-    payload = {**_context(scorer), **_validation_dict(v)}
+    result, _ = _result(args)
+    payload = {**_result_context(result), **_validation_dict(result)}
     if csv_dir is not None:
-        payload["csv"] = _write_csv(csv_dir, {"maps": scorer.to_dataframe("maps"),
-                                              "splits": v.to_dataframe("splits"),
-                                              "curves": v.to_dataframe("curves"),
-                                              "summary": v.to_dataframe("summary")})
+        payload["csv"] = _write_csv(csv_dir, {kind: result_dataframe(result, kind)
+                                              for kind in ("maps", "splits", "curves", "summary")})
 
     def show():
-        _print_validation(scorer, v)
+        _print_validation(result)
         if csv_dir is not None:
             print(f"wrote maps.csv, splits.csv, curves.csv and summary.csv to {csv_dir}")
     return payload, show
@@ -322,26 +344,25 @@ DISPLAY_HELP = ("heatmap display: default = clipped at 0, value/max, viridis wit
                 "display ((value/max)^2, jet, 0.6 image + 0.4 colour)")
 
 
-def write_heatmaps(scorer: AlignmentImportance, out_dir: Path, keep: np.ndarray | None = None,
-                   display: str = "default") -> list[dict]:
-    """One labelled PNG overlay per image (display mode, title, colour bar) plus heatmaps.npz with the raw
-    maps; atomic writes.
-
+def write_heatmaps(dataset: ComparisonSet, activations: Sequence[np.ndarray] | np.ndarray, image_ais: np.ndarray,
+                   out_dir: Path, keep: np.ndarray | None = None, display: str = "default") -> list[dict]:
+    """One labelled PNG overlay per image of dataset (display mode, title, colour bar) plus heatmaps.npz with
+    the raw maps (from each image's activations (C, h, w) and image AIS (n, C)); atomic writes.
     File names are made unique and safe (storage.output_names); heatmaps.npz holds `names` (the image
     names), `files` (their PNGs) and `heatmap_0000`, ... in the same order, never keys made of image names.
     Returns one {"image", "file"} row per image."""
 
-    ds, raw = scorer.dataset_, []
-    files = output_names(ds.image_names, "_ais.png")
+    raw = []
+    files = output_names(dataset.image_names, "_ais.png")
     for i, fname in enumerate(files):
-        heat = ais_heatmap(scorer.activations_[i], scorer.image_ais_[i], keep=keep)
+        heat = ais_heatmap(activations[i], image_ais[i], keep=keep)
         raw.append(heat)
-        png = figure_bytes(heatmap_figure(ds.load_image(i), heat, display, ds.image_names[i]), dpi=100)
+        png = figure_bytes(heatmap_figure(dataset.load_image(i), heat, display, dataset.image_names[i]), dpi=100)
         atomic_write(out_dir / fname, lambda f, png=png: f.write(png))
     arrays = {f"heatmap_{i:04d}": h for i, h in enumerate(raw)}
-    atomic_write(out_dir / "heatmaps.npz", lambda f: np.savez(f, names=np.asarray(ds.image_names),
+    atomic_write(out_dir / "heatmaps.npz", lambda f: np.savez(f, names=np.asarray(dataset.image_names),
                                                               files=np.asarray(files), **arrays))
-    return [{"image": n, "file": f} for n, f in zip(ds.image_names, files)]
+    return [{"image": n, "file": f} for n, f in zip(dataset.image_names, files)]
 
 
 def cmd_heatmaps(args: argparse.Namespace) -> Any:
@@ -350,7 +371,8 @@ def cmd_heatmaps(args: argparse.Namespace) -> Any:
     out = prepare_output_dir(args.out)
     scorer = _scorer(args)
     keep = None if args.top_k is None else top_k_mask(scorer.ais_, args.top_k)
-    written = write_heatmaps(scorer, out, keep=keep, display=args.display)
+    written = write_heatmaps(scorer.dataset_, scorer.activations_, scorer.image_ais_, out, keep=keep,
+                             display=args.display)
     maps = "all maps" if keep is None else f"the top {args.top_k} maps by data-set AIS"
     payload = {**_context(scorer), "out": str(out), "maps": maps, "files": written, "npz": str(out / "heatmaps.npz")}
     return payload, lambda: print(f"wrote {len(written)} heatmap overlays ({maps}) and heatmaps.npz to {out}")
@@ -361,15 +383,13 @@ def cmd_demo(args: argparse.Namespace) -> Any:
 
     t0 = time.perf_counter()
     out = prepare_output_dir(args.out)
-    computation = _computation(args)
-    scorer, v = computation.scorer, computation.validation
-    written = write_heatmaps(scorer, out)
-    ds = scorer.dataset_
-    payload = {**_context(scorer), **_validation_dict(v), "out": str(out), "files": written}
+    result, ds = _result(args)
+    written = write_heatmaps(ds, result.activations, result.image_ais, out)
+    payload = {**_result_context(result), **_validation_dict(result), "out": str(out), "files": written}
     truth = None
     if ds.relevant_masks is not None:
 
-        share = [mass_inside(ais_heatmap(scorer.activations_[i], scorer.image_ais_[i]), ds.relevant_masks[i])
+        share = [mass_inside(ais_heatmap(result.activations[i], result.image_ais[i]), ds.relevant_masks[i])
                  for i in range(ds.n_images)]
         truth = {"mean_mass_on_relevant_region": float(np.nanmean(share)),
                  "mean_relevant_area": float(np.mean([m.mean() for m in ds.relevant_masks]))}
@@ -377,7 +397,7 @@ def cmd_demo(args: argparse.Namespace) -> Any:
     seconds = time.perf_counter() - t0
 
     def show():
-        _print_validation(scorer, v)
+        _print_validation(result)
         if truth is not None:
             print(f"ground truth: AIS heatmaps put {truth['mean_mass_on_relevant_region']:.1%} of their mass on the "
                   f"planted relevant region, which covers {truth['mean_relevant_area']:.1%} of each image (a "

@@ -36,6 +36,7 @@ from aisviz.io.storage import prepare_output_dir
 from aisviz.models.networks import Network, load_network
 from aisviz.pipeline.bundles import check_output, write_bundle
 from aisviz.pipeline.result import Result, build_result
+from aisviz.pipeline.result_cache import load_result, store_result
 from aisviz.pipeline.settings import Settings, auto_k_step
 from aisviz.saliency.providers import saliency_maps
 
@@ -207,6 +208,34 @@ def run_pipeline(settings: Settings, *, dataset: ComparisonSet | None = None, ne
     result = build_result(scorer, validation, dataset, saliency, resolved, saliency_provider=settings.provider,
                           saliency_error=saliency_error, seconds=time.perf_counter() - started_at)
     return Computation(result, resolved, dataset, net, scorer, validation)
+
+
+def result_for(settings: Settings, dataset: ComparisonSet, *, keep_results: bool = True,
+               **pipeline: Any) -> tuple[Result, Computation | None]:
+    """The Result of settings on dataset, from the disk cache of results when another command, tab, kernel or
+    server computed it (aisviz.pipeline.result_cache; no torch is imported then), else from run_pipeline, and
+    then kept there.
+
+    Parameters
+    ----------
+    settings : as requested (layer and read-out None = the network's defaults): the cache's key with the data.
+    dataset : the data set settings.dataset names.
+    keep_results : read and write the cache of results (False: always compute, keep nothing).
+    pipeline : run_pipeline's keyword arguments (report, memo, device, use_cache, progress, started_at, network).
+
+    Returns
+    -------
+    (the Result, the Computation when it was computed here, else None).
+    """
+    started_at = pipeline.pop("started_at", None) or time.perf_counter()
+    if keep_results:
+        cached = load_result(settings, dataset)
+        if cached is not None:
+            return replace(cached, seconds=time.perf_counter() - started_at), None
+    computation = run_pipeline(settings, dataset=dataset, started_at=started_at, **pipeline)
+    if keep_results:
+        store_result(settings, dataset, computation.result)
+    return computation.result, computation
 
 
 def checked_dataset(key: str, extra_roots: Sequence[Path] = ()) -> ComparisonSet:

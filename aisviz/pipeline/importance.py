@@ -26,11 +26,10 @@ from aisviz.core.alignment import (
     SubsetAlignments,
     _check_measure,
     alignment,
-    k_grid,
-    kfold_splits,
 )
 from aisviz.core.checks import check_set_size, warn_negative_alignment
 from aisviz.core.engine import condense, make_engine
+from aisviz.core.splits import k_grid, kfold_splits
 from aisviz.errors import InputError, UsageError
 from aisviz.io.interop import network_rdm
 from aisviz.models.features import extract_activations, resolve_device

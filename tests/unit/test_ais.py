@@ -4,7 +4,8 @@ import pytest
 import torch
 from scipy import stats
 
-from aisviz.core.alignment import alignment, k_grid, kfold_splits, pair_positions, top_k_mask
+from aisviz.core.alignment import alignment, pair_positions, top_k_mask
+from aisviz.core.splits import k_grid, kfold_splits
 from aisviz.models.networks import load_network
 from aisviz.pipeline.importance import AlignmentImportance, TopKValidation, corrected_paired_greater
 

@@ -322,6 +322,26 @@ def test_json_on_demo_download_and_cache(capsys, folder_set, tmp_path):
     assert "cannot download" in capsys.readouterr().err
 
 
+def test_a_second_demo_reads_the_cached_result_without_torch(capsys, folder_set, tmp_path):
+    """validate and demo go through the pipeline's cache of results: a second run with the same settings on the
+    same data reads the Result (no torch import, no fit) and writes the same numbers and heatmaps."""
+    argv = ["demo", "--dataset", str(folder_set), "--folds", "2", "--seeds", "1", "--k-step", "640", "--json",
+            "--quiet"]
+    first = _json(capsys, argv + ["--out", str(tmp_path / "first")])
+    script = ("import json, sys\nfrom aisviz.cli.commands import main\ncode = main(sys.argv[1:])\n"
+              "print(json.dumps({'code': code, 'torch': 'torch' in sys.modules}), file=sys.stderr)")
+    run = subprocess.run([sys.executable, "-c", script, *argv, "--out", str(tmp_path / "second")],
+                         capture_output=True, text=True, env=os.environ, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    second, status = json.loads(run.stdout), json.loads(run.stderr.strip().splitlines()[-1])
+    assert status == {"code": 0, "torch": False} and (first["source"], second["source"]) == ("computed", "cache")
+    assert second["summary"] == first["summary"] and second["curves_mean"] == first["curves_mean"]
+    a, b = (np.load(tmp_path / name / "heatmaps.npz") for name in ("first", "second"))
+    assert all(np.array_equal(a[key], b[key]) for key in a.files) and len(a.files) == 14
+    again = _json(capsys, ["validate", *argv[1:], "--no-cache"])
+    assert again["source"] == "computed" and again["summary"] == first["summary"]
+
+
 @pytest.mark.parametrize("options,reason", [("ro,size=100k", "Read-only file system"),
                                             ("size=300k", "No space left on device")])
 def test_read_only_or_full_cache_folder_keeps_the_result(capsys, folder_set, monkeypatch, small_mount, options,

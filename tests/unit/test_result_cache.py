@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from conftest import SessionListener, make_tiny_set
 
-from aisviz.app import session as session_module
 from aisviz.app.session import Session
 from aisviz.cli import main
 from aisviz.errors import AisvizWarning
+from aisviz.pipeline import compute as compute_module
 from aisviz.pipeline.result_cache import cache_dir
 from aisviz.pipeline.settings import Settings
 
@@ -34,7 +34,7 @@ def test_a_second_session_opens_the_result_from_disk(monkeypatch, capsys):
         raise AssertionError("the pipeline ran although the result was on disk")
 
     with monkeypatch.context() as m:
-        m.setattr(session_module, "run_pipeline", no_computing)
+        m.setattr(compute_module, "run_pipeline", no_computing)
         second = _open(settings, dataset)
     assert second.source == "cache"
     np.testing.assert_array_equal(second.ais, first.ais)

@@ -94,7 +94,7 @@ def test_output_names_are_distinct_and_safe(names):
 
 
 def test_fold_advice_never_repeats_the_request():
-    from aisviz.core.alignment import kfold_splits
+    from aisviz.core.splits import kfold_splits
 
     with pytest.raises(ValueError) as err:
         kfold_splits(5, 2)
