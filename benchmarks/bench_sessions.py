@@ -18,6 +18,10 @@ and by the browsers during the run (here they share the machine; in a class the 
 errors (failed steps, page errors, error messages shown in the dashboard). Sessions are closed (their
 kernels shut down) before the next N. Prints one JSON object per N, and a Markdown table at the end
 (--markdown).
+
+--record (shared mode) writes the viewer kernel's measured memory (of the last N) to
+aisviz/server/viewer_memory.json: the one figure `aisviz serve --help`, the README, the instructor guide and
+the documentation quote (tests/unit/test_viewer_memory.py checks that they all quote it).
 """
 from __future__ import annotations
 
@@ -230,6 +234,28 @@ def kernels_left(pid, keep=0, timeout=60):
     return len(kernels_of(pid))
 
 
+def record(row: dict, argv: list, load_before: tuple) -> None:
+    """Write the viewer kernel's measured memory: the one figure every document quotes."""
+    import datetime
+    import platform
+
+    import psutil
+
+    from aisviz.server.viewer_memory import FIGURE_FILE
+
+    if row["errors"] or row["opened"] < row["n"] or not row["kernel_rss_mb_mean"]:
+        sys.exit(f"not recorded: {row['opened']} of {row['n']} pages opened, {row['errors']} errors")
+    figure = {"kernel_rss_mb": row["kernel_rss_mb_mean"], "kernel_rss_mb_max": row["kernel_rss_mb_max"],
+              "kernel_pss_mb": row["kernel_pss_mb_mean"], "viewers": row["n"],
+              "measured": datetime.date.today().isoformat(),
+              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
+                         f"{psutil.virtual_memory().total / 2**30:.0f} GB, Python {platform.python_version()}",
+              "load_average_1min_before_after": [round(load_before[0], 1), round(os.getloadavg()[0], 1)],
+              "command": "python benchmarks/bench_sessions.py " + " ".join(argv)}
+    FIGURE_FILE.write_text(json.dumps(figure, indent=1) + "\n")
+    print(f"recorded {figure['kernel_rss_mb']} MB per viewer kernel in {FIGURE_FILE}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bundles", help="bundle folder for shared mode (aisviz precompute)")
@@ -239,11 +265,17 @@ def main(argv=None):
     ap.add_argument("--pool-size", type=int, default=0, help="preheated kernels (aisviz serve --pool-size)")
     ap.add_argument("--ramp", type=float, default=0.0,
                     help="arrivals spread evenly over this many seconds (default 0: all at once)")
+    ap.add_argument("--port", type=int, default=0, help="port for the server (default: a free one)")
     ap.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    ap.add_argument("--record", action="store_true",
+                    help="shared mode: write the viewer kernel's memory (last N) to aisviz/server/viewer_memory.json")
     args = ap.parse_args(argv)
     if not args.researcher and not args.bundles:
         ap.error("give --bundles DIR (shared mode) or --researcher")
-    port = free_port()
+    if args.record and args.researcher:
+        ap.error("--record writes the viewer kernel's figure: run it in shared mode (--bundles DIR)")
+    load_before = os.getloadavg()
+    port = args.port or free_port()
     # every session comes from 127.0.0.1: no per-client limits (a class has one address per student)
     cmd = [sys.executable, "-m", "aisviz", "serve", "--port", str(port), "--max-kernels", str(max(args.n) + 5),
            "--kernels-per-client", "0", "--pages-per-minute", "0"]
@@ -281,6 +313,8 @@ def main(argv=None):
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
+    if args.record and rows:
+        record(rows[-1], argv if argv is not None else sys.argv[1:], load_before)
     if args.markdown:
         print("\n| mode | N | opened | open p50 / p95 (s) | slider p50 / p95 (ms) | hover p50 / p95 (ms) | "
               "kernel RSS / PSS mean (MB) | total RSS (MB) | CPU s server / browsers | errors |")

@@ -1,6 +1,7 @@
 """Memory of one dashboard kernel: a real ipykernel runs the dashboard notebook's code and waits for its
 default job; prints the kernel's resident size (RSS) and the part that is its own (USS, not shared with other
-kernels). The README's and `aisviz serve --help`'s kernel figures come from this.
+kernels). The researcher kernel's figures (`aisviz serve --help`, the Performance page) come from this; the
+viewer kernel's from `bench_sessions.py --record` (aisviz/server/viewer_memory.json).
 
     AISVIZ_HOME=/tmp/kmem python benchmarks/kernel_memory.py
 """

@@ -51,6 +51,7 @@ from aisviz.pipeline.result_cache import load_result
 from aisviz.pipeline.settings import Settings
 from aisviz.saliency.providers import get_provider, saliency_maps
 from aisviz.server.serve import serve
+from aisviz.server.viewer_memory import viewer_kernel_mb
 from aisviz.viz.figures import figure_bytes, heatmap_figure
 
 if TYPE_CHECKING:  # torch is imported by the commands that fit
@@ -616,7 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(sub, "serve", "the dashboard in a browser (Voila, bound to 127.0.0.1)", cmd_serve, json_=False)
     p.add_argument("--port", type=at_least(1, maximum=65535), default=8866, help="port on 127.0.0.1")
     p.add_argument("--pool-size", type=at_least(0), default=0,
-                   help="preheated kernels (researcher kernels 1.3-1.4 GB resident, viewer kernels ~225 MB)")
+                   help=f"preheated kernels (researcher kernels 1.3-1.4 GB resident, viewer kernels "
+                        f"{viewer_kernel_mb()} MB: measured, aisviz/server/viewer_memory.json)")
     p.add_argument("--open", action="store_true", help="open a browser tab")
     p.add_argument("--cull-idle", type=at_least(1), default=600,
                    help="seconds before idle kernels (no tab open) are shut down (checked every tenth of it)")

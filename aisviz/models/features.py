@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -135,9 +136,9 @@ def _batches(shapes, batch_size):
     return batches
 
 
-def _run(net, layer, layer_index, dataset, indices, dev, batch_size, progress, notes):
+def _run(net, layer, layer_index, dataset, indices, dev, batch_size, progress, notes, callback=None):
     """Activations of `indices`; images are decoded and preprocessed one batch at a time, so memory holds one
-    batch of inputs, not the whole set."""
+    batch of inputs, not the whole set. callback(images done, images in all) after each batch."""
     import torch
     from tqdm.auto import tqdm
 
@@ -145,9 +146,9 @@ def _run(net, layer, layer_index, dataset, indices, dev, batch_size, progress, n
 
     shapes = [input_size(w, h, net) for w, h in map(dataset.image_size, indices)]
     acts: dict = {}
-    with torch.no_grad(), full_float32_convolutions():
-        for batch in tqdm(_batches(shapes, batch_size), desc=f"{net.name} {layer}", disable=not progress,
-                          unit="batch"):
+    with torch.no_grad(), full_float32_convolutions(), \
+            tqdm(total=len(indices), desc=f"{net.name} {layer}", disable=not progress, unit="image") as bar:
+        for batch in _batches(shapes, batch_size):
             idx = [indices[b] for b in batch]
             x = torch.cat([preprocess(net, dataset.load_image(i, notes)) for i in idx]).to(dev)
             out = net.run(x, 0, layer_index + 1)
@@ -156,16 +157,28 @@ def _run(net, layer, layer_index, dataset, indices, dev, batch_size, progress, n
                                 f"maps (channels × height × width); perturb a convolutional layer instead.")
             for j, i in enumerate(idx):
                 acts[i] = out[j].float().cpu().numpy()
+            bar.update(len(idx))
+            if callback is not None:
+                callback(len(acts), len(indices))
     return [acts[i] for i in indices]
 
 
 def extract_activations(dataset: ComparisonSet, net: Network, layer: str, device: str | torch.device = "auto",
-                        batch_size: int = 16, use_cache: bool = True, progress: bool = True) -> list[np.ndarray]:
-    """Perturbed-layer activations, one float32 array (C, H, W) per image, in dataset order."""
+                        batch_size: int = 16, use_cache: bool = True, progress: bool = True,
+                        callback: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
+    """Perturbed-layer activations, one float32 array (C, H, W) per image, in dataset order.
+
+    progress: a tqdm bar counting images. callback(images done, images in all) is called with (0, n) before
+    the first batch and after each batch, or once with (n, n) when the activations come from the cache; an
+    exception it raises stops the extraction there (the dashboard cancels superseded work so).
+    """
+    n = dataset.n_images
     if net.precomputed is not None:
-        if len(net.precomputed) != dataset.n_images:
-            raise DataError(f"{len(net.precomputed)} precomputed activations for {dataset.n_images} images; give "
+        if len(net.precomputed) != n:
+            raise DataError(f"{len(net.precomputed)} precomputed activations for {n} images; give "
                             "one per image, in the data set's image order.")
+        if callback is not None:
+            callback(n, n)
         return net.precomputed
     layer_index = net.index(layer)
     dev = resolve_device(device)
@@ -180,12 +193,16 @@ def extract_activations(dataset: ComparisonSet, net: Network, layer: str, device
             again = _run(net, layer, layer_index, dataset, [0], dev, 1, False, [])[0]
             scale = float(np.abs(again).max()) or 1.0
             if again.shape == cached[0].shape and np.allclose(again, cached[0], rtol=1e-3, atol=1e-4 * scale):
+                if callback is not None:
+                    callback(n, n)
                 return cached
             warnings.warn(f"ignoring the feature cache {path}: its activations of image 0 differ from a fresh "
                           "computation; recomputing", AisvizWarning)
     _check_sizes(dataset, net)  # from the file headers: a bad size is reported before any computation
     notes: list[str] = []
-    acts = _run(net, layer, layer_index, dataset, list(range(dataset.n_images)), dev, batch_size, progress, notes)
+    if callback is not None:
+        callback(0, n)
+    acts = _run(net, layer, layer_index, dataset, list(range(n)), dev, batch_size, progress, notes, callback)
     for note in notes:  # passed on now, and kept with the cache so that a cached run repeats them
         warnings.warn(note, AisvizWarning, stacklevel=2)
     if use_cache:

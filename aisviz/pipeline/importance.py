@@ -45,7 +45,9 @@ if TYPE_CHECKING:
 class Progress:
     """What a fit passes to its callback after each unit of work.
 
-    stage: "leave-one-map-out" (units: chunks of maps) or "validation" (units: splits, with fractions
+    stage: "activations" (units: images; reported before the first batch and after each batch of the
+    extraction, or once when the activations come from the cache), "leave-one-map-out" (units: chunks of
+    maps) or "validation" (units: splits, with fractions
     for the chunks of k values inside a split; the first split's unit also covers the one pass that gives
     every split its training AIS); done/total: units finished so far and in all;
     partial: set when a whole validation split has finished: the TopKValidation itself, whose splits_,
@@ -79,7 +81,8 @@ class AlignmentImportance:
 
     def fit(self, dataset: ComparisonSet, network: Network | None = None,
             callback: Callable[[Progress], None] | None = None) -> AlignmentImportance:
-        """Score every map of the layer on `dataset`. callback(Progress) is called after each chunk of maps."""
+        """Score every map of the layer on `dataset`. callback(Progress) is called as the activations are
+        extracted (per batch of images) and after each chunk of maps."""
         _check_measure(self.measure)
         check_set_size(dataset)
         net = network or load_network(self.model, weights=self.weights)
@@ -87,8 +90,10 @@ class AlignmentImportance:
         self.network_, self.dataset_ = net, dataset
         self.layer_, self.readout_ = net.stage_names[li], net.stage_names[ri]
         device = resolve_device(self.device)
+        on_images = None if callback is None else (lambda done, total: callback(Progress("activations", done, total)))
         self.activations_ = extract_activations(dataset, net, self.layer_, device=device, use_cache=self.use_cache,
-                                                progress=self.progress, batch_size=self.batch_size)
+                                                progress=self.progress, batch_size=self.batch_size,
+                                                callback=on_images)
         dtype = {"float32": torch.float32, "float64": torch.float64}[self.dtype]
         net.to(device)
         self.engine_ = make_engine(net, li, ri, self.activations_, similarity=self.similarity, device=device,

@@ -204,7 +204,8 @@ def run_cell(dataset: ComparisonSet, network: Network, settings: Settings, confi
     fraction, text) follows the pipeline's stages (an exception it raises stops the cell)."""
     t0 = time.perf_counter()
     computation = run_pipeline(settings, dataset=dataset, network=network, report=report or _no_report,
-                               device=config["device"], use_cache=config["use_cache"])
+                               device=config["device"], use_cache=config["use_cache"],
+                               progress=config.get("progress", False))
     scorer, validation = computation.scorer, computation.validation
     subjects = load_subject_matrices(dataset)
     ceiling_rows, ceiling = None, {}
@@ -250,7 +251,7 @@ def run_cells(label: str, model: str, layers: list[str], config: dict, out: str 
 
     try:
         dataset = load_dataset()
-        settings = _settings({**{k: v for k, v in config.items() if k not in ("device", "use_cache")},
+        settings = _settings({**{k: v for k, v in config.items() if k not in ("device", "use_cache", "progress")},
                               "data": _data_hash(dataset)})  # changed images or ratings are other cells
     except stop_on:
         raise
@@ -323,6 +324,8 @@ def sweep(datasets: str | ComparisonSet | Sequence[DatasetSpec], models: str | S
     the table (resumable); None keeps nothing. scheduler: None = Dask's local threaded scheduler with
     `workers` threads; an address such as "tcp://host:8786" or a distributed.Client = that cluster.
     on_row(row) is called on the client as each cell finishes (on a cluster: as its group's rows arrive).
+    progress: a bar over the cells and, on local threads, each cell's bars (images extracted, chunks of maps,
+    validation splits).
     """
     import pandas as pd
 
@@ -342,7 +345,8 @@ def sweep(datasets: str | ComparisonSet | Sequence[DatasetSpec], models: str | S
         raise UsageError(f"seeds {tuple(seeds)}: a sweep uses the paper's seeds 111, 222, ...; give their number.")
     config = {"readout": readout, "folds": int(folds), "seeds": seeds, "k_step": int(k_step),
               "n_random": int(n_random), "weights": weights, "similarity": similarity, "measure": measure,
-              "dtype": dtype, "device": device, "use_cache": use_cache}
+              "dtype": dtype, "device": device, "use_cache": use_cache,
+              "progress": progress and scheduler is None}  # each local cell's bars too (images, maps, splits)
     if config["folds"] < 2 or config["k_step"] < 0 or config["n_random"] < 0:
         raise UsageError(f"folds must be at least 2 (got {folds}), k_step at least 0 (0 = auto; got {k_step}) and "
                          f"n_random at least 0 (got {n_random}).")

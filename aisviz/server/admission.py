@@ -1,8 +1,8 @@
 """Fair kernel admission for `aisviz serve`: who may start a kernel, and whose kernel is whose.
 
-Each page load starts a kernel (a viewer kernel ~225 MB, a researcher kernel 1.3-1.4 GB), so page loads are
-what one visitor could use to lock everyone else out. The server (aisviz.server.voila_server) asks an `Admission`
-before it renders a page:
+Each page load starts a kernel (a viewer kernel: the figure measured in viewer_memory.json; a researcher kernel
+1.3-1.4 GB), so page loads are what one visitor could use to lock everyone else out. The server
+(aisviz.server.voila_server) asks an `Admission` before it renders a page:
 - a cap on the kernels serving visitors, all together (503 "server full" past it);
 - per client (a hub user under --hub-auth, else an address): at most `per_client` kernels and `pages_per_minute`
   page loads (429 "too many" past either);

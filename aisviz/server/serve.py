@@ -97,7 +97,8 @@ DEFAULT_CULL_IDLE = 600      # seconds a kernel with no open tab may stay idle b
 
 
 CLAIM_TIMEOUT = 45.0        # seconds after its page is sent for a kernel's websocket to connect
-# Admission defaults (0 = no limit), per mode: a viewer kernel is ~225 MB, a researcher kernel 1.3-1.4 GB.
+# Admission defaults (0 = no limit), per mode: a viewer kernel's memory is measured in viewer_memory.json, a
+# researcher kernel is 1.3-1.4 GB.
 LIMITS = {"shared": {"max_kernels": 40, "kernels_per_client": 4, "pages_per_minute": 20},
           "researcher": {"max_kernels": 4, "kernels_per_client": 0, "pages_per_minute": 0}}
 

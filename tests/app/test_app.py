@@ -492,6 +492,20 @@ def test_a_superseded_job_stops_within_a_chunk(home):
     assert not any(e[0] == "failed" for e in rec.events)
 
 
+def test_the_progress_bar_moves_while_the_activations_are_extracted(home):
+    """A new set's extraction can take minutes: the bar moves per batch of images, not only per stage."""
+    from aisviz.app import Dashboard
+
+    d = Dashboard(dataset=make_tiny_set(n=20, size=64, seed=5), run_async=False, autostart=False, n_folds=2,
+                  n_seeds=1, provider="center_bias")
+    seen = []
+    d.state.observe(lambda _: seen.append((d.state.status, d.state.progress)), ["status", "progress"])
+    d.run()
+    extracting = [p for status, p in seen if status.startswith("activations of")]
+    assert len(set(extracting)) > 2, seen        # 20 images: before the first batch, after 16 and after 20
+    assert extracting == sorted(extracting) and max(extracting) < max(p for _, p in seen) == 1.0
+
+
 @pytest.mark.slow
 def test_default_dashboard_computes_in_the_background(home):
     """The real default: the generated set, the offline network, work in a thread with progress."""

@@ -183,9 +183,12 @@ def test_validation_callback_reports_partial_results_and_can_stop_the_fit(tiny_s
         TopKValidation(n_folds=3, seeds=(111,), k_step=1, progress=False).fit(scorer, callback=stop_inside_first_split)
 
 
-def test_scorer_callback_counts_chunks_of_maps(tiny_set, lite):
+def test_scorer_callback_counts_images_then_chunks_of_maps(tiny_set, lite):
     events = []
-    s = AlignmentImportance(progress=False).fit(tiny_set, network=lite, callback=events.append)
+    s = AlignmentImportance(progress=False, batch_size=8).fit(tiny_set, network=lite, callback=events.append)
+    extraction = [(e.done, e.total) for e in events if e.stage == "activations"]
+    assert extraction == [(0, 12), (8, 12), (12, 12)]  # images, before the first batch and after each
+    events = events[len(extraction):]
     assert events and all(e.stage == "leave-one-map-out" for e in events)
     assert [e.done for e in events] == list(range(1, events[-1].total + 1))
     assert len(s.engine_.chunks(list(range(s.engine_.n_maps)))) == events[-1].total

@@ -25,6 +25,17 @@ def test_cache_hit_returns_identical_activations(tiny_set, lite):
         np.testing.assert_array_equal(a, b)
 
 
+def test_extraction_reports_images_done_per_batch_up_to_all_of_them(tiny_set, lite):
+    counts = []
+    extract_activations(tiny_set, lite, "_head_act", progress=False, batch_size=5,
+                        callback=lambda done, total: counts.append((done, total)))
+    n = tiny_set.n_images
+    assert counts == [(0, n), (5, n), (10, n), (n, n)]  # 12 images of one size: batches of 5, 5 and 2
+    cached = []
+    extract_activations(tiny_set, lite, "_head_act", progress=False, callback=lambda *c: cached.append(c))
+    assert cached == [(n, n)]  # read from the cache: done at once
+
+
 def test_key_covers_content_and_settings(tiny_set, lite):
     from conftest import make_tiny_set
 

@@ -3,6 +3,7 @@ real dask.distributed LocalCluster. The offline pretrained EfficientNet-Lite0 on
 a second set read from a folder; protocol shortened (3 folds, 2 seeds, every 64th k) to stay quick."""
 import io
 import json
+import re
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -386,3 +387,11 @@ def test_sweep_on_a_full_disk_stops_with_exit_4(capsys, small_mount):
     (line,) = err.strip().splitlines()
     assert line.startswith("aisviz: error: cannot write the results of cell synthetic__efficientnet_lite0___head_act")
     assert "(No space left on device)" in line and "internal error" not in line
+
+
+def test_a_local_sweep_shows_each_cells_progress(tiny_set, capsys):
+    aisviz.sweep(tiny_set, "efficientnet_lite0", ["_head_act"], folds=2, seeds=1, k_step=64, progress=True)
+    err = capsys.readouterr().err
+    assert "sweep cells" in err
+    assert re.search(r"efficientnet_lite0 _head_act: 100%.*12/12", err), err   # the 12 images extracted
+    assert "leave-one-map-out" in err and "validation splits" in err
