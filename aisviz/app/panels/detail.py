@@ -54,9 +54,12 @@ class DetailPanel(Panel):
         self.w_unpin = self.tag(W.Button(description="Unpin", disabled=True, layout=W.Layout(width="80px")),
                                 "aisviz-unpin")
         self.w_unpin.on_click(dash.guard(lambda _: dash.pin_image(None), "unpin"))
-        self.w_display = self.tag(W.ToggleButtons(options=[("default (viridis, colour bar)", "default"),
-                                                           ("paper (jet, as the authors)", "paper")],
-                                                  value=self.state.display, style={"button_width": "190px"}),
+        # short labels, each as wide as its text (a fixed 190 px cut "default (viridis, colour b…" in a
+        # narrow notebook); the tooltips say the rest
+        self.w_display = self.tag(W.ToggleButtons(options=[("default (viridis)", "default"), ("paper (jet)", "paper")],
+                                                  tooltips=["viridis, value / image max, with colour bars",
+                                                            "jet, as in the authors' figures"],
+                                                  value=self.state.display, style={"button_width": "auto"}),
                                   "aisviz-display")
         self.w_display.observe(dash.guard(lambda ch: setattr(self.state, "display", ch["new"]),
                                           "switch the display mode"), "value")
