@@ -340,6 +340,7 @@ def test_switching_provider_reuses_the_cached_scorer(dash, monkeypatch):
 
 
 def test_a_saliency_failure_is_reported_once(dash, monkeypatch):
+    from aisviz.app.panels.detail import placeholder_png
     from aisviz.errors import DataError
     from aisviz.pipeline import compute
 
@@ -351,7 +352,10 @@ def test_a_saliency_failure_is_reported_once(dash, monkeypatch):
     P(dash, "ControlsPanel").w_provider.value = "fine_grained"
     new = dash.messages[n:]
     assert len(new) == 1 and "the provider is broken here" in new[0]
-    assert dash.current.saliency is None and "unavailable" in P(dash, "DetailPanel").cap_sal.value
+    d = P(dash, "DetailPanel")
+    assert dash.current.saliency is None and "unavailable" in d.cap_sal.value
+    grey = placeholder_png(d.size)
+    assert d.p_sal.value == grey and d.bar_sal.value == placeholder_png(14)   # not the previous result's map
     dash.clear_message()
     P(dash, "ControlsPanel").w_provider.value = "center_bias"
 
