@@ -168,9 +168,6 @@ FIRST_SCREEN_JS = """() => {
     for (const e of document.querySelectorAll('*')) if (e.scrollTop) e.scrollTop = 0;
     window.scrollTo(0, 0);
     return document.querySelector('.aisviz-curve .main-svg').getBoundingClientRect().top; }"""
-CUT_BUTTONS_JS = """() => [...document.querySelectorAll('.aisviz-dashboard button')]
-    .filter(b => b.offsetParent !== null && b.scrollWidth > b.clientWidth + 1)
-    .map(b => `${b.textContent.trim()}: text ${b.scrollWidth} px in ${b.clientWidth} px`)"""
 
 
 @pytest.mark.parametrize("width", [800, 1280])
@@ -201,7 +198,7 @@ def test_no_button_is_cut_in_a_900px_area(page, viewport, area, font):
     display-mode buttons read "default (viridis, colour b…": a fixed 190-px button, and that system's UI font
     drew the label wider than this machine's does. area: the dashboard held to that width, as the notebook
     holds it; font: the widgets' font size (px) for a wider font. Every visible button shows its whole text."""
-    from dashboard_pages import SHOTS
+    from dashboard_pages import SHOTS, cut_buttons
 
     page.set_viewport_size({"width": viewport, "height": 800})
     page.evaluate("""([w, f]) => { const d = document.querySelector('.aisviz-dashboard');
@@ -211,7 +208,7 @@ def test_no_button_is_cut_in_a_900px_area(page, viewport, area, font):
         page.wait_for_timeout(800)
         assert page.locator(".aisviz-display button").count() == 2
         page.locator(".aisviz-display").screenshot(path=str(SHOTS / f"shared_display_buttons_{viewport}.png"))
-        assert page.evaluate(CUT_BUTTONS_JS) == []
+        assert cut_buttons(page) == []
         assert page.locator(".aisviz-display button").first.get_attribute("title"), "the short label has a tooltip"
     finally:
         page.evaluate("""() => { const d = document.querySelector('.aisviz-dashboard');
