@@ -186,6 +186,16 @@ def layout_problems(page, parts=KEY_PARTS) -> list[str]:
     return problems
 
 
+CUT_BUTTONS_JS = """() => [...document.querySelectorAll('.aisviz-dashboard button')]
+    .filter(b => b.offsetParent !== null && b.scrollWidth > b.clientWidth + 1)
+    .map(b => `${b.textContent.trim()}: text ${b.scrollWidth} px in ${b.clientWidth} px`)"""
+
+
+def cut_buttons(page) -> list[str]:
+    """The dashboard's visible buttons whose text does not fit (shown cut, with an ellipsis)."""
+    return page.evaluate(CUT_BUTTONS_JS)
+
+
 def attrs(page, selector: str) -> dict:
     return page.eval_on_selector(selector, "e => Object.assign({}, e.dataset)")
 

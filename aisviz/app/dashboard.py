@@ -65,6 +65,13 @@ CSS = """
   justify-content: center; padding: 6px; }
 .aisviz-dashboard .aisviz-cap { line-height: 1.25; min-height: 2.5em; max-width: 214px; }
 .aisviz-dashboard .widget-inline-hbox .widget-label { max-width: none; }
+.aisviz-dashboard .aisviz-viewer-controls .widget-html-content { line-height: 1.4; }
+.aisviz-dashboard .aisviz-grid-box { position: relative; }
+.aisviz-dashboard .aisviz-grid-box .aisviz-grid { display: block; margin: 0; }
+.aisviz-dashboard .aisviz-pin-layer { position: absolute; inset: 0; margin: 0 !important; width: auto !important;
+  height: auto !important; min-width: 0; pointer-events: none; }
+.aisviz-dashboard .aisviz-pin { position: absolute; box-sizing: border-box; border: 3px solid #ff7f0e;
+  box-shadow: 0 0 0 1px #fff, inset 0 0 0 1px #fff; }
 .aisviz-message-box { border: 1px solid #d62728; padding: 4px; margin: 4px 0; }
 /* Hover is the core gesture: where the width allows, the image | heatmap | saliency panel sits beside the
    thumbnail grid and stays in view while the page scrolls, so a hovered thumbnail and its panels are on
@@ -123,6 +130,20 @@ def _running_loop():
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def ready_text(seconds: float | None, how: str, by_user: bool, preheated: bool) -> str:
+    """The status line once a result is shown. seconds: since the request (None: no request, e.g. a result
+    given); how: "computed" or "from memory"; by_user: the request was a click (else the dashboard's own
+    first request); preheated: the kernel ran the dashboard before any page asked for it (Voila's pool sets
+    VOILA_PREHEAT=True), so that first request started while the server prepared the page, not at a click."""
+    if seconds is None:
+        return f"ready ({how})"
+    if by_user:
+        return f"ready in {seconds:.1f} s from the click ({how})"
+    if preheated:
+        return f"ready: {how} as the server prepared this page ({seconds:.1f} s, before any click)"
+    return f"ready in {seconds:.1f} s from the dashboard's start ({how})"
 
 
 class Dashboard:
@@ -185,7 +206,7 @@ class Dashboard:
         if results:
             self.publish(results[0])
         elif autostart:
-            self.run()
+            self.run(by_user=False)
 
     def _layout(self, W):
         areas = {}
@@ -308,12 +329,14 @@ class Dashboard:
         """The settings in the state (what the controls show and the next request computes)."""
         return self.state.settings
 
-    def run(self):
-        """Compute (or take from memory) and show the results for the current controls."""
+    def run(self, by_user: bool = True):
+        """Compute (or take from memory) and show the results for the current controls. by_user=False: the
+        dashboard's own first request (no one clicked; the status line says so)."""
         s = self.settings()
         with self.ui_lock:
             self.state.settings = s
             self.state.clicked_at = time.perf_counter()
+            self.state.by_user = by_user
             self.state.busy = True
             self.state.progress = 0.0
             self.state.status = "starting"
@@ -394,12 +417,12 @@ class Dashboard:
                 if prev is None or prev.result.image_names != result.image_names:
                     st.pinned = st.hovered = None
                     st.image = 0
-            since = "" if st.clicked_at is None else f" in {time.perf_counter() - st.clicked_at:.1f} s from the click"
             how = "from memory" if result.seconds == 0 or view.memo.get("shown") else "computed"
             view.memo["shown"] = True
             st.busy = False
             st.progress = 1.0
-            st.status = f"ready{since} ({how})"
+            seconds = None if st.clicked_at is None else time.perf_counter() - st.clicked_at
+            st.status = ready_text(seconds, how, st.by_user, preheated=os.environ.get("VOILA_PREHEAT") == "True")
             if result.saliency_error and not view.memo.get("saliency_error_shown"):
                 view.memo["saliency_error_shown"] = True
                 self.show_error("", result.saliency_error)

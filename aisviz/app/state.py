@@ -29,6 +29,7 @@ class DashboardState(HasTraits):
     stage = Unicode("")                      # what the running job does now, in words
     progress = Float(0.0)                    # 0..1 over the job's stages
     clicked_at = Float(None, allow_none=True)  # perf_counter() of the request being worked on
+    by_user = Bool(True)                     # that request came from the user (False: the dashboard's own start)
     status = Unicode("idle")
     messages = List()                        # every error message shown, oldest first
     error = Unicode("")                      # the message shown now ("" = none)

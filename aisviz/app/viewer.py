@@ -3,7 +3,8 @@
 
 The viewer is the dashboard (aisviz.app.Dashboard and its panels) with one panel replaced: instead
 of the researcher's controls (data path box, any network, any layer, free validation settings) it has one
-menu per setting, each listing only the values found in the bundles. Nothing is computed: a result is
+menu per setting the bundles hold several values of, each listing only those values, and a line naming the
+settings fixed on this server. Nothing is computed: a result is
 read from its bundle (memory-mapped, read-only: the kernels of one server share the pages) and torch is
 never imported.
 
@@ -29,6 +30,7 @@ from aisviz.io.applog import short
 from aisviz.pipeline.bundle_select import default_entry
 from aisviz.pipeline.bundles import BundleCatalog, BundleError, open_catalog
 from aisviz.pipeline.settings import FACETS, Settings, facet_text
+from aisviz.viz.text import esc
 
 log = logging.getLogger("aisviz.app")
 
@@ -85,8 +87,9 @@ def _guarded_dropdown_class():
 
 
 class ViewerControlsPanel(Panel):
-    """One menu per setting, listing only the bundled values; single-valued settings are shown, disabled.
-    A change picks the bundled result closest to the other menus' values."""
+    """One menu per setting that the bundles hold more than one value of, listing only the bundled values, and
+    one line naming the settings fixed on this server (a disabled menu per fixed setting filled the first
+    screen of a narrow window). A change picks the bundled result closest to the other menus' values."""
 
     area = "controls"
 
@@ -100,23 +103,29 @@ class ViewerControlsPanel(Panel):
         self._setting = False
         style = {"description_width": "110px"}
         self.menus = {}
+        fixed = []
         for field, label in FACETS:
             values = []
             for e in self.entries:
                 if e.settings.get(field) not in values:
                     values.append(e.settings.get(field))
+            if len(values) < 2:
+                fixed.append(f"{label} <b>{esc(facet_text(field, values[0] if values else None))}</b>")
+                continue
             menu = Guarded(dash.refused, options=[(facet_text(field, v), i) for i, v in enumerate(values)],
-                           description=label, style=style, layout=W.Layout(width="100%"),
-                           disabled=len(values) < 2)
+                           description=label, style=style, layout=W.Layout(width="100%"))
             menu.values = values
             menu.index = values.index(self.current.settings.get(field))
             menu.add_class(f"aisviz-viewer-{field.replace('_', '-')}")
             menu.observe(dash.guard(lambda ch, f=field: self._on_menu(f, ch), f"switch the {label}"), "index")
             self.menus[field] = menu
-        intro = W.HTML("<b>Precomputed results</b><br><small>This shared dashboard shows results computed in "
-                       "advance for the settings below (a menu with one value is fixed here). Switching is "
-                       "instant; nothing is computed on this server.</small>")
-        self.root = self.tag(W.VBox([intro, *self.menus.values()], layout=W.Layout(width="100%")),
+        choice = ("Switching is instant; nothing is computed on this server." if self.menus else
+                  "This server holds one setting.")
+        intro = W.HTML(f"<b>Precomputed results</b><br><small>This shared dashboard shows results computed in "
+                       f"advance. {choice}</small>")
+        self.fixed = self.tag(W.HTML(f"<small>Fixed here: {' · '.join(fixed)}</small>" if fixed else ""),
+                              "aisviz-viewer-fixed")
+        self.root = self.tag(W.VBox([intro, *self.menus.values(), self.fixed], layout=W.Layout(width="100%")),
                              "aisviz-viewer-controls")
 
     def _on_menu(self, field: str, change):
@@ -188,6 +197,7 @@ class Viewer(Dashboard):
         with self.ui_lock:
             self.state.settings = Settings.from_dict(entry.settings)
             self.state.clicked_at = time.perf_counter()
+            self.state.by_user = True
             self.state.busy = True
             self.state.status = "opening the precomputed result"
         self.session.request(self.state.settings, clicked_at=self.state.clicked_at)

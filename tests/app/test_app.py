@@ -7,6 +7,7 @@ import importlib.util
 import io
 import logging
 import os
+import re
 import threading
 import time
 import zipfile
@@ -88,7 +89,9 @@ def test_builds_and_every_panel_holds_results(dash):
 
     s = dash.state_summary()
     assert s["dataset"] == "tiny" and s["n_maps"] == 1280 and not s["busy"] and s["error"] == ""
-    assert s["progress"] == 1.0 and s["status"].startswith("ready in") and "from the click" in s["status"]
+    # the dashboard's own first request: nobody clicked
+    assert s["progress"] == 1.0 and s["status"].startswith("ready in") and "from the dashboard's start" in s["status"]
+    assert "click" not in s["status"]
     curve = P(dash, "CurvePanel").slot.children[0]
     bars = P(dash, "MapsPanel").slot.children[0]
     assert isinstance(curve, go.FigureWidget) and "aisviz-curve" in curve._dom_classes
@@ -155,22 +158,64 @@ def test_hover_shows_that_image_and_click_pins_it(dash):
     a, s = image_maps([heat], [dash.current.saliency[7]], "display")
     row = compare_pair(a[0], s[0])
     assert f"data-value='{float(row['cc'])!r}'" in d.metrics.value
+    mark = P(dash, "BrowserPanel").pin_mark
+    assert mark.value == ""
     _grid_event(dash, 7, "click")
     assert dash.state.pinned == 7 and "data-state='pinned'" in d.title.value and not d.w_unpin.disabled
+    assert mark.value.count("class='aisviz-pin'") == 1 and "data-index='7'" in mark.value  # the thumbnail outlined
     _grid_event(dash, 3)
     assert dash.state.image == 7  # pinned: hover does not replace it
     _grid_event(dash, 7, "click")  # click the pinned image again: unpin
-    assert dash.state.pinned is None
+    assert dash.state.pinned is None and mark.value == ""
     _grid_event(dash, 3)
     assert dash.state.image == 3
     _mds_event(dash, 11)
     assert dash.state.image == 11
-    _mds_event(dash, 12, "click")
+    _grid_event(dash, 2, "click")
+    _mds_event(dash, 12, "click")        # pinning another image moves the outline
     assert dash.state.pinned == 12 and dash.state.image == 12
+    assert mark.value.count("class='aisviz-pin'") == 1 and "data-index='12'" in mark.value
     d.w_unpin.click()
-    assert dash.state.pinned is None
+    assert dash.state.pinned is None and mark.value == ""
     P(dash, "BrowserPanel").events._dom_handlers({"type": "mousemove", "dataX": -5, "dataY": 3})
     assert dash.messages == []
+
+
+def test_the_pin_outline_covers_the_pinned_cell(dash):
+    """The outline is placed in % of the grid picture: its box is the pinned image's cell (natural pixels)."""
+    from aisviz.viz.plots import cell_centre
+
+    b = P(dash, "BrowserPanel")
+    lay = b.layout
+    _grid_event(dash, 9, "click")
+    try:
+        box = {k: float(v) for k, v in re.findall(r"(left|top|width|height):([0-9.]+)%", b.pin_mark.value)}
+        pitch = lay["cell"] + lay["gap"]
+        width, height = lay["columns"] * pitch - lay["gap"], lay["rows"] * pitch - lay["gap"]
+        x, y = cell_centre(lay, 9)
+        assert box["left"] * width / 100 == pytest.approx(x - lay["cell"] / 2, abs=0.01)
+        assert box["top"] * height / 100 == pytest.approx(y - lay["cell"] / 2, abs=0.01)
+        assert box["width"] * width / 100 == pytest.approx(lay["cell"], abs=0.01)   # px
+        assert box["height"] * height / 100 == pytest.approx(lay["cell"], abs=0.01)   # px
+        assert lay["rows"] > 1 and box["top"] > 0             # image 9 is on the second row
+    finally:
+        dash.pin_image(None)
+
+
+def test_the_status_says_whether_someone_clicked(home, monkeypatch):
+    """The first result of a dashboard is not "from the click": nobody clicked. In a preheated Voila kernel
+    (VOILA_PREHEAT=True) it was computed as the server prepared the page."""
+    from aisviz.app import Dashboard
+
+    monkeypatch.setenv("VOILA_PREHEAT", "True")
+    d = Dashboard(dataset=make_tiny_set(n=20, size=64, seed=1), run_async=False, n_folds=4, n_seeds=2)
+    assert re.fullmatch(r"ready: computed as the server prepared this page \(\d+\.\d s, before any click\)",
+                        d.state.status), d.state.status
+    P(d, "ControlsPanel").request()                 # the user asks (as Apply does)
+    assert re.fullmatch(r"ready in \d+\.\d s from the click \(from memory\)", d.state.status), d.state.status
+    monkeypatch.setenv("VOILA_PREHEAT", "False")    # a kernel started for the page: from the dashboard's start
+    d = Dashboard(dataset=make_tiny_set(n=20, size=64, seed=1), run_async=False, n_folds=4, n_seeds=2)
+    assert re.fullmatch(r"ready in \d+\.\d s from the dashboard's start \(computed\)", d.state.status), d.state.status
 
 
 def test_following_the_slider_is_opt_in_and_labelled(dash):
@@ -295,6 +340,7 @@ def test_switching_provider_reuses_the_cached_scorer(dash, monkeypatch):
 
 
 def test_a_saliency_failure_is_reported_once(dash, monkeypatch):
+    from aisviz.app.panels.detail import placeholder_png
     from aisviz.errors import DataError
     from aisviz.pipeline import compute
 
@@ -306,7 +352,10 @@ def test_a_saliency_failure_is_reported_once(dash, monkeypatch):
     P(dash, "ControlsPanel").w_provider.value = "fine_grained"
     new = dash.messages[n:]
     assert len(new) == 1 and "the provider is broken here" in new[0]
-    assert dash.current.saliency is None and "unavailable" in P(dash, "DetailPanel").cap_sal.value
+    d = P(dash, "DetailPanel")
+    assert dash.current.saliency is None and "unavailable" in d.cap_sal.value
+    grey = placeholder_png(d.size)
+    assert d.p_sal.value == grey and d.bar_sal.value == placeholder_png(14)   # not the previous result's map
     dash.clear_message()
     P(dash, "ControlsPanel").w_provider.value = "center_bias"
 

@@ -288,5 +288,9 @@ def test_in_jupyterlab_with_the_side_panel_open(browser, lab):
         dp.move_slider(page)
         dp.hover(page, 8)
         dp.shot(page, "jupyterlab_1600_filebrowser")
+        # 1440 px with the file browser open: the display-mode buttons were cut ("default (viridis, colour b…")
+        page.set_viewport_size({"width": 1440, "height": 1000})
+        page.wait_for_timeout(1000)
+        assert dp.cut_buttons(page) == []
     finally:
         page.context.close()

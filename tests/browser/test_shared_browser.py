@@ -83,10 +83,6 @@ def page(server):
         browser.close()
 
 
-def _status(page) -> str:
-    return page.locator(".aisviz-status").inner_text()
-
-
 def test_viewer_page_limits_and_refusals(page, server):
     text = page.locator("body").inner_text()
     # no path box, no free choice of network or layer: only the bundled values
@@ -96,7 +92,9 @@ def test_viewer_page_limits_and_refusals(page, server):
     seeds = page.locator(".aisviz-viewer-n-seeds select")
     assert [o.replace("\xa0", " ") for o in seeds.locator("option").all_inner_texts()] == [
         "2 (111 … 222)", "3 (111 … 333)"]          # ipywidgets shows spaces as no-break spaces
-    assert page.locator(".aisviz-viewer-model select option").count() == 1
+    # a setting with one bundled value has no menu: the line of fixed settings names it
+    assert page.locator(".aisviz-viewer-model").count() == 0
+    assert "network efficientnet_lite0" in page.locator(".aisviz-viewer-fixed").inner_text()
 
     # the bundled settings switch at once (read from the bundle, nothing computed)
     t0 = time.perf_counter()
@@ -107,7 +105,8 @@ def test_viewer_page_limits_and_refusals(page, server):
                            "document.querySelector('.aisviz-summary').innerText)", timeout=30_000)
     switch_s = time.perf_counter() - t0
     assert switch_s < 10, f"switching took {switch_s:.1f} s"
-    assert "ready" in _status(page)
+    page.wait_for_function("() => /^ready/.test(document.querySelector('.aisviz-status').innerText)",
+                           timeout=10_000)     # the status line's update may arrive just after the summary's
 
     # a hostile client: comm messages straight to the kernel (the v1 websocket a browser uses)
     kernel_id = page.evaluate("() => { const m = document.body.innerHTML.match(/kernelId[\"' :=]+([0-9a-f-]{36})/);"
@@ -124,16 +123,16 @@ def test_viewer_page_limits_and_refusals(page, server):
         message = page.locator(".aisviz-message").inner_text()
         assert "choice 1000000 of the seeds menu does not exist" in message
         assert seeds.evaluate("s => s.selectedIndex") == 1                                 # unchanged
-        network_model = client.find_widget("aisviz-viewer-model")
-        client.update(network_model, {"index": 1})
-        page.wait_for_function("() => /network menu does not exist/.test("
+        provider_model = client.find_widget("aisviz-viewer-provider")
+        client.update(provider_model, {"index": 2})
+        page.wait_for_function("() => /choice 2 of the saliency menu does not exist/.test("
                                "document.querySelector('.aisviz-message').innerText)", timeout=30_000)
-        client.update(network_model, {"_options_labels": ["regnet_y_128gf"], "disabled": False})
-        page.wait_for_function("() => /asked to change _options_labels, disabled of the network menu/.test("
+        client.update(provider_model, {"_options_labels": ["regnet_y_128gf"], "disabled": False})
+        page.wait_for_function("() => /asked to change _options_labels, disabled of the saliency menu/.test("
                                "document.querySelector('.aisviz-message').innerText)", timeout=30_000)
     finally:
         client.close()
-    assert page.locator(".aisviz-viewer-model select option").all_inner_texts() == ["efficientnet_lite0"]
+    assert page.locator(".aisviz-viewer-provider select option").all_inner_texts() == ["center_bias", "none"]
 
     # no server path, user name or traceback anywhere in the page's text
     text = page.locator("body").inner_text()
@@ -162,3 +161,86 @@ def test_plotly_code_loads_once_before_the_widgets_exist(page):
     assert kinds.count("plotly") == 1, kinds
     assert "websocket" in kinds and kinds.index("plotly") < kinds.index("websocket"), kinds
     assert not [k for k in kinds if k.startswith("page error")], kinds
+
+
+FIRST_SCREEN_JS = """() => {
+    // the page scrolls inside Voila's shell: every scrolled box back to the top, then the chart's place
+    for (const e of document.querySelectorAll('*')) if (e.scrollTop) e.scrollTop = 0;
+    window.scrollTo(0, 0);
+    return document.querySelector('.aisviz-curve .main-svg').getBoundingClientRect().top; }"""
+
+
+@pytest.mark.parametrize("width", [800, 1280])
+def test_the_first_screen_shows_the_curve_and_only_real_choices(page, width):
+    """A disabled menu per fixed setting (10 of 12 here) pushed the alignment curve below the first screen of an
+    800-px window. Only settings with a choice get a menu; the fixed ones are one line."""
+    from dashboard_pages import SHOTS
+
+    page.set_viewport_size({"width": width, "height": 800})
+    if page.locator(".aisviz-dismiss").is_visible():
+        page.click(".aisviz-dismiss")          # the refusals shown by the test above
+        page.wait_for_selector(".aisviz-message-box", state="hidden")
+    page.wait_for_timeout(800)                 # the charts refit to the new width
+    menus = page.locator(".aisviz-viewer-controls select")
+    assert page.locator(".aisviz-viewer-controls select:disabled").count() == 0
+    assert [menus.nth(i).locator("option").count() for i in range(menus.count())] == [2, 2]   # saliency, seeds
+    fixed = page.locator(".aisviz-viewer-fixed").inner_text()
+    assert "network efficientnet_lite0" in fixed and "data set tiny" in fixed, fixed
+    top = page.evaluate(FIRST_SCREEN_JS)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"shared_first_screen_{width}.png"))
+    assert top < 800, f"the alignment curve starts at y = {top:.0f} px, below the first screen (800 px)"
+
+
+@pytest.mark.parametrize("viewport, area, font", [(900, None, None), (1440, 800, 16)])
+def test_no_button_is_cut_in_a_900px_area(page, viewport, area, font):
+    """In JupyterLab at 1440 px beside its file browser (a ~900-px notebook area, ~800 px of output) the
+    display-mode buttons read "default (viridis, colour b…": a fixed 190-px button, and that system's UI font
+    drew the label wider than this machine's does. area: the dashboard held to that width, as the notebook
+    holds it; font: the widgets' font size (px) for a wider font. Every visible button shows its whole text."""
+    from dashboard_pages import SHOTS, cut_buttons
+
+    page.set_viewport_size({"width": viewport, "height": 800})
+    page.evaluate("""([w, f]) => { const d = document.querySelector('.aisviz-dashboard');
+        d.style.maxWidth = w ? w + 'px' : ''; d.style.setProperty('--jp-widgets-font-size', f ? f + 'px' : ''); }""",
+                  [area, font])
+    try:
+        page.wait_for_timeout(800)
+        assert page.locator(".aisviz-display button").count() == 2
+        page.locator(".aisviz-display").screenshot(path=str(SHOTS / f"shared_display_buttons_{viewport}.png"))
+        assert cut_buttons(page) == []
+        assert page.locator(".aisviz-display button").first.get_attribute("title"), "the short label has a tooltip"
+    finally:
+        page.evaluate("""() => { const d = document.querySelector('.aisviz-dashboard');
+            d.style.maxWidth = ''; d.style.removeProperty('--jp-widgets-font-size'); }""")
+
+
+def test_the_pinned_thumbnail_is_outlined(page):
+    """A click pins a thumbnail: an outline marks exactly its cell; pinning another moves it; unpinning clears it."""
+    from dashboard_pages import SHOTS, cell_point
+
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.wait_for_timeout(500)
+
+    def outline():
+        page.wait_for_selector(".aisviz-pin", timeout=20_000)
+        return page.locator(".aisviz-pin").bounding_box()
+
+    for i in (5, 10):
+        x, y = cell_point(page, i)
+        page.mouse.click(x, y)
+        page.wait_for_selector(f".aisviz-detail-inner[data-index='{i}'][data-state='pinned']", timeout=20_000)
+        page.wait_for_selector(f".aisviz-pin[data-index='{i}']", timeout=20_000)
+        box, grid = outline(), page.locator(".aisviz-grid").bounding_box()
+        scale = grid["width"] / page.eval_on_selector(".aisviz-grid", "e => e.naturalWidth")
+        cell = 56 * scale                      # 16 images: 56-px cells (aisviz.viz.plots.grid_geometry)
+        assert abs(box["x"] + box["width"] / 2 - x) < 1.5 and abs(box["y"] + box["height"] / 2 - y) < 1.5, (box, x, y)
+        assert abs(box["width"] - cell) < 1.5 and abs(box["height"] - cell) < 1.5, (box, cell)
+        assert page.locator(".aisviz-pin").count() == 1
+        colour = page.eval_on_selector(".aisviz-pin", "e => getComputedStyle(e).borderTopColor")
+        assert colour == "rgb(255, 127, 14)", colour
+    page.locator(".aisviz-browser").screenshot(path=str(SHOTS / "shared_pinned_thumbnail.png"))
+    x, y = cell_point(page, 10)
+    page.mouse.click(x, y)                     # the pinned one again: unpinned
+    page.wait_for_selector(".aisviz-detail-inner[data-state='hover']", timeout=20_000)
+    page.wait_for_selector(".aisviz-pin", state="detached", timeout=20_000)

@@ -55,7 +55,8 @@ def test_frame_problem_names_each_malformed_frame():
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
-    """`aisviz serve --shared` over a tiny bundle, with a short claim timeout; its log and dashboard log."""
+    """`aisviz serve --shared` over a tiny bundle of two settings (saliency center_bias or none: a menu), with a
+    short claim timeout; its log and dashboard log."""
     from aisviz.pipeline.bundles import write_bundle
     from aisviz.pipeline.compute import compute_result
     from aisviz.server.serve import stop_process_tree
@@ -65,7 +66,10 @@ def shared(tmp_path_factory):
         mp.setenv("AISVIZ_HOME", str(folder / "home"))
         result = compute_result(dataset=make_tiny_set(n=12, size=48, seed=2), provider="center_bias", n_folds=3,
                                 n_seeds=1, k_step=256, progress=False)
+        plain = compute_result(dataset=make_tiny_set(n=12, size=48, seed=2), provider=None, n_folds=3,
+                               n_seeds=1, k_step=256, progress=False)
     write_bundle(replace(result, settings=replace(result.settings, dataset="tiny")), folder / "bundles")
+    write_bundle(replace(plain, settings=replace(plain.settings, dataset="tiny", provider="")), folder / "bundles")
     port = free_port()
     env = dict(os.environ, AISVIZ_HOME=str(folder / "home"), AISVIZ_APP_LOG=str(folder / "dashboard.log"))
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
@@ -178,7 +182,7 @@ def test_hostile_messages_leave_the_log_small(shared):
     """Before: 40 messages with 8,000 keys each added 322 MB to dashboard.log in 24 s."""
     kernel = page_kernel(shared, "127.0.0.7")
     client = KernelClient(shared["port"], kernel, source="127.0.0.7")
-    menu = client.find_widget("aisviz-viewer-dataset")
+    menu = client.find_widget("aisviz-viewer-provider")    # a setting with a choice has a menu
     before = sum(f.stat().st_size for f in shared["app_log"].parent.glob("dashboard.log*"))
     for i in range(100):
         client.update(menu, {f"key{j}_{i}": "x" * 20 for j in range(8000)})

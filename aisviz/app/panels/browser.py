@@ -1,5 +1,6 @@
 """Image browser: a thumbnail grid or an MDS map of the human similarities. Hovering shows an image in
-the detail panel; a click pins it (click again, or Unpin, to follow the mouse)."""
+the detail panel; a click pins it (click again, or Unpin, to follow the mouse); the pinned thumbnail is
+outlined."""
 from __future__ import annotations
 
 from typing import Any
@@ -22,7 +23,12 @@ class BrowserPanel(Panel):
         self.w_mode = self.tag(W.ToggleButtons(options=["thumbnail grid", "MDS map"], value="thumbnail grid",
                                                style={"button_width": "120px"}), "aisviz-browser-mode")
         self.w_mode.observe(dash.guard(lambda _: self._apply_mode(), "switch the image view"), "value")
-        self.grid = self.tag(W.Image(format="png", layout=W.Layout(max_width="100%", height="auto")), "aisviz-grid")
+        self.grid = self.tag(W.Image(format="png", layout=W.Layout(width="100%", height="auto")), "aisviz-grid")
+        # the pinned thumbnail's outline: a box laid over the grid picture (placed in % of the picture, so it
+        # follows the picture's scaling; the mouse passes through it to the picture's events)
+        self.pin_mark = self.tag(W.HTML(""), "aisviz-pin-layer")
+        self.grid_box = self.tag(W.Box([self.grid, self.pin_mark], layout=W.Layout(display="none", max_width="100%")),
+                                 "aisviz-grid-box")
         self.placeholder = self.tag(W.HTML("<div class='aisviz-placeholder' style='width:100%;height:160px'>"
                                            "images appear here when the first result is ready</div>"),
                                     "aisviz-grid-placeholder")
@@ -35,9 +41,10 @@ class BrowserPanel(Panel):
                        "mouse). MDS map: images placed by classical MDS of the human similarities (near = judged "
                        "similar).</small>")
         self.root = self.tag(W.VBox([W.HTML("<h4 class='aisviz-h'>Images</h4>"), self.w_mode, self.placeholder,
-                                     self.grid, self.mds_box, help_],
+                                     self.grid_box, self.mds_box, help_],
                                     layout=W.Layout(flex="0 1 440px", min_width="0")), "aisviz-browser")
         self.state.observe(lambda ch: self._on_view(ch["new"]), "view")
+        self.state.observe(lambda ch: self._mark_pinned(), ["pinned", "view"])
 
     def build(self, view):
         import plotly.graph_objects as go
@@ -67,15 +74,28 @@ class BrowserPanel(Panel):
         if self.grid.value != b["sheet"]:
             self.grid.value = b["sheet"]
             lay = b["layout"]
-            self.grid.layout.width = f"{lay['columns'] * (lay['cell'] + lay['gap']) - lay['gap']}px"
+            self.grid_box.layout.width = f"{lay['columns'] * (lay['cell'] + lay['gap']) - lay['gap']}px"
             self.mds_box.children = (self.dash.fit("mds", b["mds"]),)
         self.placeholder.layout.display = "none"
         self._apply_mode()
 
     def _apply_mode(self):
         grid = self.w_mode.value == "thumbnail grid"
-        self.grid.layout.display = "block" if grid and self.layout else "none"
+        self.grid_box.layout.display = "block" if grid and self.layout else "none"
         self.mds_box.layout.display = "none" if grid else "flex"
+
+    def _mark_pinned(self):
+        """Outline the pinned image's cell of the grid (nothing when no image is pinned)."""
+        lay, i = self.layout, self.state.pinned
+        if lay is None or i is None or i >= lay["n"]:
+            self.pin_mark.value = ""
+            return
+        pitch = lay["cell"] + lay["gap"]
+        width, height = lay["columns"] * pitch - lay["gap"], lay["rows"] * pitch - lay["gap"]
+        r, c = divmod(i, lay["columns"])
+        self.pin_mark.value = (f"<div class='aisviz-pin' data-index='{i}' style='left:{100 * c * pitch / width:.4f}%;"
+                               f"top:{100 * r * pitch / height:.4f}%;width:{100 * lay['cell'] / width:.4f}%;"
+                               f"height:{100 * lay['cell'] / height:.4f}%'></div>")
 
     def _on_grid_event(self, event):
 

@@ -31,7 +31,7 @@ class DetailPanel(Panel):
 
         self.size = dash.options.get("panel_size") or PANEL_SIZE
         px = f"{self.size}px"
-        empty = placeholder_png(self.size)
+        self.empty = empty = placeholder_png(self.size)
 
         def slot(cls):  # a grey placeholder until the first result, never a broken image
             return self.tag(W.Image(value=empty, format="png",
@@ -39,7 +39,7 @@ class DetailPanel(Panel):
 
         self.p_image, self.p_ais, self.p_sal = (slot("aisviz-panel-image"), slot("aisviz-panel-ais"),
                                                 slot("aisviz-panel-saliency"))
-        bar = placeholder_png(14)
+        self.empty_bar = bar = placeholder_png(14)
         self.bar_ais = self.tag(W.Image(value=bar, format="png", layout=W.Layout(width="14px", height=px)),
                                 "aisviz-bar-ais")
         self.bar_sal = self.tag(W.Image(value=bar, format="png", layout=W.Layout(width="14px", height=px)),
@@ -54,9 +54,12 @@ class DetailPanel(Panel):
         self.w_unpin = self.tag(W.Button(description="Unpin", disabled=True, layout=W.Layout(width="80px")),
                                 "aisviz-unpin")
         self.w_unpin.on_click(dash.guard(lambda _: dash.pin_image(None), "unpin"))
-        self.w_display = self.tag(W.ToggleButtons(options=[("default (viridis, colour bar)", "default"),
-                                                           ("paper (jet, as the authors)", "paper")],
-                                                  value=self.state.display, style={"button_width": "190px"}),
+        # short labels, each as wide as its text (a fixed 190 px cut "default (viridis, colour b…" in a
+        # narrow notebook); the tooltips say the rest
+        self.w_display = self.tag(W.ToggleButtons(options=[("default (viridis)", "default"), ("paper (jet)", "paper")],
+                                                  tooltips=["viridis, value / image max, with colour bars",
+                                                            "jet, as in the authors' figures"],
+                                                  value=self.state.display, style={"button_width": "auto"}),
                                   "aisviz-display")
         self.w_display.observe(dash.guard(lambda ch: setattr(self.state, "display", ch["new"]),
                                           "switch the display mode"), "value")
@@ -120,9 +123,11 @@ class DetailPanel(Panel):
         out = self.image_view(view, i, k, st.display)
         self.p_image.value = out["image_png"]
         self.p_ais.value = out["ais_png"]
-        self.bar_ais.value = self.bar_sal.value = out["bar"]
-        if out["saliency_png"] is not None:
-            self.p_sal.value = out["saliency_png"]
+        self.bar_ais.value = out["bar"]
+        # a result without saliency shows the grey placeholder, not the previous result's map
+        no_saliency = out["saliency_png"] is None
+        self.p_sal.value = self.empty if no_saliency else out["saliency_png"]
+        self.bar_sal.value = self.empty_bar if no_saliency else out["bar"]
         maps = ("all maps (the paper's heatmap)" if k is None else
                 f"<b>top {k} maps</b> (following the slider)")
         cap = "<div class='aisviz-cap'>{}<br><small>{}</small></div>"
