@@ -244,6 +244,23 @@ def test_a_hover_sends_the_three_panels_and_two_lines_of_text(dash, sent):
     assert all(_size(msg) < 4000 for w, msg, _ in sent if w in (d.title, d.metrics))
 
 
+def test_a_result_shown_again_gets_new_figures_and_replaced_ones_are_closed(dash):
+    """Issue 19 item 3: plotly's widget view leaves its listeners on the model when removed, so a FigureWidget
+    shown a second time froze (tests/browser/test_slider_switch.py). Each showing gets its own figures."""
+    from dataclasses import replace
+
+    first = dash.current
+    before = P(dash, "CurvePanel").slot.children[0], P(dash, "MapsPanel").slot.children[0]
+    dash.publish(replace(first, k_step=first.k_step))     # another result object: another view
+    dash.publish(first)                                     # back to the first one's view
+    after = P(dash, "CurvePanel").slot.children[0], P(dash, "MapsPanel").slot.children[0]
+    assert all(a is not b for a, b in zip(after, before, strict=True))
+    assert all(b.comm is None for b in before) and all(a.comm is not None for a in after)
+    dash.set_k(201)
+    assert next(t for t in after[0].data if t.name == "current k (test)").x[0] == 201
+    assert dash.messages == []
+
+
 def test_following_the_slider_is_opt_in_and_labelled(dash):
     c, d = P(dash, "CurvePanel"), P(dash, "DetailPanel")
     dash.hover_image(5)
