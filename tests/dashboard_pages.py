@@ -266,3 +266,63 @@ def click_widget_button(page, cls: str):
     sel = f".{cls} button" if page.locator(f".{cls} button").count() else f".{cls}"
     page.locator(sel).first.scroll_into_view_if_needed()
     page.click(sel)
+
+
+# Latencies measured in the page: from the input event's timeStamp (performance.now()'s clock) until the DOM
+# shows the result, seen by a MutationObserver and every animation frame. Arm, send the input, then collect.
+ARM_JS = """([kind, wanted]) => {
+    const done = {
+        slider: () => {
+            const gd = document.querySelector('.aisviz-curve.js-plotly-plot');
+            const t = gd && gd.data && gd.data.find(d => d.name === 'current k (test)');
+            const r = document.querySelector('.aisviz-readout-inner');
+            return t && r && t.x[0] !== wanted && Number(r.dataset.k) === t.x[0];
+        },
+        hover: () => {
+            const title = document.querySelector('.aisviz-detail-inner');
+            const ais = document.querySelector('.aisviz-panel-ais');
+            return title && title.dataset.index === String(wanted) && ais && ais.src !== window.__aisvizSrc &&
+                ais.complete;
+        },
+    }[kind];
+    window.__aisvizSrc = (document.querySelector('.aisviz-panel-ais') || {}).src;
+    const event = kind === 'slider' ? 'keydown' : 'mousemove';
+    window.__aisvizLatency = new Promise(resolve => {
+        let t0 = null, finished = false;
+        const start = ev => { if (t0 === null) t0 = ev.timeStamp; };
+        document.addEventListener(event, start, true);
+        const check = () => {
+            if (finished || t0 === null || !done()) return;
+            finished = true;
+            const ms = performance.now() - t0;
+            observer.disconnect();
+            document.removeEventListener(event, start, true);
+            resolve(ms);
+        };
+        const observer = new MutationObserver(check);
+        observer.observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+        const frame = () => { check(); if (!finished) requestAnimationFrame(frame); };
+        requestAnimationFrame(frame);
+        setTimeout(() => { if (!finished) { finished = true; observer.disconnect(); resolve(null); } }, 20000);
+    });
+}"""
+
+
+def slider_latency_in_page(page) -> float | None:
+    """ArrowRight on the focused slider handle; ms (performance.now() in the page) from the keydown until the
+    curve's marker and the read-out show the new k; None after 20 s."""
+    handle = page.locator(".aisviz-k .noUi-handle")
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    page.evaluate(ARM_JS, ["slider", marker(page)["x"]])
+    page.keyboard.press("ArrowRight")
+    return page.evaluate("() => window.__aisvizLatency")
+
+
+def hover_latency_in_page(page, i: int) -> float | None:
+    """The mouse onto image i of the grid; ms (performance.now() in the page) from the first mousemove until the
+    detail panel's title names image i and its AIS overlay shows a new, loaded image; None after 20 s."""
+    x, y = cell_point(page, i)
+    page.evaluate(ARM_JS, ["hover", i])
+    page.mouse.move(x, y)
+    return page.evaluate("() => window.__aisvizLatency")

@@ -239,6 +239,18 @@ class Dashboard:
             figure.layout.width = width
         return figure
 
+    def show_figure(self, slot: str, box, figure):
+        """Show figure alone in box (the slot of that name) at the slot's width, and close the figure it
+        replaces. A FigureWidget is shown once in its life: plotly's widget view leaves its listeners on the
+        model when it is removed, so a figure shown again would first run the removed view's handlers, which
+        throw ("Error setting state") and keep the new view from updating (issue 19: a frozen k marker)."""
+        old = self._fitted.get(slot)
+        self.fit(slot, figure)
+        if box.children != (figure,):
+            box.children = (figure,)
+        if old is not None and old is not figure:
+            old.close()
+
     def _refit(self):
         for slot, figure in self._fitted.items():
             self.fit(slot, figure)
@@ -403,15 +415,17 @@ class Dashboard:
     # -- publishing and images
 
     def publish(self, result):
-        """Show a finished result: build its figures (once per result), then assign the view whole."""
+        """Show a finished result: build its figures (each time it is shown again), then assign the view
+        whole. The view's memo of rendered images is kept while the view is in memory."""
         with self.ui_lock:
             view = self._views.get("view", id(result))
             if view is None or view.result is not result:
                 view = ResultView(result)
-                for p in self.panels:
-                    p.build(view)
                 self._views.put("view", id(result), view)
             st, prev = self.state, self.state.view
+            if view is not prev:        # new figures: those it had were closed when it left the page
+                for p in self.panels:
+                    p.build(view)
             with st.hold_trait_notifications():
                 st.view = view
                 if prev is None or prev.result.image_names != result.image_names:

@@ -42,17 +42,32 @@ def info_html(r) -> str:
             "</div>")
 
 
+def mean_sd(mean, sd) -> str:
+    """'mean ± SD' over splits, or 'undefined' where R² is undefined in every split (NaN mean; the SD of
+    no values is not a spread of 0)."""
+    return "undefined" if mean is None or np.isnan(mean) else f"{fmt(mean)} ± {fmt(sd)}"
+
+
+def undefined_note(k: int) -> str:
+    """Why R² is undefined at k in every split (aisviz.core.alignment.AlignmentTarget returns NaN there)."""
+    return (f"R² is undefined at k = {k}: in every split the network similarities from the top {k} "
+            f"map{'' if k == 1 else 's'} are undefined or the same for every pair of images (one map read out "
+            "through pooling gives every pair r = ±1), so they cannot correlate with people's.")
+
+
 def readout_html(r, values: dict, slider: int) -> str:
     v = values
     step = "" if r.k_step == 1 else f" (nearest evaluated k; step {r.k_step})"
     attrs = data_attrs(k=v["k"], slider=slider, test_topk=repr(v["test_topk"]), test_all=repr(v["test_all"]),
                        test_random=repr(v["test_random"]), train_topk=repr(v["train_topk"]))
+    note = f" <small class='aisviz-undefined'>{undefined_note(v['k'])}</small>" if np.isnan(v["test_topk"]) else ""
     return (f"<div class='aisviz-readout-inner'{attrs}>"
             f"<b>k = {v['k']}</b> of {v['n_maps']} maps{step} · held-out test R² (higher = closer to people): "
-            f"<b>{fmt(v['test_topk'])}</b> ± {fmt(v['test_topk_sd'])} with the top-k maps by training AIS · "
-            f"{fmt(v['test_all'])} ± {fmt(v['test_all_sd'])} with all maps · {fmt(v['test_random'])} ± "
-            f"{fmt(v['test_random_sd'])} with k random maps <small>(mean ± SD over {v['n_splits']} splits; "
-            f"train R² {fmt(v['train_topk'])})</small></div>")
+            f"<b>{mean_sd(v['test_topk'], v['test_topk_sd'])}</b> with the top-k maps by training AIS · "
+            f"{mean_sd(v['test_all'], v['test_all_sd'])} with all maps · "
+            f"{mean_sd(v['test_random'], v['test_random_sd'])} with k random maps <small>(mean ± SD over "
+            f"{v['n_splits']} splits; train R² {'undefined' if np.isnan(v['train_topk']) else fmt(v['train_topk'])})"
+            f"</small>{note}</div>")
 
 
 def summary_html(r) -> str:

@@ -218,6 +218,94 @@ def test_the_status_says_whether_someone_clicked(home, monkeypatch):
     assert re.fullmatch(r"ready in \d+\.\d s from the dashboard's start \(computed\)", d.state.status), d.state.status
 
 
+@pytest.fixture
+def sent(monkeypatch):
+    """Every message the kernel side of a widget sends to the browser, as (widget, message, buffer sizes):
+    ipywidgets' Widget._send, the one path to the comm, recorded and then run as usual."""
+    import ipywidgets as W
+
+    out, send = [], W.Widget._send
+
+    def record(self, msg, buffers=None):
+        out.append((self, msg, [len(b) for b in buffers or []]))
+        return send(self, msg, buffers)
+
+    monkeypatch.setattr(W.Widget, "_send", record)
+    return out
+
+
+def _size(msg) -> int:
+    import json
+
+    return len(json.dumps(msg, default=str))
+
+
+def test_a_slider_move_sends_only_the_markers_x_and_y(dash, sent):
+    """Issue 18 item 4. A move of the slider as the browser sends it (the slider's comm state) sends, for
+    the curve, one plotly update of the two marker traces' x and y and nothing else of the figure beyond
+    plotly's bookkeeping (the edit counters, and the update trait put back to null); the read-out's HTML;
+    and, without an event loop at once (in the kernel once the slider rests, 0.15 s), the per-map bars'
+    colours. No image bytes and no other widget."""
+    c = P(dash, "CurvePanel")
+    curve, bars = c.slot.children[0], P(dash, "MapsPanel").slot.children[0]
+    markers = [i for i, t in enumerate(curve.data) if t.name.startswith("current k")]
+    c.w_k.set_state({"value": 41 if c.w_k.value != 41 else 81})
+    by_widget: dict = {}
+    for w, msg, buffers in sent:
+        assert buffers == [], f"{type(w).__name__} sent bytes"
+        by_widget.setdefault(w.model_id, []).append(msg["state"])   # (plotly's figures are not hashable)
+    assert set(by_widget) <= {w.model_id for w in (c.w_k, curve, c.readout, bars)}, \
+        [type(w).__name__ for w, _, _ in sent]
+    on_curve, on_bars = by_widget[curve.model_id], by_widget.get(bars.model_id, [])
+    updates = [s["_py2js_update"] for s in on_curve if s.get("_py2js_update")]
+    assert len(updates) == 1 and not any(s.get("_py2js_restyle") or s.get("_py2js_relayout") for s in on_curve)
+    update = updates[0]
+    assert sorted(update["style_traces"]) == markers and set(update["style_data"]) == {"x", "y"}
+    assert update["layout_data"] == {} and all(len(v) == 1 for xy in update["style_data"].values() for v in xy)
+    bookkeeping = [s for s in on_curve if not s.get("_py2js_update")]
+    assert all(set(s) <= {"_py2js_update", "_last_trace_edit_id", "_last_layout_edit_id"} for s in bookkeeping)
+    assert sum(map(_size, on_curve)) < 600
+    assert [set(s) for s in by_widget[c.readout.model_id]] == [{"value"}]
+    assert all(set(s) <= {"_py2js_restyle", "_last_trace_edit_id", "_last_layout_edit_id"} for s in on_bars)
+    assert all(s["_py2js_restyle"]["restyle_data"].keys() == {"marker.color"} for s in on_bars
+               if s.get("_py2js_restyle"))
+
+
+def test_a_hover_sends_the_three_panels_and_two_lines_of_text(dash, sent):
+    """A hover over a thumbnail sends the detail panel's three PNGs (image, AIS overlay, saliency overlay),
+    its title and its metrics table, and nothing else: not the thumbnail grid's image, not the colour bars
+    or captions that stay the same, not a figure."""
+    d = P(dash, "DetailPanel")
+    target = 5 if dash.state.image != 5 else 6
+    _grid_event(dash, target)
+    assert dash.state.image == target
+    ids = [w.model_id for w, _, _ in sent]
+    assert sorted(ids) == sorted(w.model_id for w in (d.p_image, d.p_ais, d.p_sal, d.title, d.metrics)), \
+        [type(w).__name__ for w, _, _ in sent]
+    png, _ = _expected_png(dash, target, None)
+    with_bytes = {w.model_id: sizes for w, _, sizes in sent if sizes}
+    assert set(with_bytes) == {w.model_id for w in (d.p_image, d.p_ais, d.p_sal)}
+    assert with_bytes[d.p_ais.model_id] == [len(png)]
+    assert all(_size(msg) < 4000 for w, msg, _ in sent if w in (d.title, d.metrics))
+
+
+def test_a_result_shown_again_gets_new_figures_and_replaced_ones_are_closed(dash):
+    """Issue 19 item 3: plotly's widget view leaves its listeners on the model when removed, so a FigureWidget
+    shown a second time froze (tests/browser/test_slider_switch.py). Each showing gets its own figures."""
+    from dataclasses import replace
+
+    first = dash.current
+    before = P(dash, "CurvePanel").slot.children[0], P(dash, "MapsPanel").slot.children[0]
+    dash.publish(replace(first, k_step=first.k_step))     # another result object: another view
+    dash.publish(first)                                     # back to the first one's view
+    after = P(dash, "CurvePanel").slot.children[0], P(dash, "MapsPanel").slot.children[0]
+    assert all(a is not b for a, b in zip(after, before, strict=True))
+    assert all(b.comm is None for b in before) and all(a.comm is not None for a in after)
+    dash.set_k(201)
+    assert next(t for t in after[0].data if t.name == "current k (test)").x[0] == 201
+    assert dash.messages == []
+
+
 def test_following_the_slider_is_opt_in_and_labelled(dash):
     c, d = P(dash, "CurvePanel"), P(dash, "DetailPanel")
     dash.hover_image(5)

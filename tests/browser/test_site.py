@@ -220,11 +220,15 @@ def test_slider_readout_equals_the_bundle_at_three_k(bundle, served, browser):
         assert page.eval_on_selector(".aisviz-ais-bars", "e => e.data[0].marker.color.filter(c => c === "
                                      "'#d62728').length") == k          # the top k maps highlighted
         seen.append(k)
-    assert seen == [kv[0], kv[1], kv[-1]]
-    # arrows move the slider when no control has the focus
+        if np.isnan(v["test_topk"]):   # k = 1 of a pooled read-out: said in words, not "n/a ± 0.000"
+            assert "R² is undefined at k = 1" in _shown(page, ".aisviz-readout") and "n/a" not in _shown(
+                page, ".aisviz-readout")
+    assert seen == [kv[0], kv[1], kv[-1]] and np.isnan(readout(r, 1)["test_topk"])
+    # arrows, Home and End move the slider when no control has the focus (issue 19 item 7: End went to k = 1)
     page.evaluate("document.activeElement.blur()")
-    page.keyboard.press("ArrowLeft")
-    page.wait_for_function(f"document.querySelector('.aisviz-readout-inner').dataset.k === '{kv[-2]}'")
+    for key, k in (("ArrowLeft", kv[-2]), ("Home", kv[0]), ("End", kv[-1])):
+        page.keyboard.press(key)
+        page.wait_for_function(f"document.querySelector('.aisviz-readout-inner').dataset.k === '{k}'")
     assert page.errors == []
     page.context.close()
 

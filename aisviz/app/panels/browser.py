@@ -75,7 +75,7 @@ class BrowserPanel(Panel):
             self.grid.value = b["sheet"]
             lay = b["layout"]
             self.grid_box.layout.width = f"{lay['columns'] * (lay['cell'] + lay['gap']) - lay['gap']}px"
-            self.mds_box.children = (self.dash.fit("mds", b["mds"]),)
+            self.dash.show_figure("mds", self.mds_box, b["mds"])
         self.placeholder.layout.display = "none"
         self._apply_mode()
 

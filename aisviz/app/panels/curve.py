@@ -25,9 +25,7 @@ class CurvePanel(Panel):
         self.readout = self.tag(W.HTML(""), "aisviz-readout")
         self.slot = self.tag(W.Box(layout=W.Layout(width="100%", min_width="0", min_height="440px",
                                                    overflow="hidden")), "aisviz-slot-curve")
-        self.w_k = self.tag(W.IntSlider(value=1, min=1, max=1, description="top k maps", disabled=True,
-                                        continuous_update=True, style={"description_width": "initial"},
-                                        layout=W.Layout(width="100%")), "aisviz-k")
+        self.w_k = self._slider(1, 1, 1, disabled=True)
         self.w_follow = self.tag(W.Checkbox(value=self.state.follow_slider, indent=False,
                                             description="heatmaps follow the slider (top-k maps)",
                                             layout=W.Layout(width="auto")), "aisviz-follow")
@@ -36,7 +34,6 @@ class CurvePanel(Panel):
         self.w_export = self.tag(W.Button(description="PNG + SVG of this chart", disabled=True,
                                           layout=W.Layout(width="auto")), "aisviz-curve-export")
         self.w_export.on_click(dash.exporting(self.export, "export the curve"))
-        self.w_k.observe(dash.guard(lambda ch: self.set_k(ch["new"]), "move the top-k slider"), "value")
         self.w_follow.observe(dash.guard(lambda ch: setattr(self.state, "follow_slider", ch["new"]),
                                          "switch the heatmap maps"), "value")
         self.root = self.tag(W.VBox([
@@ -46,6 +43,25 @@ class CurvePanel(Panel):
             self.summary, W.HBox([self.w_export, self.downloads], layout=W.Layout(flex_flow="row wrap")),
         ], layout=W.Layout(flex="1 1 480px", min_width="0")), "aisviz-curve-panel")
         self.state.observe(lambda ch: self._on_view(ch["new"]), "view")
+
+    def _slider(self, top: int, step: int, value: int, disabled: bool = False):
+        """The top-k slider over 1..top; moving it calls set_k."""
+        import ipywidgets as W
+
+        slider = self.tag(W.IntSlider(value=value, min=1, max=top, step=step, description="top k maps",
+                                      disabled=disabled, continuous_update=True,
+                                      style={"description_width": "initial"}, layout=W.Layout(width="100%")),
+                          "aisviz-k")
+        slider.observe(self.dash.guard(lambda ch: self.set_k(ch["new"]), "move the top-k slider"), "value")
+        return slider
+
+    def _new_range(self, top: int, step: int, k: int):
+        """Replace the slider by one over 1..top. ipywidgets' slider (noUiSlider) keeps the range it was created
+        with for its Home and End keys, so after a change of range End went to the old maximum (k = 1 before
+        the first result; issue 19): a new range needs a new slider."""
+        old, self.w_k = self.w_k, self._slider(top, step, k)
+        self.root.children = tuple(self.w_k if c is old else c for c in self.root.children)
+        old.close()
 
     def build(self, view):
         import plotly.graph_objects as go
@@ -63,7 +79,7 @@ class CurvePanel(Panel):
         if view is None:
             return
         r = view.result
-        self.slot.children = (self.dash.fit("curve", view.figures["curve"]),)
+        self.dash.show_figure("curve", self.slot, view.figures["curve"])
         self.summary.value = summary_html(r)
         self.downloads.value = ""
         self.w_export.disabled = False
@@ -71,8 +87,11 @@ class CurvePanel(Panel):
         k = view.figures["k0"] if prev is None or prev.scorer_key() != r.settings.scorer_key() else \
             min(self.state.k, r.n_maps)
         self._shown_settings = r.settings
-        self.w_k.disabled = False
-        self.w_k.max = max(r.n_maps, 2)
+        top = max(r.n_maps, 2)
+        if self.w_k.max != top:
+            self._new_range(top, r.k_step, k)
+            self.set_k(k)
+            return
         self.w_k.step = r.k_step  # each step lands on an evaluated k (and the last one, n_maps)
         if self.w_k.value != k:
             self.w_k.value = k    # the observer moves the marker

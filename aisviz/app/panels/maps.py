@@ -44,7 +44,7 @@ class MapsPanel(Panel):
     def _on_view(self, view):
         if view is None:
             return
-        self.slot.children = (self.dash.fit("bars", view.figures["bars"]),)
+        self.dash.show_figure("bars", self.slot, view.figures["bars"])
         self.table.value = map_table_html(view.result)
         self.downloads.value = ""
         self.w_export.disabled = False

@@ -181,18 +181,28 @@
     $(".aisviz-ais-bars").setAttribute("data-k", String(k));
   }
 
-  /* aisviz.dashboard.html.readout_html, word for word. */
+  /* aisviz.viz.text.mean_sd and undefined_note: R² undefined in every split (NaN, stored as null) is said so. */
+  const undefinedR2 = x => x === null || x === undefined || Number.isNaN(x);
+  const meanSd = (m, sd) => (undefinedR2(m) ? "undefined" : `${fmt(m)} ± ${fmt(sd)}`);
+  function undefinedNote(k) {
+    return `R² is undefined at k = ${k}: in every split the network similarities from the top ${k} ` +
+      `map${k === 1 ? "" : "s"} are undefined or the same for every pair of images (one map read out ` +
+      "through pooling gives every pair r = ±1), so they cannot correlate with people's.";
+  }
+
+  /* aisviz.viz.text.readout_html, word for word. */
   function readoutHtml(r, i) {
     const k = r.k_values[i];
     const step = r.k_step === 1 ? "" : ` (nearest evaluated k; step ${r.k_step})`;
     const num = x => (x === null ? "nan" : x);   // as Python's repr of the NaN that JSON stores as null
     const a = attrs({k: k, slider: k, test_topk: num(r.test_topk[i]), test_all: num(r.test_all),
                      test_random: num(r.test_random[i]), train_topk: num(r.train_topk[i])});
+    const note = undefinedR2(r.test_topk[i]) ? ` <small class='aisviz-undefined'>${undefinedNote(k)}</small>` : "";
     return `<div class='aisviz-readout-inner'${a}><b>k = ${k}</b> of ${r.n_maps} maps${step} · held-out test R² ` +
-      `(higher = closer to people): <b>${fmt(r.test_topk[i])}</b> ± ${fmt(r.test_topk_sd[i])} with the top-k maps ` +
-      `by training AIS · ${fmt(r.test_all)} ± ${fmt(r.test_all_sd)} with all maps · ${fmt(r.test_random[i])} ± ` +
-      `${fmt(r.test_random_sd[i])} with k random maps <small>(mean ± SD over ${r.n_splits} splits; train R² ` +
-      `${fmt(r.train_topk[i])})</small></div>`;
+      `(higher = closer to people): <b>${meanSd(r.test_topk[i], r.test_topk_sd[i])}</b> with the top-k maps by ` +
+      `training AIS · ${meanSd(r.test_all, r.test_all_sd)} with all maps · ` +
+      `${meanSd(r.test_random[i], r.test_random_sd[i])} with k random maps <small>(mean ± SD over ${r.n_splits} ` +
+      `splits; train R² ${undefinedR2(r.train_topk[i]) ? "undefined" : fmt(r.train_topk[i])})</small>${note}</div>`;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -420,13 +430,15 @@
       "leaves this page.";
     const slider = $(".aisviz-k-input");
     slider.addEventListener("input", () => setK(Number(slider.value), false));
-    document.addEventListener("keydown", ev => {   // arrows move the slider unless a control has the focus
+    document.addEventListener("keydown", ev => {   // arrows, Home and End move the slider unless a control has the focus
       const t = ev.target;
       if (!S.data || (t && t !== document.body && t.matches("input, select, textarea, button"))) return;
-      const step = {ArrowRight: 1, ArrowUp: 1, ArrowLeft: -1, ArrowDown: -1}[ev.key];
-      if (step === undefined) return;
+      const last = S.data.readout.k_values.length - 1;     // Home: k = 1, End: every map
+      const to = {ArrowRight: S.kIndex + 1, ArrowUp: S.kIndex + 1, ArrowLeft: S.kIndex - 1,
+                  ArrowDown: S.kIndex - 1, Home: 0, End: last}[ev.key];
+      if (to === undefined) return;
       ev.preventDefault();
-      setK(S.kIndex + step, false);
+      setK(to, false);
     });
     $$(".aisviz-browser-mode button").forEach(b => b.addEventListener("click", () => setMode(b.dataset.mode)));
     $$(".aisviz-display button").forEach(b => b.addEventListener("click", () => setDisplay(b.dataset.display)));
