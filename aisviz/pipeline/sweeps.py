@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import numpy as np
 
 from aisviz.config import paper_seeds
-from aisviz.core.ceiling import ceiling_summary, load_subject_matrices, validation_ceiling
 from aisviz.core.comparison import ComparisonSet
 from aisviz.errors import EnvironmentProblem, UsageError
 from aisviz.io.catalog import load_dataset
@@ -202,6 +201,9 @@ def run_cell(dataset: ComparisonSet, network: Network, settings: Settings, confi
     """Score and validate one cell in this process, through the pipeline. Returns (row, computation, ceiling
     rows). settings.k_step = 0 picks the dashboard's auto step for the layer's maps and engine. report(stage,
     fraction, text) follows the pipeline's stages (an exception it raises stops the cell)."""
+    # torch loads here (the ceiling's alignment): reading a sweep's tables, as the dashboard does, needs none
+    from aisviz.core.ceiling import ceiling_summary, load_subject_matrices, validation_ceiling
+
     t0 = time.perf_counter()
     computation = run_pipeline(settings, dataset=dataset, network=network, report=report or _no_report,
                                device=config["device"], use_cache=config["use_cache"],
@@ -225,6 +227,7 @@ def _no_report(stage: str, fraction: float, text: str) -> None:
 
 def _data_hash(dataset) -> str:
     """The content of a data set as far as a cell depends on it: images, names, matrix, per-subject matrices."""
+    from aisviz.core.ceiling import load_subject_matrices  # torch, as in run_cell: only where cells are computed
 
     subjects = load_subject_matrices(dataset)
     extra = "" if subjects is None else hashlib.sha256(subjects.similarity.tobytes()).hexdigest()

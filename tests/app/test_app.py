@@ -757,3 +757,28 @@ def test_a_newer_request_replaces_a_running_job(home):
     assert d.wait(timeout=600)
     assert d.current is first and not d.busy and "from memory" in d.state.status
     assert d.messages == []
+
+
+def test_a_dashboard_opening_on_a_cached_result_imports_no_torch(home, tmp_path):
+    """Issue 18 item 2: a result computed before (another tab, kernel or server restart) is shown from the disk
+    cache of results before any heavy work: the kernel that opens on it imports neither torch nor torchvision."""
+    import json
+    import subprocess
+    import sys
+
+    tiny = make_tiny_set(n=12, size=48, seed=8)
+    root = tmp_path / "myset"
+    (root / "images").mkdir(parents=True)
+    for name, image in zip(tiny.image_names, tiny.images):
+        image.save(root / "images" / name)
+    np.save(root / "similarity.npy", tiny.similarity)
+    script = ("import json, sys\nfrom aisviz.app import Dashboard\n"
+              "d = Dashboard(dataset=sys.argv[1], run_async=False, n_folds=2, n_seeds=1, k_step=640, "
+              "provider='center_bias')\n"
+              "print(json.dumps({'source': d.current.source, 'error': d.state_summary()['error'],"
+              " 'heavy': sorted({'torch', 'torchvision'} & set(sys.modules))}))")
+    runs = [json.loads(subprocess.run([sys.executable, "-c", script, str(root)], capture_output=True, text=True,
+                                      check=True, env=os.environ, timeout=600).stdout.strip().splitlines()[-1])
+            for _ in range(2)]
+    assert runs[0] == {"source": "computed", "error": "", "heavy": ["torch", "torchvision"]}
+    assert runs[1] == {"source": "cache", "error": "", "heavy": []}
