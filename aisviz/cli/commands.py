@@ -49,10 +49,11 @@ from aisviz.pipeline.compute import fit_importance, result_for
 from aisviz.pipeline.derive import result_dataframe
 from aisviz.pipeline.result_cache import load_result
 from aisviz.pipeline.settings import Settings
+from aisviz.pipeline.sweeps import COLUMN_MEANINGS, sweep
 from aisviz.saliency.providers import get_provider, saliency_maps
 from aisviz.server.serve import serve
 from aisviz.server.viewer_memory import viewer_kernel_mb
-from aisviz.viz.figures import figure_bytes, heatmap_figure
+from aisviz.viz.figures import heatmap_pngs
 
 if TYPE_CHECKING:  # torch is imported by the commands that fit
     from aisviz.core.comparison import ComparisonSet
@@ -353,16 +354,14 @@ def write_heatmaps(dataset: ComparisonSet, activations: Sequence[np.ndarray] | n
     names), `files` (their PNGs) and `heatmap_0000`, ... in the same order, never keys made of image names.
     Returns one {"image", "file"} row per image."""
 
-    raw = []
     files = output_names(dataset.image_names, "_ais.png")
-    for i, fname in enumerate(files):
-        heat = ais_heatmap(activations[i], image_ais[i], keep=keep)
-        raw.append(heat)
-        png = figure_bytes(heatmap_figure(dataset.load_image(i), heat, display, dataset.image_names[i]), dpi=100)
+    raw = [ais_heatmap(activations[i], image_ais[i], keep=keep) for i in range(len(files))]
+    overlays = ((dataset.load_image(i), heat, name) for i, (heat, name) in enumerate(zip(raw, dataset.image_names)))
+    for fname, png in zip(files, heatmap_pngs(overlays, display)):
         atomic_write(out_dir / fname, lambda f, png=png: f.write(png))
-    arrays = {f"heatmap_{i:04d}": h for i, h in enumerate(raw)}
-    atomic_write(out_dir / "heatmaps.npz", lambda f: np.savez(f, names=np.asarray(dataset.image_names),
-                                                              files=np.asarray(files), **arrays))
+    arrays: dict[str, Any] = {"names": np.asarray(dataset.image_names), "files": np.asarray(files),
+                              **{f"heatmap_{i:04d}": h for i, h in enumerate(raw)}}
+    atomic_write(out_dir / "heatmaps.npz", lambda f: np.savez(f, **arrays))
     return [{"image": n, "file": f} for n, f in zip(dataset.image_names, files)]
 
 
@@ -453,8 +452,6 @@ def cmd_saliency(args: argparse.Namespace) -> Any:
 
 def cmd_sweep(args: argparse.Namespace) -> Any:
     """Score + validation for every (data set, network, layer) cell, on Dask; a table and one folder per cell."""
-    from aisviz.pipeline.sweeps import COLUMN_MEANINGS, sweep
-
     if args.weights_file:
         raise UsageError("aisviz sweep does not take --weights-file (it may run several networks); put the file "
                          "at the torch hub path that `aisviz models` names for the network, or use validate.")

@@ -3,6 +3,8 @@ for pixel, on real images and real EfficientNet-Lite0 heatmaps; the default mode
 colormaps are matplotlib's; labelled figures."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -113,7 +115,6 @@ def test_unknown_mode_is_refused_by_name():
 
 
 def test_colour_bar_runs_from_the_top_colour_down():
-    import io
 
     import matplotlib
 
@@ -190,3 +191,26 @@ def test_cli_heatmaps_and_saliency_take_the_display_mode(tmp_path, tiny_set):
     assert pngs["default"][1] == pngs["paper"][1] == 12
     assert pngs["default"][0].shape == pngs["paper"][0].shape
     assert not np.array_equal(pngs["default"][0], pngs["paper"][0])
+
+
+@pytest.mark.parametrize("mode", ["default", "paper"])
+def test_heatmap_pngs_on_one_figure_match_a_figure_each(mode):
+    """The demo's fast path (one figure, its overlay and title changed per image; a new one when the size changes)
+    against the reference, a new heatmap_figure per image: same picture size and, up to the sub-pixel placement
+    of the image by the layout engine, the same pixels."""
+    from aisviz.viz.figures import figure_bytes, heatmap_figure, heatmap_pngs
+
+    y, x = np.mgrid[0:48, 0:64]
+    smooth = [Image.fromarray(np.dstack([x * 3 + s, y * 4, 255 - x * 2]).astype(np.uint8)) for s in range(3)]
+    images = smooth + [Image.fromarray(np.asarray(smooth[0])[:40]), smooth[1]]    # a size change, and back
+    items = [(image, _signed_heatmap(i), f"image {i} with a longer title to wrap") for i, image in enumerate(images)]
+    fast = list(heatmap_pngs(iter(items), mode))
+    assert len(fast) == len(items)
+    for png, (image, heat, title) in zip(fast, items):
+        got = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(float)
+        want = np.asarray(Image.open(io.BytesIO(figure_bytes(heatmap_figure(image, heat, mode, title), dpi=100)))
+                          .convert("RGB")).astype(float)
+        assert got.shape == want.shape
+        assert np.abs(got - want).mean() < 1.0, title   # a wrong overlay differs by far more
+        np.testing.assert_array_equal(got[:20], want[:20], err_msg=title)      # the title band: the same text
+    assert not np.array_equal(fast[0], fast[1])

@@ -21,6 +21,7 @@ from aisviz.errors import UsageError
 from aisviz.models.networks import load_network
 from aisviz.pipeline.result import Result
 from aisviz.pipeline.settings import Settings
+from aisviz.pipeline.sweeps import layer_table, read_cells, run_cells
 from aisviz.viz.plots import layer_comparison
 from aisviz.viz.text import esc
 
@@ -91,8 +92,6 @@ class LayerComparisonPanel(Panel):
     def rows(self):
         """The cells of every sweep folder that match the shown result's settings, by depth."""
         import pandas as pd
-
-        from aisviz.pipeline.sweeps import layer_table, read_cells
 
         r = self._shown()
         assert r is not None, "the rows are read only while a result is shown"
@@ -189,8 +188,6 @@ class LayerComparisonPanel(Panel):
         self.session.request(LayerRequest(**s.to_dict(), layers=tuple(layers)))
 
     def _compute(self, request: LayerRequest, report, clicked_at):
-        from aisviz.pipeline.sweeps import run_cells
-
         n = len(request.layers)
         config = {"readout": request.readout, "folds": request.n_folds, "seeds": tuple(paper_seeds(request.n_seeds)),
                   "k_step": request.k_step, "n_random": request.n_random, "weights": request.weights,
