@@ -780,5 +780,5 @@ def test_a_dashboard_opening_on_a_cached_result_imports_no_torch(home, tmp_path)
     runs = [json.loads(subprocess.run([sys.executable, "-c", script, str(root)], capture_output=True, text=True,
                                       check=True, env=os.environ, timeout=600).stdout.strip().splitlines()[-1])
             for _ in range(2)]
-    assert runs[0] == {"source": "computed", "error": "", "heavy": ["torch", "torchvision"]}
+    assert runs[0]["source"] == "computed" and runs[0]["error"] == "" and "torch" in runs[0]["heavy"]
     assert runs[1] == {"source": "cache", "error": "", "heavy": []}

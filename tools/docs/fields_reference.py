@@ -29,6 +29,8 @@ DESCRIBED = {
         "engine": "how the masked similarities were computed (`per-map sufficient statistics`, `precomputed per-map "
                   "Linear contributions` or `brute-force re-run`); all give the same numbers",
         "observer": "who judged the similarities (`human`, `simulated`)",
+        "source": "where the result came from: `computed` by this run, or `cache` (the disk cache of results: the "
+                  "same settings on the same data computed before; `aisviz cache show`)",
         "weights": "the network's weights as it reports them (e.g. `imagenet` for the offline network, a torchvision "
                    "weights name, `none` for random weights)",
         "similarity": "network similarity between read-outs (`pearson` or `cosine`)",
