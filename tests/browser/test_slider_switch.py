@@ -117,7 +117,7 @@ def _press(page, key: str, times: int = 1) -> dict:
 
 def _switch(page, layer: str):
     """Pick that perturbed layer in its menu and wait until its result's curve and read-out are on screen."""
-    from aisviz.core.alignment import k_grid
+    from aisviz.core.splits import k_grid
 
     n_maps, step = N_MAPS[layer], dict(SETTINGS)[layer]
     page.locator(".aisviz-viewer-layer select").select_option(label=layer)
