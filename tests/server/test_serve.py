@@ -190,3 +190,15 @@ def test_a_served_kernel_builds_no_iri_grammar_for_plotly_widgets():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
                          env=dict(os.environ, AISVIZ_SHARED_ASSETS="1"))
     assert out.stdout.strip() == "[]"
+
+
+def test_the_page_loads_the_widget_extensions_but_not_plotlys_static_renderer(tmp_path):
+    """Issue 18: the served page loads the widget managers (ipywidgets, anywidget: plotly's FigureWidget) but
+    not jupyterlab-plotly, a renderer of static figures that the pages never show, whose 4.8 MB plotly.js every
+    page fetched and compiled before its widgets rendered."""
+    with Server(tmp_path) as server:
+        status, page = get(server.url + "/")
+    assert status == 200
+    for wanted in ("@jupyter-widgets/jupyterlab-manager", "anywidget"):
+        assert f'"name": "{wanted}"' in page or f'"name":"{wanted}"' in page, wanted
+    assert "jupyterlab-plotly" not in page
