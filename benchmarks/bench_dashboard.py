@@ -193,24 +193,34 @@ def main(argv=None) -> dict:
         home = Path(tmp)
         _warm_caches(home)
         browser = p.chromium.launch(executable_path=dp.CHROMIUM, args=dp.CHROMIUM_ARGS)
+        def measure(kind: str, server):
+            """One open of this kind, added to opens[kind]; the page, or None when it failed (counted)."""
+            try:
+                page, seconds, marks = _open(browser, server, args.width, known)
+            except Exception as exc:  # noqa: BLE001 - a failed open is a result: counted, and the run goes on
+                out.setdefault("failed_opens", []).append(f"{kind}: {str(exc).splitlines()[0]}")
+                return None
+            opens[kind].append({"seconds": seconds, "marks": marks})
+            return page
+
         for i in range(args.opens):
             with dp.voila_server(home) as server:
-                page, seconds, marks = _open(browser, server, args.width, known)
-                opens["cold"].append({"seconds": seconds, "marks": marks})
-                second, seconds, marks = _open(browser, server, args.width, known)
-                opens["second_tab"].append({"seconds": seconds, "marks": marks})
-                second.context.close()
-                if i == 0 and not args.no_gestures:
-                    page.wait_for_timeout(1000)
-                    out.update(_interactions(page, args.repeats))
-                page.context.close()
+                page = measure("cold", server)
+                second = measure("second_tab", server)
+                if second is not None:
+                    second.context.close()
+                if page is not None:
+                    if i == 0 and not args.no_gestures:
+                        page.wait_for_timeout(1000)
+                        out.update(_interactions(page, args.repeats))
+                    page.context.close()
         if not args.no_preheat:
             with dp.voila_server(home, pool_size=1) as server:
                 for _ in range(args.opens):
                     _wait_for_preheated(server, known)
-                    page, seconds, marks = _open(browser, server, args.width, known)
-                    opens["preheated"].append({"seconds": seconds, "marks": marks})
-                    page.context.close()
+                    page = measure("preheated", server)
+                    if page is not None:
+                        page.context.close()
         browser.close()
     out["uptime_after"] = _uptime()
     out["open"] = {kind: _summary(v) for kind, v in opens.items() if v}
