@@ -170,6 +170,7 @@ class Dashboard:
 
 
         _setup_logging()
+        log.info("dashboard: building")   # with "request 1" and "shown": the kernel's part of a page open
         share_plotly_bundle()
         self.ui_lock = threading.RLock()
         self._loop = _running_loop()
@@ -437,6 +438,7 @@ class Dashboard:
             st.progress = 1.0
             seconds = None if st.clicked_at is None else time.perf_counter() - st.clicked_at
             st.status = ready_text(seconds, how, st.by_user, preheated=os.environ.get("VOILA_PREHEAT") == "True")
+            log.info("dashboard: shown a result (source: %s, %s)", result.source, how)
             if result.saliency_error and not view.memo.get("saliency_error_shown"):
                 view.memo["saliency_error_shown"] = True
                 self.show_error("", result.saliency_error)

@@ -63,10 +63,19 @@ class UndefinedMetric(ValueError):
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
-    """Average ranks of all values (flattened), ties sharing their mean rank."""
-    from scipy.stats import rankdata  # scipy.stats takes seconds to import: only comparisons pay for it
-
-    return rankdata(x, axis=None)
+    """Average ranks (1-based) of all values (flattened), ties sharing their mean rank: scipy.stats.rankdata's
+    "average", in numpy, because importing scipy.stats costs the dashboard's first view a second."""
+    x = np.asarray(x).ravel()
+    if np.isnan(x).any():                       # as rankdata: a NaN leaves no order to rank by
+        return np.full(x.size, np.nan)
+    order = np.argsort(x, kind="stable")
+    sorted_x = x[order]
+    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])   # first position of each run of ties
+    ends = np.r_[starts[1:], x.size]
+    mean_rank = (starts + ends + 1) / 2.0                                  # mean of the 1-based ranks start+1..end
+    ranks = np.empty(x.size, dtype=np.float64)
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks
 
 
 def _key(metric: str, q: float) -> str:

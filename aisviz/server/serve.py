@@ -112,7 +112,11 @@ def cull_interval_for(cull_idle_timeout: int) -> int:
     return int(min(60, max(5, int(cull_idle_timeout) // 10)))
 
 
-PAGE_DENYLIST = ("jupyterlab-jupytext",)   # installed with the docs extra (mkdocs-jupyter); a JupyterLab-only UI
+# Front-end extensions not loaded in the served pages: jupyterlab-jupytext, installed with the docs extra
+# (mkdocs-jupyter), is a JupyterLab-only UI; jupyterlab-plotly only renders static plotly figures (the pages show
+# FigureWidgets, which load the shared plotly module), and loading it costs every page a second 4.8 MB plotly.js,
+# fetched and compiled before the widgets render.
+PAGE_DENYLIST = ("jupyterlab-jupytext", "jupyterlab-plotly")
 
 
 def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = False, notebook=None,

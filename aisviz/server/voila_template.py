@@ -15,6 +15,7 @@ lost their charts; with the early load, none).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 TEMPLATE = "aisviz"
@@ -26,12 +27,20 @@ export default mod.default;
 """
 
 
+def skip_iri_grammar() -> None:
+    """A served kernel validates no notebook: keep jsonschema from importing its optional IRI checker
+    (plotly.basewidget -> plotly.io -> nbformat -> jsonschema -> rfc3987_syntax), which builds lark grammars
+    for 1.5 s of the page's open (measured on 2 busy cores). jsonschema skips the "iri" formats without it."""
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]  # None: `import` raises ImportError
+
+
 def share_plotly_bundle() -> bool:
     """In a kernel started by `aisviz serve` (AISVIZ_SHARED_ASSETS=1), make plotly FigureWidgets load
     plotly's widget code from the server's file (the one the page loads from its head). Elsewhere (JupyterLab)
     nothing changes. True when the bundle is shared."""
     if os.environ.get("AISVIZ_SHARED_ASSETS") != "1":
         return False
+    skip_iri_grammar()
     from plotly.basewidget import BaseFigureWidget
 
     base = os.environ.get("VOILA_BASE_URL") or "/"

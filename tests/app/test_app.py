@@ -761,7 +761,10 @@ def test_a_newer_request_replaces_a_running_job(home):
 
 def test_a_dashboard_opening_on_a_cached_result_imports_no_torch(home, tmp_path):
     """Issue 18 item 2: a result computed before (another tab, kernel or server restart) is shown from the disk
-    cache of results before any heavy work: the kernel that opens on it imports neither torch nor torchvision."""
+    cache of results before any heavy work: the kernel that opens on it imports neither torch nor torchvision.
+    A kernel of `aisviz serve` (AISVIZ_SHARED_ASSETS=1) opening on it, with no sweep folder to show, also skips
+    what its first view does not need (measured in benchmarks/bench_dashboard.py): pandas (the layer panel),
+    scipy.stats (the image's metrics) and jsonschema's IRI grammars on lark (plotly's widget code)."""
     import json
     import subprocess
     import sys
@@ -776,9 +779,16 @@ def test_a_dashboard_opening_on_a_cached_result_imports_no_torch(home, tmp_path)
               "d = Dashboard(dataset=sys.argv[1], run_async=False, n_folds=2, n_seeds=1, k_step=640, "
               "provider='center_bias')\n"
               "print(json.dumps({'source': d.current.source, 'error': d.state_summary()['error'],"
-              " 'heavy': sorted({'torch', 'torchvision'} & set(sys.modules))}))")
-    runs = [json.loads(subprocess.run([sys.executable, "-c", script, str(root)], capture_output=True, text=True,
-                                      check=True, env=os.environ, timeout=600).stdout.strip().splitlines()[-1])
-            for _ in range(2)]
-    assert runs[0]["source"] == "computed" and runs[0]["error"] == "" and "torch" in runs[0]["heavy"]
-    assert runs[1] == {"source": "cache", "error": "", "heavy": []}
+              " 'heavy': sorted({'torch', 'torchvision', 'pandas', 'scipy.stats', 'lark'}"
+              " & {k for k, v in sys.modules.items() if v is not None})}))")
+
+    def run(**env):
+        return json.loads(subprocess.run([sys.executable, "-c", script, str(root)], capture_output=True, text=True,
+                                         check=True, env=dict(os.environ, **env), timeout=600)
+                          .stdout.strip().splitlines()[-1])
+
+    computed = run()
+    assert computed["source"] == "computed" and "torch" in computed["heavy"]
+    plain = run()   # a JupyterLab kernel: jsonschema is left whole there (lark)
+    assert plain["source"] == "cache" and not plain["error"] and set(plain["heavy"]) <= {"lark"}
+    assert run(AISVIZ_SHARED_ASSETS="1") == {"source": "cache", "error": "", "heavy": []}

@@ -178,3 +178,27 @@ def test_shared_needs_bundles(tmp_path):
     out = subprocess.run([sys.executable, "-m", "aisviz", "serve", "--shared", "--port", str(free_port())],
                          env=_env(tmp_path), capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--shared needs --bundles DIR" in out.stderr
+
+
+def test_a_served_kernel_builds_no_iri_grammar_for_plotly_widgets():
+    """Issue 18: in a kernel of `aisviz serve` (AISVIZ_SHARED_ASSETS=1), loading plotly's widget code does not
+    make jsonschema build its optional IRI grammars (rfc3987_syntax on lark: 1.5 s before the dashboard's first
+    view); plotly's FigureWidget still works."""
+    code = ("import sys\nfrom aisviz.server.voila_template import share_plotly_bundle\n"
+            "assert share_plotly_bundle()\nimport plotly.graph_objects as go\ngo.FigureWidget()\n"
+            "print(sorted({'lark', 'rfc3987_syntax'} & {k for k, v in sys.modules.items() if v is not None}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                         env=dict(os.environ, AISVIZ_SHARED_ASSETS="1"))
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_page_loads_the_widget_extensions_but_not_plotlys_static_renderer(tmp_path):
+    """Issue 18: the served page loads the widget managers (ipywidgets, anywidget: plotly's FigureWidget) but
+    not jupyterlab-plotly, a renderer of static figures that the pages never show, whose 4.8 MB plotly.js every
+    page fetched and compiled before its widgets rendered."""
+    with Server(tmp_path) as server:
+        status, page = get(server.url + "/")
+    assert status == 200
+    for wanted in ("@jupyter-widgets/jupyterlab-manager", "anywidget"):
+        assert f'"name": "{wanted}"' in page or f'"name":"{wanted}"' in page, wanted
+    assert "jupyterlab-plotly" not in page

@@ -241,3 +241,25 @@ def test_peterson_animals_end_to_end(real_data_root, tmp_path, monkeypatch):
     out = compare_dataset(ds, "spectral_residual")
     assert out["summary"]["rr_10"]["n"] + out["summary"]["rr_10"]["n_undefined"] == 6
     assert all(0 <= r["auc_10"] <= 1 for r in out["images"])
+
+
+def test_ranks_are_scipys_average_ranks_without_importing_scipy_stats():
+    """The metrics' ranks (AUC, Spearman) equal scipy.stats.rankdata's average ranks, ties included, and
+    comparing a pair of maps imports no scipy.stats (a second of the dashboard's first view, issue 18)."""
+    import subprocess
+    import sys
+
+    from scipy.stats import rankdata
+
+    from aisviz.core.metrics import _ranks
+
+    rng = np.random.default_rng(3)
+    for x in (rng.integers(0, 5, size=(7, 9)).astype(float), rng.normal(size=40), np.array([2.0]),
+              np.zeros(6), np.array([3.0, np.nan, 1.0])):
+        np.testing.assert_array_equal(_ranks(x), rankdata(x, axis=None))
+    code = ("import sys, numpy as np\nfrom aisviz.core.metrics import compare_pair\n"
+            "rng = np.random.default_rng(0)\n"
+            "compare_pair(rng.random((8, 8)), rng.random((8, 8)), rng.random((8, 8)) > 0.5)\n"
+            "print('scipy.stats' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "False"

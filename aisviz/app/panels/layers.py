@@ -90,7 +90,10 @@ class LayerComparisonPanel(Panel):
         return None if view is None else view.result
 
     def rows(self):
-        """The cells of every sweep folder that match the shown result's settings, by depth."""
+        """The cells of every sweep folder that match the shown result's settings, by depth; None while no folder
+        holds a finished cell (the common first view: pandas, half a second of it, is not imported then)."""
+        if not any(next(Path(f).glob("cells/*/row.json"), None) for f in self.folders):
+            return None
         import pandas as pd
 
         r = self._shown()
