@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_tiny_set
 
 import aisviz
 from aisviz.cli.commands import main
@@ -389,8 +390,10 @@ def test_sweep_on_a_full_disk_stops_with_exit_4(capsys, small_mount):
     assert "(No space left on device)" in line and "internal error" not in line
 
 
-def test_a_local_sweep_shows_each_cells_progress(tiny_set, capsys):
-    aisviz.sweep(tiny_set, "efficientnet_lite0", ["_head_act"], folds=2, seeds=1, k_step=64, progress=True)
+def test_a_local_sweep_shows_each_cells_progress(capsys):
+    # a set of its own: another test's set may have its activations in this process's memory already
+    dataset = make_tiny_set(n=12, size=64, seed=23)
+    aisviz.sweep(dataset, "efficientnet_lite0", ["_head_act"], folds=2, seeds=1, k_step=64, progress=True)
     err = capsys.readouterr().err
     assert "sweep cells" in err
     assert re.search(r"efficientnet_lite0 _head_act: 100%.*12/12", err), err   # the 12 images extracted
