@@ -326,3 +326,37 @@ def hover_latency_in_page(page, i: int) -> float | None:
     page.evaluate(ARM_JS, ["hover", i])
     page.mouse.move(x, y)
     return page.evaluate("() => window.__aisvizLatency")
+
+
+K_STATE_JS = """() => {
+    const gd = document.querySelector('.aisviz-curve.js-plotly-plot');
+    const t = gd && gd.data && gd.data.find(d => d.name === 'current k (test)');
+    const r = document.querySelector('.aisviz-readout-inner');
+    const h = document.querySelector('.aisviz-k .noUi-handle');
+    const curve = gd && gd.data && gd.data.find(d => d.name === 'test, top-k maps by AIS');
+    return {marker: t ? t.x[0] : null, readout: r ? Number(r.dataset.k) : null,
+            slider: h ? Number(h.getAttribute('aria-valuenow')) : null, n_k: curve ? curve.x.length : null,
+            text: r ? r.innerText : ''}; }"""
+
+
+def k_state(page) -> dict:
+    """The curve's marker x, the read-out's and the slider's k, the number of evaluated k, the read-out text."""
+    return page.evaluate(K_STATE_JS)
+
+
+def press_on_slider(page, key: str, times: int = 1) -> dict:
+    """Press a key on the focused slider handle; returns what the page shows once the read-out has moved
+    (or after 5 s, so that a frozen marker is reported by the assertion, not by a timeout)."""
+    handle = page.locator(".aisviz-k .noUi-handle")
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    before = k_state(page)["readout"]
+    for _ in range(times):
+        page.keyboard.press(key)
+    try:
+        page.wait_for_function(f"""() => {{ const s = ({K_STATE_JS})();
+            return s.readout !== {before} && s.readout === s.slider && s.marker === s.readout; }}""",
+                               timeout=5_000)
+    except Exception:  # noqa: BLE001 - the assertion below says what is wrong
+        pass
+    return k_state(page)

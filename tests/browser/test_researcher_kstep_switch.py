@@ -82,39 +82,6 @@ def page(home):
         browser.close()
 
 
-SHOWN = """() => {
-    const gd = document.querySelector('.aisviz-curve.js-plotly-plot');
-    const t = gd && gd.data && gd.data.find(d => d.name === 'current k (test)');
-    const r = document.querySelector('.aisviz-readout-inner');
-    const h = document.querySelector('.aisviz-k .noUi-handle');
-    const curve = gd && gd.data && gd.data.find(d => d.name === 'test, top-k maps by AIS');
-    return {marker: t ? t.x[0] : null, readout: r ? Number(r.dataset.k) : null,
-            slider: h ? Number(h.getAttribute('aria-valuenow')) : null, n_k: curve ? curve.x.length : null,
-            text: r ? r.innerText : ''}; }"""
-
-
-def _shown(page) -> dict:
-    return page.evaluate(SHOWN)
-
-
-def _press(page, key: str, times: int = 1) -> dict:
-    """Press a key on the focused slider handle; returns what the page shows once the read-out has moved
-    (or after 5 s, so that a frozen marker is reported by the assertion, not by a timeout)."""
-    handle = page.locator(".aisviz-k .noUi-handle")
-    handle.scroll_into_view_if_needed()
-    handle.focus()
-    before = _shown(page)["readout"]
-    for _ in range(times):
-        page.keyboard.press(key)
-    try:
-        page.wait_for_function(f"""() => {{ const s = ({SHOWN})();
-            return s.readout !== {before} && s.readout === s.slider && s.marker === s.readout; }}""",
-                               timeout=5_000)
-    except Exception:  # noqa: BLE001 - the assertion below says what is wrong
-        pass
-    return _shown(page)
-
-
 def _apply_k_step(page, step: int):
     """Type that k step in the Advanced controls, press Apply, and wait until the result with that k grid
     (auto: step 10 for 1280 maps) is on screen and the status says ready."""
@@ -128,7 +95,7 @@ def _apply_k_step(page, step: int):
     field.press("Enter")
     dp.click_widget_button(page, "aisviz-apply")
     n_k = len(k_grid(N_MAPS, step or auto_k_step(N_MAPS)))
-    page.wait_for_function(f"""() => {{ const s = ({SHOWN})();
+    page.wait_for_function(f"""() => {{ const s = ({dp.K_STATE_JS})();
         return /ready/.test(document.querySelector('.aisviz-status').innerText) && s.n_k === {n_k}; }}""",
                            timeout=120_000)
 
@@ -139,16 +106,16 @@ def _errors(page) -> list:
 
 def _slider_moves_the_marker(page, when: str):
     for key, times in (("ArrowRight", 1), ("ArrowRight", 2), ("ArrowLeft", 1)):
-        moved = _press(page, key, times)
+        moved = dp.press_on_slider(page, key, times)
         assert moved["marker"] == moved["readout"] == moved["slider"], f"{when}, {key}: the marker froze: {moved}"
-    end = _press(page, "End")
+    end = dp.press_on_slider(page, "End")
     assert end["marker"] == end["readout"] == end["slider"] == N_MAPS, f"{when}, End: {end}"
-    home = _press(page, "Home")
+    home = dp.press_on_slider(page, "Home")
     assert home["marker"] == home["readout"] == home["slider"] == 1, f"{when}, Home: {home}"
 
 
 def test_marker_follows_the_slider_after_a_new_k_step(page):
-    first = _shown(page)
+    first = dp.k_state(page)
     assert first["marker"] == first["readout"] == first["slider"], first
     _apply_k_step(page, 40)
     _slider_moves_the_marker(page, "k step 40")

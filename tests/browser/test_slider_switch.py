@@ -16,18 +16,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dashboard_pages as dp
 import pytest
 from conftest import make_tiny_set
 from serve_helpers import port_is_free, wait_listening
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium"),
+              pytest.mark.skipif(not Path(dp.CHROMIUM).exists(), reason="needs Debian's chromium"),
               pytest.mark.skipif(any(__import__("importlib").util.find_spec(m) is None
                                      for m in ("voila", "playwright")), reason="needs the app and test extras")]
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PORTS = range(19100, 19200)
 SETTINGS = (("_blocks.15", 40), ("_head_act", 64))    # (perturbed layer, k step); the first is shown first
 N_MAPS = {"_blocks.15": 320, "_head_act": 1280}
@@ -64,7 +63,7 @@ def page(bundle, tmp_path_factory):
     try:
         wait_listening(port, proc)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=dp.CHROMIUM, args=dp.CHROMIUM_ARGS)
             ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
             local = f"http://127.0.0.1:{port}"
             ctx.route("**/*", lambda r: r.continue_() if r.request.url.startswith(local) else r.abort())
@@ -82,46 +81,13 @@ def page(bundle, tmp_path_factory):
         proc.wait(timeout=60)
 
 
-SHOWN = """() => {
-    const gd = document.querySelector('.aisviz-curve.js-plotly-plot');
-    const t = gd && gd.data && gd.data.find(d => d.name === 'current k (test)');
-    const r = document.querySelector('.aisviz-readout-inner');
-    const h = document.querySelector('.aisviz-k .noUi-handle');
-    const curve = gd && gd.data && gd.data.find(d => d.name === 'test, top-k maps by AIS');
-    return {marker: t ? t.x[0] : null, readout: r ? Number(r.dataset.k) : null,
-            slider: h ? Number(h.getAttribute('aria-valuenow')) : null, n_k: curve ? curve.x.length : null,
-            text: r ? r.innerText : ''}; }"""
-
-
-def _shown(page) -> dict:
-    return page.evaluate(SHOWN)
-
-
-def _press(page, key: str, times: int = 1) -> dict:
-    """Press a key on the focused slider handle; returns what the page shows once the read-out has moved
-    (or after 5 s, so that a frozen marker is reported by the assertion, not by a timeout)."""
-    handle = page.locator(".aisviz-k .noUi-handle")
-    handle.scroll_into_view_if_needed()
-    handle.focus()
-    before = _shown(page)["readout"]
-    for _ in range(times):
-        page.keyboard.press(key)
-    try:
-        page.wait_for_function(f"""() => {{ const s = ({SHOWN})();
-            return s.readout !== {before} && s.readout === s.slider && s.marker === s.readout; }}""",
-                               timeout=5_000)
-    except Exception:  # noqa: BLE001 - the assertion below says what is wrong
-        pass
-    return _shown(page)
-
-
 def _switch(page, layer: str):
     """Pick that perturbed layer in its menu and wait until its result's curve and read-out are on screen."""
     from aisviz.core.splits import k_grid
 
     n_maps, step = N_MAPS[layer], dict(SETTINGS)[layer]
     page.locator(".aisviz-viewer-layer select").select_option(label=layer)
-    page.wait_for_function(f"""() => {{ const s = ({SHOWN})();
+    page.wait_for_function(f"""() => {{ const s = ({dp.K_STATE_JS})();
         return /ready/.test(document.querySelector('.aisviz-status').innerText) &&
                s.n_k === {len(k_grid(n_maps, step))} && s.text.includes('of {n_maps} maps'); }}""", timeout=30_000)
 
@@ -131,14 +97,14 @@ def _errors(page) -> list:
 
 
 def test_marker_follows_the_slider_after_switching_results_and_back(page):
-    first = _shown(page)
+    first = dp.k_state(page)
     assert first["marker"] == first["readout"] == first["slider"], first
     _switch(page, SETTINGS[1][0])
-    moved = _press(page, "ArrowRight", 2)
+    moved = dp.press_on_slider(page, "ArrowRight", 2)
     assert moved["marker"] == moved["readout"] == moved["slider"], moved
     _switch(page, SETTINGS[0][0])       # back: the first result is shown again
     for presses in (1, 2):
-        moved = _press(page, "ArrowRight", presses)
+        moved = dp.press_on_slider(page, "ArrowRight", presses)
         assert moved["marker"] == moved["readout"] == moved["slider"], f"the marker froze: {moved}"
     assert _errors(page) == []
 
@@ -146,9 +112,9 @@ def test_marker_follows_the_slider_after_switching_results_and_back(page):
 def test_end_and_home_keys_and_the_readout_at_one_map(page):
     _switch(page, SETTINGS[1][0])       # more maps than the result the slider was first shown with
     n_maps = N_MAPS[SETTINGS[1][0]]
-    end = _press(page, "End")
+    end = dp.press_on_slider(page, "End")
     assert end["slider"] == end["readout"] == end["marker"] == n_maps, end
-    home = _press(page, "Home")
+    home = dp.press_on_slider(page, "Home")
     assert home["slider"] == home["readout"] == home["marker"] == 1, home
     assert "n/a" not in home["text"] and "R² is undefined at k = 1" in home["text"], home["text"]
     assert _errors(page) == []
