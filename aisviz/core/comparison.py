@@ -7,7 +7,6 @@ data/README.md. Pure computation: numpy, PIL and the standard library only.
 from __future__ import annotations
 
 import hashlib
-import io
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -304,11 +303,11 @@ class ComparisonSet:
             return self.load_image(i).size  # likewise, for a damaged file
 
     def image_bytes(self, i: int) -> bytes:
-        """Raw file bytes, or PNG bytes of the RGB in-memory image (for content hashes)."""
+        """The bytes that identify image i (for content hashes): the file's bytes, or the in-memory image's RGB
+        pixels after its size (raw pixels: encoding a generated set's 48 images as PNG took 0.6 s per hash)."""
         if self.images is not None:
-            buf = io.BytesIO()
-            to_rgb(self.images[i]).save(buf, format="PNG")
-            return buf.getvalue()
+            rgb = to_rgb(self.images[i])
+            return f"RGB {rgb.width}x{rgb.height}\0".encode() + rgb.tobytes()
         if self.image_paths is None:
             raise self._missing_images()
         try:

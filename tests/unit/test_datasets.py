@@ -422,10 +422,15 @@ def test_content_hash_changes_with_one_image_byte(tmp_path):
 def test_content_hash_of_in_memory_set_and_matrix_change():
     images = [Image.new("RGB", (3, 3), (i * 40, 0, 0)) for i in range(4)]
     ds = in_memory_set(images)
-    assert ds.image_bytes(0)[:8] == b"\x89PNG\r\n\x1a\n"
     other = ComparisonSet("mem", ds.image_names, random_similarity(4, seed=9), images=ds.images,
                           observer="simulated")
     assert ds.content_hash() == in_memory_set(images).content_hash() != other.content_hash()
+    one_pixel = images[:3] + [images[3].copy()]
+    one_pixel[3].putpixel((2, 2), (120, 0, 1))
+    assert in_memory_set(one_pixel).content_hash() != ds.content_hash()
+    # the same pixels in another shape are another image
+    reshaped = images[:3] + [Image.frombytes("RGB", (1, 9), images[3].tobytes())]
+    assert in_memory_set(reshaped).content_hash() != ds.content_hash()
 
 
 # ---------------------------------------------------------------------------------------------
