@@ -115,8 +115,9 @@ def cull_interval_for(cull_idle_timeout: int) -> int:
 # Front-end extensions not loaded in the served pages: jupyterlab-jupytext, installed with the docs extra
 # (mkdocs-jupyter), is a JupyterLab-only UI; jupyterlab-plotly only renders static plotly figures (the pages show
 # FigureWidgets, which load the shared plotly module), and loading it costs every page a second 4.8 MB plotly.js,
-# fetched and compiled before the widgets render.
-PAGE_DENYLIST = ("jupyterlab-jupytext", "jupyterlab-plotly")
+# fetched and compiled before the widgets render; jupyterlab_pygments colours code cells, which Voila hides (three
+# more scripts fetched and run before the widgets).
+PAGE_DENYLIST = ("jupyterlab-jupytext", "jupyterlab-plotly", "jupyterlab_pygments")
 
 
 def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = False, notebook=None,
