@@ -22,7 +22,8 @@ Choices made here:
 - tracebacks hidden from viewers (`--show_tracebacks=False`) but kept in the server log; the dashboard
   also logs every callback error (logger "aisviz.app") to the file in AISVIZ_APP_LOG, which serve()
   sets to <AISVIZ_HOME>/logs/dashboard.log unless it is set already;
-- optional preheated kernels (`--preheat_kernel=True --pool_size=N`);
+- optional preheated kernels (`--preheat_kernel=True --pool_size=N`), the pool refilled PREHEAT_FILL_DELAY s after a
+  kernel is handed out (not during the page's open);
 - kernels with no tab open are culled after the idle timeout (default 10 min), checked every tenth of it,
   but never a kernel handed to a page that has not connected yet (aisviz.server.kernel_grace);
 - SIGTERM or SIGINT stops Voila and every kernel, and frees the port.
@@ -102,6 +103,10 @@ CLAIM_TIMEOUT = 45.0        # seconds after its page is sent for a kernel's webs
 LIMITS = {"shared": {"max_kernels": 40, "kernels_per_client": 4, "pages_per_minute": 20},
           "researcher": {"max_kernels": 4, "kernels_per_client": 0, "pages_per_minute": 0}}
 
+# Seconds between handing a preheated kernel to a page and starting the kernel that refills the pool (Voila: 1).
+# The refill (python, torch, the Dashboard, the cached result) is seconds of CPU: started after 1 s it ran
+# during the page's open, on the cores the browser and the server need for it.
+PREHEAT_FILL_DELAY = 8.0
 KERNEL_START_TIMEOUT = 600   # seconds a visitor's kernel may take to start (Voila: 60)
 OUTPUT_TIMEOUT = 300         # seconds a cell's output may lag its execution reply (nbclient: 4)
 
@@ -164,7 +169,8 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
            f"--VoilaExecutor.startup_timeout={KERNEL_START_TIMEOUT}",
            f"--VoilaExecutor.iopub_timeout={OUTPUT_TIMEOUT}"]
     if pool_size > 0:
-        cmd += ["--preheat_kernel=True", f"--pool_size={int(pool_size)}"]
+        cmd += ["--preheat_kernel=True", f"--pool_size={int(pool_size)}",
+                f"--VoilaKernelManager.fill_delay={PREHEAT_FILL_DELAY}"]
     if base_url:
         cmd.append(f"--Voila.base_url={base_url}")
     if hub_auth:   # run as a JupyterHub service: only users the hub lets in (access:services!service=...)

@@ -249,3 +249,26 @@ def test_the_page_names_the_scripts_it_will_fetch_and_a_restarted_server_still_k
         status, first = get_from(server.url + "/", "127.0.0.3")
         assert status == 200 and main_js in _preloads(first)
         assert [u for u in _preloads(first) if get(server.url + u)[0] != 200] == []
+
+
+@pytest.mark.slow
+def test_the_pool_refills_after_the_page_opened_not_during_its_open(tmp_path):
+    """Issue 19: Voila refills the preheated pool 1 s after handing a kernel to a page: the new kernel's start
+    (in researcher mode seconds of CPU: python, torch, the Dashboard) then ran on the cores the page's open
+    needed. The refill starts PREHEAT_FILL_DELAY s after, and does start."""
+    from aisviz.server.serve import PREHEAT_FILL_DELAY
+
+    with Server(tmp_path, pool_size=1) as server:
+        end = time.time() + 90
+        while len(kernel_processes(server.proc.pid)) < 1 and time.time() < end:
+            time.sleep(0.5)
+        time.sleep(3)                                        # the pool's kernel ran its notebook
+        assert len(kernel_processes(server.proc.pid)) == 1
+        assert get(server.url + "/")[0] == 200
+        handed_out = time.time()
+        while time.time() < handed_out + PREHEAT_FILL_DELAY - 2:
+            assert len(kernel_processes(server.proc.pid)) == 1, "the pool refilled during the page's open"
+            time.sleep(0.25)
+        while len(kernel_processes(server.proc.pid)) < 2 and time.time() < handed_out + PREHEAT_FILL_DELAY + 60:
+            time.sleep(0.5)
+        assert len(kernel_processes(server.proc.pid)) == 2
