@@ -8,12 +8,13 @@ chunks. Meanwhile the browser's network is mostly idle: while plotly's module ev
 
 Which scripts: the federated extensions' remoteEntry files (Voila's page_config names them), and every
 script of Voila's static folder or of an extension's that a page of this server, or of an earlier server
-with the same front end installed, fetched: recorded as they are served (only for an address that was sent
-a page within PAGE_WINDOW seconds, at most MAX_ASSETS), kept in <AISVIZ_HOME>/app/page-assets.json under a
-fingerprint of the installed front end (Voila's version and the extensions' remoteEntry file names, which
-change with every build of an extension). An upgrade thus starts a fresh list, and a name whose file is
-gone is dropped when the list is read. (A hand-written list would go stale with any upgrade, and Voila's
-webpack chunk graph cannot be read from Python.) The first page after an upgrade fetches in waves.
+with the same front end installed, fetched. They are recorded as they are served (only for an address that
+was sent a page within PAGE_WINDOW seconds, each file under one name, at most MAX_ASSETS) and kept in
+<AISVIZ_HOME>/app/page-assets.json under a fingerprint of the installed front end (Voila's version, the
+extensions' versions and remoteEntry file names, which change with every build of an extension): an
+upgrade starts a fresh list, and a name whose file is gone is dropped when the list is read. A hand-written
+list would go stale with any upgrade, and Voila's webpack chunk graph cannot be read from Python. The
+first page after an upgrade fetches in waves.
 """
 from __future__ import annotations
 
@@ -26,10 +27,20 @@ from typing import Callable, Iterable
 PAGE_WINDOW = 120.0   # seconds after a page is sent during which its address's script requests are recorded
 MAX_ASSETS = 400      # scripts recorded at most (Voila 0.5 with the widget extensions: about 90 per page)
 SAVE_DELAY = 2.0      # seconds from a newly recorded script to writing the list (one write per page's burst)
-ASSET_PREFIXES = ("voila/static/", "voila/labextensions/")
+# a script of Voila's or of an extension's, spelt once: no "..", "//" or "/./", and a query only as JupyterLab's
+# runtime writes it (v= the hash in the file's name), so one file cannot be recorded under many names
+SCRIPT_URL = re.compile(r"^voila/(?:static|labextensions)/(?:[\w@.+-]+/)*[\w@+-][\w@.+-]*\.js(?:\?v=([0-9a-f]{8,}))?$")
 # a file named with its content's hash ("remoteEntry.c8c9eed2cdefdeac.js", "2.3dbf81c0.js"), or a request
 # that carries it (JupyterLab's federated runtime asks for "7.2a0ce575775f5aad.js?v=2a0ce575775f5aad")
 CONTENT_HASHED = re.compile(r"\.[0-9a-f]{8,}\.js$")
+
+
+def script_url(url: str) -> bool:
+    """True for a URL (relative to the base URL) that may be recorded (see SCRIPT_URL)."""
+    m = SCRIPT_URL.match(url)
+    if m is None or "/./" in url or "/../" in url:
+        return False
+    return m.group(1) is None or f".{m.group(1)}." in url.split("?")[0]
 
 
 def content_hashed(path: str, query: dict) -> bool:
@@ -68,7 +79,7 @@ class PageAssets:
         if not isinstance(stored, dict) or stored.get("key") != self.key:
             return                               # another front end installed: learnt again
         for url in stored.get("scripts", [])[:MAX_ASSETS]:
-            if isinstance(url, str) and url.startswith(ASSET_PREFIXES) and self.exists(url.split("?")[0]):
+            if isinstance(url, str) and script_url(url) and self.exists(url.split("?")[0]):
                 self.scripts[url] = None
 
     def page_sent(self, address: str) -> None:
@@ -82,7 +93,7 @@ class PageAssets:
         sent = self._pages.get(address)
         if sent is None or time.monotonic() - sent >= PAGE_WINDOW or url in self.scripts:
             return
-        if not url.startswith(ASSET_PREFIXES) or len(self.scripts) >= MAX_ASSETS:
+        if not script_url(url) or len(self.scripts) >= MAX_ASSETS:
             return
         self.scripts[url] = None
         if self.path is not None and not self._save_pending:

@@ -248,7 +248,7 @@ def record_script(handler) -> None:
     """Tell the server's PageAssets that a page's script (Voila's or an extension's) was served."""
     if handler.request.method == "GET" and handler.get_status() in (200, 304) \
             and handler.request.path.endswith(".js"):
-        base = handler.settings.get("base_url") or "/"
+        base = handler.settings.get("server_url") or handler.settings.get("base_url") or "/"   # routes live here
         relative = handler.request.uri[len(base):] if handler.request.uri.startswith(base) else ""
         handler.settings["aisviz_page_assets"].served(handler.request.remote_ip, relative)
 

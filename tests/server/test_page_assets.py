@@ -54,3 +54,15 @@ def test_the_fingerprint_changes_with_an_extension_build_and_the_remote_entries_
     assert fingerprint("0.5.13", [ext]) != fingerprint("0.5.13", [rebuilt]) != fingerprint("0.6.0", [rebuilt])
     config = {"federated_extensions": [{"name": "anywidget", "load": "static/remoteEntry.aa.js"}, {"name": "x"}]}
     assert remote_entries(config) == ["voila/labextensions/anywidget/static/remoteEntry.aa.js"]
+
+
+def test_a_script_is_recorded_under_one_name_only():
+    """A visitor cannot make later pages preload one file many times (other queries, spellings of the path)."""
+    from aisviz.server.page_assets import script_url
+
+    assert script_url(CHUNK) and script_url(EXT_CHUNK)
+    assert script_url("voila/labextensions/anywidget/static/2.3dbf81c0.js")
+    for other in (CHUNK + "?v=1234abcd", CHUNK + "?x=1", EXT_CHUNK.replace("?v=2a0c", "?v=ffff"),
+                  "voila/static//5764.voila.js", "voila/static/./5764.voila.js", "voila/static/../x.js",
+                  "voila/static/index.css", "api/kernels/x.js"):
+        assert not script_url(other), other
