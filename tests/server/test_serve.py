@@ -255,8 +255,10 @@ def test_the_page_names_the_scripts_it_will_fetch_and_a_restarted_server_still_k
 def test_the_pool_refills_after_the_page_opened_not_during_its_open(tmp_path):
     """Issue 19: Voila refills the preheated pool 1 s after handing a kernel to a page: the new kernel's start
     (in researcher mode seconds of CPU: python, torch, the Dashboard) then ran on the cores the page's open
-    needed. The refill starts PREHEAT_FILL_DELAY s after, and does start."""
-    from aisviz.server.serve import PREHEAT_FILL_DELAY
+    needed. In researcher mode the refill starts POOL_FILL_DELAY s after, and does start."""
+    from aisviz.server.serve import POOL_FILL_DELAY
+
+    delay = POOL_FILL_DELAY["researcher"]
 
     with Server(tmp_path, pool_size=1) as server:
         end = time.time() + 90
@@ -266,9 +268,9 @@ def test_the_pool_refills_after_the_page_opened_not_during_its_open(tmp_path):
         assert len(kernel_processes(server.proc.pid)) == 1
         assert get(server.url + "/")[0] == 200
         handed_out = time.time()
-        while time.time() < handed_out + PREHEAT_FILL_DELAY - 2:
+        while time.time() < handed_out + delay - 2:
             assert len(kernel_processes(server.proc.pid)) == 1, "the pool refilled during the page's open"
             time.sleep(0.25)
-        while len(kernel_processes(server.proc.pid)) < 2 and time.time() < handed_out + PREHEAT_FILL_DELAY + 60:
+        while len(kernel_processes(server.proc.pid)) < 2 and time.time() < handed_out + delay + 60:
             time.sleep(0.5)
         assert len(kernel_processes(server.proc.pid)) == 2
