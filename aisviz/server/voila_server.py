@@ -24,9 +24,9 @@ What it adds to Voila 0.5.13 (each answers a way one visitor could hurt everyone
 - plotly's widget code served as one file (PLOTLY_ROUTE, revalidated by its ETag), which the page loads
   from its head: see aisviz.server.voila_template (16 MB of websocket traffic per dashboard page
   before, 0.7 MB after);
-- the page names in its head the scripts it will fetch (aisviz.server.page_assets: the extensions' remoteEntry
-  files and the scripts pages of this server fetched), so the browser fetches them at once, not in waves; the
-  extensions' content-hashed files are cached for good (Voila has browsers revalidate every one on every page);
+- the page preloads the front-end extensions' remoteEntry files from its head (one wave of script fetches
+  fewer), and their content-hashed files are cached for good (Voila has browsers revalidate every one on every
+  page): aisviz.server.page_assets;
 - behind JupyterHub (serve(hub_auth=True)): visitors log in through the hub (JupyterHub's identity
   provider and authorizer), and the OAuth callback lives under the service's URL prefix.
 """
@@ -44,13 +44,12 @@ from tornado.ioloop import IOLoop
 from traitlets import Enum, Float, Int, Unicode
 from voila.app import Voila
 from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
-from voila.static_file_handler import MultiStaticFileHandler
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 
 from aisviz.server.admission import Admission, Limits
 from aisviz.server.frames import MAX_FRAME_BYTES, frame_problem
-from aisviz.server.page_assets import PageAssets, content_hashed, fingerprint, remote_entries
+from aisviz.server.page_assets import content_hashed, preload_urls
 from aisviz.server.voila_template import PLOTLY_ROUTE
 
 KERNEL_WS_PROTOCOL = "v1.kernel.websocket.jupyter.org"
@@ -223,7 +222,6 @@ class AdmittedVoilaHandler(TornadoVoilaHandler):
             self.finish(REFUSED_PAGE.format(title=html.escape(refusal.title), message=html.escape(message)))
             return None
         self._page_kernels = _PageKernels(km, lambda kernel_id: books.started(kernel_id, client))
-        self.settings["aisviz_page_assets"].page_sent(self.request.remote_ip)
         try:
             return await awaited(super().get(path))
         finally:
@@ -244,43 +242,20 @@ async def reclaim_if_unclaimed(kernel_manager, books: Admission, kernel_id: str,
     await ensure_async(kernel_manager.shutdown_kernel(kernel_id))
 
 
-def record_script(handler) -> None:
-    """Tell the server's PageAssets that a page's script (Voila's or an extension's) was served."""
-    if handler.request.method == "GET" and handler.get_status() in (200, 304) \
-            and handler.request.path.endswith(".js"):
-        base = handler.settings.get("server_url") or handler.settings.get("base_url") or "/"   # routes live here
-        relative = handler.request.uri[len(base):] if handler.request.uri.startswith(base) else ""
-        handler.settings["aisviz_page_assets"].served(handler.request.remote_ip, relative)
-
-
-class RecordedStaticHandler(MultiStaticFileHandler):
-    """Voila's own scripts (/voila/static/), recorded for the pages' preloads."""
-
-    def on_finish(self):
-        record_script(self)
-        super().on_finish()
-
-
 class LabextensionHandler(FileFindHandler):
-    """The front-end extensions' files (/voila/labextensions/): recorded for the pages' preloads, and those
-    named by their content's hash cached for good. Voila marks every one "no-cache", so each page revalidated
-    each of them (a request and a 304 apiece, some 25 per page)."""
+    """The front-end extensions' files (/voila/labextensions/), those named by their content's hash cached for
+    good. Voila marks every one "no-cache": a returning browser asked again for each (a 304 apiece, some 20
+    per page)."""
 
     def set_headers(self):
         super().set_headers()
         if content_hashed(self.request.path, self.request.arguments):
             self.set_header("Cache-Control", "public, max-age=31536000, immutable")
 
-    def on_finish(self):
-        record_script(self)
-        super().on_finish()
 
-
-def preload_page_config(page_config: dict, settings: dict, **_) -> dict:
-    """Voila's page_config_hook: the scripts the page will fetch, for the template's preload links."""
-    assets: PageAssets = settings["aisviz_page_assets"]
-    page_config["aisvizPreload"] = assets.preloads(page_config.get("baseUrl") or settings.get("base_url") or "/",
-                                                   remote_entries(page_config))
+def preload_page_config(page_config: dict, base_url: str, **_) -> dict:
+    """Voila's page_config_hook: the scripts the template's head preloads (aisviz.server.page_assets)."""
+    page_config["aisvizPreload"] = preload_urls(page_config.get("baseUrl") or base_url, page_config)
     return page_config
 
 
@@ -288,7 +263,6 @@ REPLACEMENTS = {VoilaKernelWebsocketHandler: GuardedKernelWebsocketHandler,
                 VoilaShutdownKernelHandler: BeaconShutdownHandler,
                 KernelHandler: OwnedKernelHandler,
                 TornadoVoilaHandler: AdmittedVoilaHandler,
-                MultiStaticFileHandler: RecordedStaticHandler,
                 FileFindHandler: LabextensionHandler}
 
 
@@ -337,7 +311,6 @@ class AisvizVoila(Voila):
         self.voila_configuration.page_config_hook = preload_page_config if own_hook is None else \
             (lambda page_config, **kw: preload_page_config(own_hook(page_config, **kw), **kw))
         settings = cast(dict, super().init_settings())  # Voila annotates it with the traitlet Dict
-        settings["aisviz_page_assets"] = self.page_assets()
         settings["aisviz_admission"] = Admission(Limits(
             max_kernels=max(0, int(self.max_kernels)), per_client=max(0, int(self.kernels_per_client)),
             pages_per_minute=max(0, int(self.pages_per_minute)), claim_timeout=max(1.0, float(self.claim_timeout))))
@@ -346,29 +319,6 @@ class AisvizVoila(Voila):
         # tornado closes a websocket whose message is larger (frame_problem checks it again)
         settings["websocket_max_message_size"] = max(1024, int(self.max_message_bytes))
         return settings
-
-    def page_assets(self) -> PageAssets:
-        """The scripts pages fetch, kept in <AISVIZ_HOME>/app/page-assets.json (aisviz.server.page_assets)."""
-        from pathlib import Path
-
-        from jupyterlab_server.config import get_federated_extensions
-        from voila import __version__ as voila_version
-
-        from aisviz.config import aisviz_home
-
-        static_roots = [Path(p) for p in self.static_paths]
-        labextension_roots = [Path(p) for p in self.labextensions_path]
-
-        def exists(url: str) -> bool:
-            for prefix, roots in (("voila/static/", static_roots), ("voila/labextensions/", labextension_roots)):
-                if url.startswith(prefix):
-                    rest = url[len(prefix):]
-                    return ".." not in rest.split("/") and any((root / rest).is_file() for root in roots)
-            return False
-
-        key = fingerprint(voila_version, get_federated_extensions(self.labextensions_path).values())
-        return PageAssets(aisviz_home() / "app" / "page-assets.json", key, exists,
-                          lambda delay, fn: IOLoop.current().call_later(delay, fn))
 
     def init_handlers(self):
         # Voila adds the identity provider's handlers (/login, /logout, JupyterHub's /oauth_callback) without
