@@ -22,7 +22,8 @@ Choices made here:
 - tracebacks hidden from viewers (`--show_tracebacks=False`) but kept in the server log; the dashboard
   also logs every callback error (logger "aisviz.app") to the file in AISVIZ_APP_LOG, which serve()
   sets to <AISVIZ_HOME>/logs/dashboard.log unless it is set already;
-- optional preheated kernels (`--preheat_kernel=True --pool_size=N`);
+- optional preheated kernels (`--preheat_kernel=True --pool_size=N`), the pool refilled POOL_FILL_DELAY s after a
+  kernel is handed out (in researcher mode not during the page's open);
 - kernels with no tab open are culled after the idle timeout (default 10 min), checked every tenth of it,
   but never a kernel handed to a page that has not connected yet (aisviz.server.kernel_grace);
 - SIGTERM or SIGINT stops Voila and every kernel, and frees the port.
@@ -102,6 +103,11 @@ CLAIM_TIMEOUT = 45.0        # seconds after its page is sent for a kernel's webs
 LIMITS = {"shared": {"max_kernels": 40, "kernels_per_client": 4, "pages_per_minute": 20},
           "researcher": {"max_kernels": 4, "kernels_per_client": 0, "pages_per_minute": 0}}
 
+# Seconds between handing a preheated kernel to a page and starting the kernel that refills the pool, per mode
+# (Voila: 1). A researcher kernel's start (python, torch, the Dashboard, the cached result) is seconds of CPU:
+# started after 1 s it ran during the page's open, on the cores the browser and the server need for it. A
+# viewer kernel is light, and a class arrives in bursts: its pool refills at once.
+POOL_FILL_DELAY = {"shared": 1.0, "researcher": 8.0}
 KERNEL_START_TIMEOUT = 600   # seconds a visitor's kernel may take to start (Voila: 60)
 OUTPUT_TIMEOUT = 300         # seconds a cell's output may lag its execution reply (nbclient: 4)
 
@@ -115,17 +121,20 @@ def cull_interval_for(cull_idle_timeout: int) -> int:
 # Front-end extensions not loaded in the served pages: jupyterlab-jupytext, installed with the docs extra
 # (mkdocs-jupyter), is a JupyterLab-only UI; jupyterlab-plotly only renders static plotly figures (the pages show
 # FigureWidgets, which load the shared plotly module), and loading it costs every page a second 4.8 MB plotly.js,
-# fetched and compiled before the widgets render.
-PAGE_DENYLIST = ("jupyterlab-jupytext", "jupyterlab-plotly")
+# fetched and compiled before the widgets render; jupyterlab_pygments colours code cells, which Voila hides (three
+# more scripts fetched and run before the widgets).
+PAGE_DENYLIST = ("jupyterlab-jupytext", "jupyterlab-plotly", "jupyterlab_pygments")
 
 
 def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = False, notebook=None,
                   cull_idle_timeout: int = DEFAULT_CULL_IDLE, cull_interval: int | None = None,
                   base_url: str | None = None, max_kernels: int = 0, hub_auth: bool = False,
                   kernels_per_client: int = 0, pages_per_minute: int = 0,
-                  claim_timeout: float = CLAIM_TIMEOUT, extra_args=()) -> list[str]:
+                  claim_timeout: float = CLAIM_TIMEOUT, pool_fill_delay: float = POOL_FILL_DELAY["researcher"],
+                  extra_args=()) -> list[str]:
     """The Voila command line serve() runs (a list for subprocess): aisviz.server.voila_server, i.e. Voila with the
-    admission limits (0 = none), the checked v1-only kernel websockets and the working tab-close beacon."""
+    admission limits (0 = none), the checked v1-only kernel websockets and the working tab-close beacon.
+    pool_fill_delay: seconds from handing out a preheated kernel to starting its replacement."""
     if not 1 <= int(port) <= 65535:
         raise UsageError(f"port must be 1 to 65535, not {port}.")
     if int(pool_size) < 0:
@@ -163,7 +172,8 @@ def voila_command(port: int = 8866, pool_size: int = 0, open_browser: bool = Fal
            f"--VoilaExecutor.startup_timeout={KERNEL_START_TIMEOUT}",
            f"--VoilaExecutor.iopub_timeout={OUTPUT_TIMEOUT}"]
     if pool_size > 0:
-        cmd += ["--preheat_kernel=True", f"--pool_size={int(pool_size)}"]
+        cmd += ["--preheat_kernel=True", f"--pool_size={int(pool_size)}",
+                f"--VoilaKernelManager.fill_delay={float(pool_fill_delay)}"]
     if base_url:
         cmd.append(f"--Voila.base_url={base_url}")
     if hub_auth:   # run as a JupyterHub service: only users the hub lets in (access:services!service=...)
@@ -286,15 +296,17 @@ def serve(port: int = 8866, pool_size: int = 0, open_browser: bool = False,
         env["AISVIZ_DEFAULT_SETTING"] = opening.id
         print(f"shared pages open on: {opening.label}", file=sys.stderr, flush=True)
         notebook = viewer_notebook()
-    limits = dict(LIMITS["shared" if bundles is not None else "researcher"])
+    mode = "shared" if bundles is not None else "researcher"
+    limits = dict(LIMITS[mode])
     given = {"max_kernels": max_kernels, "kernels_per_client": kernels_per_client,
              "pages_per_minute": pages_per_minute}
     limits.update({name: value for name, value in given.items() if value is not None})
     cmd = voila_command(port=port, pool_size=pool_size, open_browser=open_browser, notebook=notebook,
                         cull_idle_timeout=cull_idle_timeout, base_url=base_url, hub_auth=hub_auth,
-                        claim_timeout=claim_timeout, extra_args=extra_args, **limits)
-    mode = "shared viewer mode" if bundles is not None else "researcher mode"
-    print(f"aisviz dashboard ({mode}) on http://127.0.0.1:{port}{base_url or '/'} (Ctrl-C stops it); "
+                        claim_timeout=claim_timeout, pool_fill_delay=POOL_FILL_DELAY[mode], extra_args=extra_args,
+                        **limits)
+    shown = "shared viewer" if mode == "shared" else "researcher"
+    print(f"aisviz dashboard ({shown} mode) on http://127.0.0.1:{port}{base_url or '/'} (Ctrl-C stops it); "
           f"dashboard log: {log_file}", file=sys.stderr, flush=True)
     proc = subprocess.Popen(cmd, env=env)
 

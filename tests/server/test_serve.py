@@ -202,3 +202,64 @@ def test_the_page_loads_the_widget_extensions_but_not_plotlys_static_renderer(tm
     for wanted in ("@jupyter-widgets/jupyterlab-manager", "anywidget"):
         assert f'"name": "{wanted}"' in page or f'"name":"{wanted}"' in page, wanted
     assert "jupyterlab-plotly" not in page
+
+
+def _preloads(page: str) -> list[str]:
+    import re
+
+    return re.findall(r'<link rel="preload" as="script" href="([^"]+)">', page)
+
+
+def _headers(url: str) -> tuple[int, dict]:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=60) as r:
+        r.read()
+        return r.status, {k.lower(): v for k, v in r.headers.items()}
+
+
+def test_the_page_preloads_the_extensions_remote_entries_and_their_hashed_files_are_kept(tmp_path):
+    """Issue 19: Voila's page fetched the extensions' remoteEntry files only once voila.js and its chunks had
+    run (a wave of its own); the page's head preloads them, each resolves, and a browser may keep them (Voila
+    had it revalidate each on every page)."""
+    import json
+    import re
+
+    with Server(tmp_path) as server:
+        status, page = get(server.url + "/")
+        assert status == 200
+        config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">\s*(.*?)\s*'
+                                      r'</script>', page, re.S).group(1))
+        entries = [f"/voila/labextensions/{e['name']}/{e['load']}" for e in config["federated_extensions"]]
+        assert len(entries) >= 3 and _preloads(page) == entries
+        assert "jupyterlab_pygments" not in {e["name"] for e in config["federated_extensions"]}
+        for url in entries:
+            status, headers = _headers(server.url + url)
+            assert status == 200 and "immutable" in headers["cache-control"], (url, headers)
+        status, headers = _headers(server.url + "/voila/labextensions/anywidget/package.json")
+        assert status == 200 and headers["cache-control"] == "no-cache"    # not named by its content
+
+
+@pytest.mark.slow
+def test_the_pool_refills_after_the_page_opened_not_during_its_open(tmp_path):
+    """Issue 19: Voila refills the preheated pool 1 s after handing a kernel to a page: the new kernel's start
+    (in researcher mode seconds of CPU: python, torch, the Dashboard) then ran on the cores the page's open
+    needed. In researcher mode the refill starts POOL_FILL_DELAY s after, and does start."""
+    from aisviz.server.serve import POOL_FILL_DELAY
+
+    delay = POOL_FILL_DELAY["researcher"]
+
+    with Server(tmp_path, pool_size=1) as server:
+        end = time.time() + 90
+        while len(kernel_processes(server.proc.pid)) < 1 and time.time() < end:
+            time.sleep(0.5)
+        time.sleep(3)                                        # the pool's kernel ran its notebook
+        assert len(kernel_processes(server.proc.pid)) == 1
+        assert get(server.url + "/")[0] == 200
+        handed_out = time.time()
+        while time.time() < handed_out + delay - 2:
+            assert len(kernel_processes(server.proc.pid)) == 1, "the pool refilled during the page's open"
+            time.sleep(0.25)
+        while len(kernel_processes(server.proc.pid)) < 2 and time.time() < handed_out + delay + 60:
+            time.sleep(0.5)
+        assert len(kernel_processes(server.proc.pid)) == 2
