@@ -145,7 +145,7 @@ class DetailPanel(Panel):
 
     def _prerender_loop(self):
         try:  # Linux: a thread's own nice value; the kernel's main thread (the gestures) goes first
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 5)
         except (AttributeError, OSError):
             pass
         while True:
@@ -159,13 +159,27 @@ class DetailPanel(Panel):
                 log.warning("dashboard: could not prepare the image panels ahead", exc_info=True)
 
     def prerender(self, view, k: int | None, mode: str, stop=lambda: False):
-        """Render every image's panels and metrics of view for heatmap k in a display mode (until stop())."""
-        for i in range(view.result.n_images):
+        """Render every image's panels of view for heatmap k in a display mode and send its pictures to the
+        browser to keep (from the main thread), so that a hover sends keys; then every image's metrics (the
+        pictures first: what the eye follows). Until stop()."""
+        n = view.result.n_images
+        for i in range(n):
+            if stop():
+                return
+            out = self.image_view(view, i, k, mode)
+            self.dash.on_main(lambda out=out: view is self.state.view and self._preload(out))
+        for i in range(n):
             if stop():
                 return
             out = self.image_view(view, i, k, mode)
             if "metrics" not in out:
                 out["metrics"] = derive.image_metrics(view.result, i, out["heat"])
+
+    def _preload(self, out: dict):
+        self.p_image.preload(out["image_png"])
+        self.p_ais.preload(out["ais_png"])
+        if out["saliency_png"] is not None:
+            self.p_sal.preload(out["saliency_png"])
 
     def render(self):
 

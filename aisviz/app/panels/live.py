@@ -136,14 +136,18 @@ class CachedImage(anywidget.AnyWidget):
 
     def show(self, png: bytes):
         """Show these PNG bytes."""
-        key = hashlib.blake2b(png, digest_size=10).hexdigest()
         self.value = png
+        self.key = self.preload(png)
+
+    def preload(self, png: bytes) -> str:
+        """Send these PNG bytes to the browser, to keep until shown, unless it has them; returns their key."""
+        key = hashlib.blake2b(png, digest_size=10).hexdigest()
         if key not in self._sent:
             if len(self._sent) >= KEPT:            # the browser keeps as many: older ones are asked again
                 self._sent.pop(next(iter(self._sent)))
             self._sent[key] = None
             self.send({"key": key}, [png])
-        self.key = key
+        return key
 
     def _on_browser(self, _widget, content, _buffers):
         """A browser view lacks the shown picture (a view opened later, or one dropped from its cache)."""
