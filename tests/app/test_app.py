@@ -294,6 +294,23 @@ def test_a_hover_sends_each_picture_once_then_only_its_key(dash, sent):
     assert with_bytes[d.p_ais.model_id] == [len(png)] and d.p_ais.value == png
 
 
+def test_pictures_sent_ahead_make_a_first_hover_send_keys_only(dash, sent):
+    """Issue 18: once the views rest, the detail panel renders every image's pictures and metrics ahead (a
+    worker thread where there is an event loop; here in the calling thread) and sends the pictures to the
+    browser to keep: a hover of an image not shown before then sends its keys, title and metrics, no bytes."""
+    d, view = P(dash, "DetailPanel"), dash.state.view
+    d.prerender(view, None, dash.state.display)
+    assert any(sizes for _, _, sizes in sent)                   # the pictures went ahead
+    shown = {dash.state.image}
+    target = next(i for i in range(dash.current.n_images) if i not in shown)
+    del sent[:]
+    t0 = len(dash.timings["render_ms"])
+    _grid_event(dash, target)
+    assert dash.state.image == target and all(sizes == [] for _, _, sizes in sent)
+    assert all(view.memo[(target, None, dash.state.display)].get(key) is not None for key in ("ais_png", "metrics"))
+    assert len(dash.timings["render_ms"]) == t0 + 1
+
+
 def test_a_result_shown_again_gets_new_figures_and_replaced_ones_are_closed(dash):
     """Issue 19 item 3: plotly's widget view leaves its listeners on the model when removed, so a FigureWidget
     shown a second time froze (tests/browser/test_slider_switch.py). Each showing gets its own figures."""
