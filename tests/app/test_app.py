@@ -64,6 +64,13 @@ def _expected_png(dash, i, k, mode="default"):
     return png_bytes(overlay(small, heat, mode), compress_level=1), heat
 
 
+def _views_built(dash):
+    """The detail panel's pictures as a page that has built their views: each asks for its shown picture."""
+    d = P(dash, "DetailPanel")
+    for w in (d.p_image, d.p_ais, d.p_sal):
+        w._handle_custom_msg({"want": w.key}, [])     # as the browser's message arrives
+
+
 def _grid_event(dash, i, kind="mousemove"):
     from aisviz.viz.plots import cell_centre
 
@@ -271,6 +278,7 @@ def test_a_hover_sends_each_picture_once_then_only_its_key(dash, sent):
     first = 5 if dash.state.image != 5 else 6
     second = 7
     panels = (d.p_image, d.p_ais, d.p_sal)
+    _views_built(dash)
     _grid_event(dash, first)
     _grid_event(dash, second)
     del sent[:]
@@ -294,11 +302,26 @@ def test_a_hover_sends_each_picture_once_then_only_its_key(dash, sent):
     assert with_bytes[d.p_ais.model_id] == [len(png)] and d.p_ais.value == png
 
 
+def test_a_cached_image_sends_no_bytes_before_its_view_asks(sent):
+    """A message to a widget the page has not built yet is lost (the browser logs "Comm not found"): a
+    CachedImage sends pictures only once a browser view has asked for its shown one, and each picture once."""
+    from aisviz.app.panels.live import CachedImage
+
+    w = CachedImage(b"first", css_class="x", size="10px")
+    w.show(b"second")
+    assert [sizes for _, _, sizes in sent if sizes] == [] and w.value == b"second"
+    w._handle_custom_msg({"want": w.key}, [])      # the view is built: it lacks the shown picture
+    w.show(b"third")
+    w.show(b"second")
+    assert [sizes for _, _, sizes in sent if sizes] == [[6], [5]]
+
+
 def test_pictures_sent_ahead_make_a_first_hover_send_keys_only(dash, sent):
     """Issue 18: once the views rest, the detail panel renders every image's pictures and metrics ahead (a
     worker thread where there is an event loop; here in the calling thread) and sends the pictures to the
     browser to keep: a hover of an image not shown before then sends its keys, title and metrics, no bytes."""
     d, view = P(dash, "DetailPanel"), dash.state.view
+    _views_built(dash)
     d.prerender(view, None, dash.state.display)
     assert any(sizes for _, _, sizes in sent)                   # the pictures went ahead
     shown = {dash.state.image}

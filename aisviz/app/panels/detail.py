@@ -136,6 +136,9 @@ class DetailPanel(Panel):
         view, st = self.state.view, self.state
         if view is None:
             return
+        if not self.p_ais.seen:        # the page is not built yet: pictures sent now would be lost
+            self._schedule_prerender()
+            return
         with self._wanted:
             self._target = (view, derive.heatmap_k(view.result, st.k, st.follow_slider), st.display)
             self._wanted.notify()

@@ -130,6 +130,7 @@ class CachedImage(anywidget.AnyWidget):
     def __init__(self, png: bytes, css_class: str, size: str, **kwargs):
         super().__init__(css_class=css_class, size=size, **kwargs)
         self._sent: dict[str, None] = {}     # keys whose bytes went to the browser, oldest first
+        self.seen = False                    # a browser view exists (it asked for the shown picture)
         self.value = b""
         self.on_msg(self._on_browser)
         self.show(png)
@@ -140,9 +141,11 @@ class CachedImage(anywidget.AnyWidget):
         self.key = self.preload(png)
 
     def preload(self, png: bytes) -> str:
-        """Send these PNG bytes to the browser, to keep until shown, unless it has them; returns their key."""
+        """Send these PNG bytes to the browser, to keep until shown, unless it has them; returns their key.
+        Nothing goes before a browser view exists: a message to a widget the page has not built yet is lost
+        (and logged there as "Comm not found"); the view asks for the shown picture when it is built."""
         key = hashlib.blake2b(png, digest_size=10).hexdigest()
-        if key not in self._sent:
+        if self.seen and key not in self._sent:
             if len(self._sent) >= KEPT:            # the browser keeps as many: older ones are asked again
                 self._sent.pop(next(iter(self._sent)))
             self._sent[key] = None
@@ -150,6 +153,8 @@ class CachedImage(anywidget.AnyWidget):
         return key
 
     def _on_browser(self, _widget, content, _buffers):
-        """A browser view lacks the shown picture (a view opened later, or one dropped from its cache)."""
+        """A browser view lacks the shown picture (a view just built, or one dropped from its cache)."""
+        self.seen = True
         if isinstance(content, dict) and content.get("want") == self.key and self.value:
+            self._sent[self.key] = None
             self.send({"key": self.key}, [self.value])
