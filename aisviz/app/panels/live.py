@@ -104,6 +104,7 @@ function render({ model, el }) {
     }
     if (msg.key === model.get("key")) show();
   };
+  el.classList.add("jupyter-widgets");   // ipywidgets' margins: level with the colour bars beside it
   el.appendChild(img);
   model.on("change:key", show);
   model.on("msg:custom", arrived);
