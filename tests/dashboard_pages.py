@@ -360,3 +360,62 @@ def press_on_slider(page, key: str, times: int = 1) -> dict:
     except Exception:  # noqa: BLE001 - the assertion below says what is wrong
         pass
     return k_state(page)
+
+
+def _kernel_message(payload) -> dict | None:
+    """A Jupyter kernel websocket frame as (msg, buffer bytes): a JSON text frame, or a binary frame in the
+    v1 protocol (uint64 little-endian offsets; channel, header, parent, metadata, content, buffers) or the
+    legacy one (uint32 big-endian count and offsets; the message as JSON, then the buffers)."""
+    import json
+    import struct
+
+    if isinstance(payload, str):
+        try:
+            return dict(json.loads(payload), _buffers=0)
+        except ValueError:
+            return None
+    n = struct.unpack_from("<Q", payload)[0] if len(payload) >= 8 else 0
+    if 6 <= n <= 64 and len(payload) >= 8 * (n + 1):
+        offsets = struct.unpack_from(f"<{n}Q", payload, 8)
+        parts = [payload[offsets[i]:(offsets[i + 1] if i + 1 < n else len(payload))] for i in range(n)]
+        try:
+            msg = {"channel": parts[0].decode(), "header": json.loads(parts[1]), "content": json.loads(parts[4])}
+        except ValueError:
+            return None
+        return dict(msg, _buffers=sum(len(p) for p in parts[5:]))
+    nbufs = struct.unpack_from(">I", payload)[0]
+    offsets = struct.unpack_from(f">{nbufs}I", payload, 4)
+    try:
+        msg = json.loads(payload[offsets[0]:offsets[1] if nbufs > 1 else len(payload)])
+    except ValueError:
+        return None
+    return dict(msg, _buffers=len(payload) - (offsets[1] if nbufs > 1 else len(payload)))
+
+
+def record_frames(page) -> list[dict]:
+    """Start recording the page's kernel websocket frames (call before page.goto). Returns the list that
+    fills: one dict per frame: direction ("sent"/"received"), bytes, msg_type, comm id, method and the
+    widget state keys it carries (comm messages), buffer bytes. Clear it (del frames[:]) between gestures."""
+    frames: list[dict] = []
+
+    def add(direction, payload):
+        size = len(payload.encode() if isinstance(payload, str) else payload)
+        msg = _kernel_message(payload) or {}
+        content = msg.get("content") or {}
+        data = content.get("data") or {}
+        frames.append({"direction": direction, "bytes": size,
+                       "msg_type": (msg.get("header") or {}).get("msg_type") or msg.get("msg_type"),
+                       "comm": content.get("comm_id"), "method": data.get("method"),
+                       "keys": sorted((data.get("state") or {}).keys()), "buffers": msg.get("_buffers", 0)})
+
+    def on_socket(ws):
+        ws.on("framesent", lambda payload: add("sent", payload))
+        ws.on("framereceived", lambda payload: add("received", payload))
+
+    page.on("websocket", on_socket)
+    return frames
+
+
+def widget_updates(frames: list[dict]) -> list[dict]:
+    """The widget-state frames among recorded ones (comm messages that update or echo a widget's state)."""
+    return [f for f in frames if f["msg_type"] == "comm_msg" and f["method"] in ("update", "echo_update")]

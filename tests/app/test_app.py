@@ -64,6 +64,13 @@ def _expected_png(dash, i, k, mode="default"):
     return png_bytes(overlay(small, heat, mode), compress_level=1), heat
 
 
+def _views_built(dash):
+    """The detail panel's pictures as a page that has built their views: each asks for its shown picture."""
+    d = P(dash, "DetailPanel")
+    for w in (d.p_image, d.p_ais, d.p_sal):
+        w._handle_custom_msg({"want": w.key}, [])     # as the browser's message arrives
+
+
 def _grid_event(dash, i, kind="mousemove"):
     from aisviz.viz.plots import cell_centre
 
@@ -133,16 +140,17 @@ def test_slider_reads_the_stored_curves_only(dash, monkeypatch):
     for k in (1, 31, 201, 1280):
         c.w_k.value = k
         i = int(np.argmin(np.abs(r.k_values - k)))
-        marker = next(t for t in curve.data if t.name == "current k (test)")
-        assert marker.x[0] == r.k_values[i]
-        # k = 1 is undefined (one pooled map makes every similarity +-1): the marker then shows NaN as well
-        np.testing.assert_allclose(marker.y[0], np.nanmean(r.curves["test_topk"][:, i]), equal_nan=True)
+        marks = c.marks.marks        # what the browser draws on the curve and the bars
+        assert marks["x"] == r.k_values[i] and marks["k"] == k
+        assert [curve.data[j].name for j in marks["traces"]] == ["current k (train)", "current k (test)"]
+        # k = 1 is undefined (one pooled map makes every similarity +-1): no marker then (None, as NaN in plotly)
+        np.testing.assert_allclose(np.nan if marks["test"] is None else marks["test"],
+                                   np.nanmean(r.curves["test_topk"][:, i]), equal_nan=True)
         values = c.last_readout
         np.testing.assert_allclose(values["test_random"], np.nanmean(r.curves["test_random"][:, i]), equal_nan=True)
         assert values["test_all"] == pytest.approx(r.summary["mean_r2_test_all"])
         assert f"data-test-topk='{values['test_topk']!r}'" in c.readout.value
-        colours = P(dash, "MapsPanel").slot.children[0].data[0].marker.color
-        assert list(colours).count("#d62728") == k
+        assert marks["n_maps"] == r.n_maps and marks["colours"] == ["#d62728", "#9aa5b1"]  # k bars red
     assert dash.messages == []
 
 
@@ -240,53 +248,90 @@ def _size(msg) -> int:
     return len(json.dumps(msg, default=str))
 
 
-def test_a_slider_move_sends_only_the_markers_x_and_y(dash, sent):
-    """Issue 18 item 4. A move of the slider as the browser sends it (the slider's comm state) sends, for
-    the curve, one plotly update of the two marker traces' x and y and nothing else of the figure beyond
-    plotly's bookkeeping (the edit counters, and the update trait put back to null); the read-out's HTML;
-    and, without an event loop at once (in the kernel once the slider rests, 0.15 s), the per-map bars'
-    colours. No image bytes and no other widget."""
+def test_a_slider_move_sends_the_marks_and_the_readout_and_no_figure_edit(dash, sent):
+    """Issue 18. A move of the slider as the browser sends it (the slider's comm state) sends two small
+    messages: the marks (k, the marker's x and y: the browser moves the curve's marker and recolours the
+    per-map bars itself) and the read-out's HTML; besides, only the slider's echo of its value. No figure
+    edit: a plotly update made the browser send every trace's and the layout's delta back (about 17 kB a
+    step, echoed: 11 kB) and the bars' 1280 colours went out as a 15 kB restyle."""
     c = P(dash, "CurvePanel")
-    curve, bars = c.slot.children[0], P(dash, "MapsPanel").slot.children[0]
-    markers = [i for i, t in enumerate(curve.data) if t.name.startswith("current k")]
     c.w_k.set_state({"value": 41 if c.w_k.value != 41 else 81})
     by_widget: dict = {}
     for w, msg, buffers in sent:
         assert buffers == [], f"{type(w).__name__} sent bytes"
-        by_widget.setdefault(w.model_id, []).append(msg["state"])   # (plotly's figures are not hashable)
-    assert set(by_widget) <= {w.model_id for w in (c.w_k, curve, c.readout, bars)}, \
+        by_widget.setdefault(w.model_id, []).append(msg)
+    assert set(by_widget) <= {w.model_id for w in (c.w_k, c.readout, c.marks)}, \
         [type(w).__name__ for w, _, _ in sent]
-    on_curve, on_bars = by_widget[curve.model_id], by_widget.get(bars.model_id, [])
-    updates = [s["_py2js_update"] for s in on_curve if s.get("_py2js_update")]
-    assert len(updates) == 1 and not any(s.get("_py2js_restyle") or s.get("_py2js_relayout") for s in on_curve)
-    update = updates[0]
-    assert sorted(update["style_traces"]) == markers and set(update["style_data"]) == {"x", "y"}
-    assert update["layout_data"] == {} and all(len(v) == 1 for xy in update["style_data"].values() for v in xy)
-    bookkeeping = [s for s in on_curve if not s.get("_py2js_update")]
-    assert all(set(s) <= {"_py2js_update", "_last_trace_edit_id", "_last_layout_edit_id"} for s in bookkeeping)
-    assert sum(map(_size, on_curve)) < 600
-    assert [set(s) for s in by_widget[c.readout.model_id]] == [{"value"}]
-    assert all(set(s) <= {"_py2js_restyle", "_last_trace_edit_id", "_last_layout_edit_id"} for s in on_bars)
-    assert all(s["_py2js_restyle"]["restyle_data"].keys() == {"marker.color"} for s in on_bars
-               if s.get("_py2js_restyle"))
+    assert [set(m["state"]) for m in by_widget[c.readout.model_id]] == [{"value"}]
+    assert [set(m["state"]) for m in by_widget[c.marks.model_id]] == [{"marks"}]
+    assert _size(by_widget[c.marks.model_id][0]) < 400
+    assert all(m.get("method") == "echo_update" for m in by_widget.get(c.w_k.model_id, []))
+    assert c.marks.marks["k"] == dash.state.k == c.w_k.value
 
 
-def test_a_hover_sends_the_three_panels_and_two_lines_of_text(dash, sent):
-    """A hover over a thumbnail sends the detail panel's three PNGs (image, AIS overlay, saliency overlay),
-    its title and its metrics table, and nothing else: not the thumbnail grid's image, not the colour bars
-    or captions that stay the same, not a figure."""
+def test_a_hover_sends_each_picture_once_then_only_its_key(dash, sent):
+    """A hover over a thumbnail sends the detail panel's three pictures (image, AIS overlay, saliency overlay)
+    by key, its title and its metrics table, and nothing else: not the thumbnail grid's image, not the colour
+    bars or captions that stay the same, not a figure. A picture's bytes go once (issue 18): hovering back to
+    an image shown before sends no bytes at all."""
     d = P(dash, "DetailPanel")
-    target = 5 if dash.state.image != 5 else 6
-    _grid_event(dash, target)
-    assert dash.state.image == target
+    first = 5 if dash.state.image != 5 else 6
+    second = 7
+    panels = (d.p_image, d.p_ais, d.p_sal)
+    _views_built(dash)
+    _grid_event(dash, first)
+    _grid_event(dash, second)
+    del sent[:]
+    _grid_event(dash, first)                       # back to an image shown before
+    assert dash.state.image == first
     ids = [w.model_id for w, _, _ in sent]
-    assert sorted(ids) == sorted(w.model_id for w in (d.p_image, d.p_ais, d.p_sal, d.title, d.metrics)), \
+    assert sorted(ids) == sorted(w.model_id for w in (*panels, d.title, d.metrics)), \
         [type(w).__name__ for w, _, _ in sent]
+    assert all(sizes == [] for _, _, sizes in sent), "bytes sent again"
+    assert [set(m["state"]) for w, m, _ in sent if w in panels] == [{"key"}] * 3
+    assert all(_size(msg) < 4000 for w, msg, _ in sent if w in (d.title, d.metrics))
+    png, _ = _expected_png(dash, first, None)
+    assert d.p_ais.value == png
+
+    target = next(i for i in range(dash.current.n_images) if ("image", i) not in dash.state.view.memo)
+    del sent[:]
+    _grid_event(dash, target)                      # an image not shown before: its pictures, once
     png, _ = _expected_png(dash, target, None)
     with_bytes = {w.model_id: sizes for w, _, sizes in sent if sizes}
-    assert set(with_bytes) == {w.model_id for w in (d.p_image, d.p_ais, d.p_sal)}
-    assert with_bytes[d.p_ais.model_id] == [len(png)]
-    assert all(_size(msg) < 4000 for w, msg, _ in sent if w in (d.title, d.metrics))
+    assert set(with_bytes) == {w.model_id for w in panels}
+    assert with_bytes[d.p_ais.model_id] == [len(png)] and d.p_ais.value == png
+
+
+def test_a_cached_image_sends_no_bytes_before_its_view_asks(sent):
+    """A message to a widget the page has not built yet is lost (the browser logs "Comm not found"): a
+    CachedImage sends pictures only once a browser view has asked for its shown one, and each picture once."""
+    from aisviz.app.panels.live import CachedImage
+
+    w = CachedImage(b"first", css_class="x", size="10px")
+    w.show(b"second")
+    assert [sizes for _, _, sizes in sent if sizes] == [] and w.value == b"second"
+    w._handle_custom_msg({"want": w.key}, [])      # the view is built: it lacks the shown picture
+    w.show(b"third")
+    w.show(b"second")
+    assert [sizes for _, _, sizes in sent if sizes] == [[6], [5]]
+
+
+def test_pictures_sent_ahead_make_a_first_hover_send_keys_only(dash, sent):
+    """Issue 18: once the views rest, the detail panel renders every image's pictures and metrics ahead (a
+    worker thread where there is an event loop; here in the calling thread) and sends the pictures to the
+    browser to keep: a hover of an image not shown before then sends its keys, title and metrics, no bytes."""
+    d, view = P(dash, "DetailPanel"), dash.state.view
+    _views_built(dash)
+    d.prerender(view, None, dash.state.display)
+    assert any(sizes for _, _, sizes in sent)                   # the pictures went ahead
+    shown = {dash.state.image}
+    target = next(i for i in range(dash.current.n_images) if i not in shown)
+    del sent[:]
+    t0 = len(dash.timings["render_ms"])
+    _grid_event(dash, target)
+    assert dash.state.image == target and all(sizes == [] for _, _, sizes in sent)
+    assert all(view.memo[(target, None, dash.state.display)].get(key) is not None for key in ("ais_png", "metrics"))
+    assert len(dash.timings["render_ms"]) == t0 + 1
 
 
 def test_a_result_shown_again_gets_new_figures_and_replaced_ones_are_closed(dash):
@@ -302,7 +347,7 @@ def test_a_result_shown_again_gets_new_figures_and_replaced_ones_are_closed(dash
     assert all(a is not b for a, b in zip(after, before, strict=True))
     assert all(b.comm is None for b in before) and all(a.comm is not None for a in after)
     dash.set_k(201)
-    assert next(t for t in after[0].data if t.name == "current k (test)").x[0] == 201
+    assert P(dash, "CurvePanel").marks.marks["x"] == 201      # the browser draws it on the figure shown
     assert dash.messages == []
 
 

@@ -2,13 +2,15 @@
 the summary, and PNG/SVG downloads of the curve. The slider only reads the stored curves."""
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 from aisviz.app.panels.base import Panel, figure_links
+from aisviz.app.panels.live import LiveMarks
 from aisviz.pipeline import derive
 from aisviz.viz.figures import curve_figure
-from aisviz.viz.plots import MARKER_TEST, MARKER_TRAIN, alignment_curve
+from aisviz.viz.plots import MARKER_TEST, MARKER_TRAIN, OTHER_COLOUR, TOPK_COLOUR, alignment_curve
 from aisviz.viz.text import readout_html, summary_html
 
 FOLLOW_NOTE = ("Off (default): the heatmaps use all maps, as in the paper. On: they use only the top-k maps by "
@@ -30,6 +32,7 @@ class CurvePanel(Panel):
                                             description="heatmaps follow the slider (top-k maps)",
                                             layout=W.Layout(width="auto")), "aisviz-follow")
         self.summary = self.tag(W.HTML(""), "aisviz-summary")
+        self.marks = LiveMarks()     # the browser moves the marker and recolours the per-map bars
         self.downloads = self.tag(W.HTML(""), "aisviz-curve-downloads")
         self.w_export = self.tag(W.Button(description="PNG + SVG of this chart", disabled=True,
                                           layout=W.Layout(width="auto")), "aisviz-curve-export")
@@ -40,7 +43,7 @@ class CurvePanel(Panel):
             W.HTML("<h4 class='aisviz-h'>Held-out alignment: top-k maps by training AIS, tested on held-out "
                    "images</h4>"),
             self.readout, self.slot, self.w_k, self.w_follow, W.HTML(f"<small>{FOLLOW_NOTE}</small>"),
-            self.summary, W.HBox([self.w_export, self.downloads], layout=W.Layout(flex_flow="row wrap")),
+            self.summary, W.HBox([self.w_export, self.downloads], layout=W.Layout(flex_flow="row wrap")), self.marks,
         ], layout=W.Layout(flex="1 1 480px", min_width="0")), "aisviz-curve-panel")
         self.state.observe(lambda ch: self._on_view(ch["new"]), "view")
 
@@ -100,18 +103,18 @@ class CurvePanel(Panel):
 
     def set_k(self, k: int):
         """Move to k: marker and read-out from the stored curves (no recomputation), then the state's k
-        (the per-map highlight and, when following, the heatmaps)."""
+        (when following, the heatmaps). The marker and the per-map bars' colours are drawn by the browser from
+        one small message (LiveMarks), not by editing the figures from here."""
         view = self.state.view
         if view is None:
             return
         t0 = time.perf_counter()
-        r, fig = view.result, view.figures["curve"]
+        r = view.result
         values = derive.readout(r, int(k))
-        it, ie = view.figures["markers"]
-        with fig.batch_update():
-            fig.data[it].x, fig.data[it].y = [values["k"]], [values["train_topk"]]
-            fig.data[ie].x, fig.data[ie].y = [values["k"]], [values["test_topk"]]
         self.readout.value = readout_html(r, values, int(k))
+        self.marks.marks = {"k": int(k), "x": values["k"], "train": _number(values["train_topk"]),
+                            "test": _number(values["test_topk"]), "traces": view.figures["markers"],
+                            "n_maps": r.n_maps, "colours": [TOPK_COLOUR, OTHER_COLOUR]}
         self.last_readout = values
         self.dash.timings["slider_ms"].append(1000 * (time.perf_counter() - t0))
         self.state.k = int(k)
@@ -125,3 +128,8 @@ class CurvePanel(Panel):
                                             "alignment_curve")
 
 
+
+
+def _number(x: float) -> float | None:
+    """x for JSON: None where it is NaN (an undefined R²; plotly draws no marker, as for NaN)."""
+    return None if math.isnan(x) else x

@@ -3,15 +3,20 @@ in the chosen display mode, the comparison metrics beside their chance levels, a
 labelled panel."""
 from __future__ import annotations
 
+import logging
+import os
+import threading
 import time
 
 from aisviz.app.panels.base import Panel, download_link
+from aisviz.app.panels.live import CachedImage
 from aisviz.core.heatmaps import colourbar_png, overlay, scale_note
 from aisviz.pipeline import derive
 from aisviz.pipeline.export import panel_png
 from aisviz.viz.plots import png_bytes
 from aisviz.viz.text import data_attrs, esc, metrics_html
 
+log = logging.getLogger("aisviz.app")
 PANEL_SIZE = 200             # px of each of the three images
 
 
@@ -33,9 +38,9 @@ class DetailPanel(Panel):
         px = f"{self.size}px"
         self.empty = empty = placeholder_png(self.size)
 
-        def slot(cls):  # a grey placeholder until the first result, never a broken image
-            return self.tag(W.Image(value=empty, format="png",
-                                    layout=W.Layout(width=px, height=px, object_fit="contain")), cls)
+        def slot(cls):  # a grey placeholder until the first result, never a broken image; a picture shown
+            # before is not sent again (hovering back and forth sends keys, not bytes)
+            return CachedImage(empty, css_class=cls, size=px, layout=W.Layout(width=px, height=px))
 
         self.p_image, self.p_ais, self.p_sal = (slot("aisviz-panel-image"), slot("aisviz-panel-ais"),
                                                 slot("aisviz-panel-saliency"))
@@ -85,31 +90,99 @@ class DetailPanel(Panel):
             W.HBox([self.w_export, self.download], layout=W.Layout(flex_flow="row wrap")),
         ], layout=W.Layout(flex="1 1 520px", min_width="0")), "aisviz-detail")
         self.state.observe(lambda ch: self.render(), ["view", "image", "follow_slider", "display", "pinned"])
+        self._memo_lock, self._wanted = threading.Lock(), threading.Condition()
+        self._target, self._worker, self._pending = None, None, None
+        self.state.observe(lambda ch: self._schedule_prerender(), ["view", "follow_slider", "display"])
+        self.state.observe(lambda ch: self.state.follow_slider and self._schedule_prerender(), "k")
         self.state.observe(lambda ch: self.state.follow_slider and self.render(), "k")
         self.state.observe(lambda ch: setattr(self.w_unpin, "disabled", ch["new"] is None), "pinned")
 
     def image_view(self, view, i: int, k: int | None, mode: str) -> dict:
-        """PNGs and metrics of image i for heatmap k (None = all maps) in a display mode, memoised per view."""
-
+        """PNGs and metrics of image i for heatmap k (None = all maps) in a display mode, memoised per view.
+        Called from the main thread and from the prerender worker: the memo is only read and written whole."""
         key = (i, k, mode)
-        if key in view.memo:
-            return view.memo[key]
+        out = view.memo.get(key)
+        if out is not None:
+            return out
         r = view.result
         small = r.image(i)
         small.thumbnail((self.size, self.size))
         heat = derive.heatmap(r, i, k)
-        if ("image", i) not in view.memo:
-            view.memo[("image", i)] = png_bytes(small, compress_level=1)
-        if ("bar", mode) not in view.memo:
-            view.memo[("bar", mode)] = colourbar_png(mode, height=self.size)
-        out = {"image_png": view.memo[("image", i)], "ais_png": png_bytes(overlay(small, heat, mode), compress_level=1),
-               "saliency_png": None, "bar": view.memo[("bar", mode)], "heat": heat}
+        image_png = view.memo.get(("image", i)) or png_bytes(small, compress_level=1)
+        bar = view.memo.get(("bar", mode)) or colourbar_png(mode, height=self.size)
+        out = {"image_png": image_png, "ais_png": png_bytes(overlay(small, heat, mode), compress_level=1),
+               "saliency_png": None, "bar": bar, "heat": heat}
         if r.saliency is not None:  # the overlay resizes the display-size map to the panel
             out["saliency_png"] = png_bytes(overlay(small, r.saliency[i], mode), compress_level=1)
-        if len(view.memo) > 600:
-            view.memo.clear()
-        view.memo[key] = out
-        return out
+        with self._memo_lock:
+            if len(view.memo) > 600:
+                view.memo.clear()
+            view.memo[("image", i)], view.memo[("bar", mode)] = image_png, bar
+            return view.memo.setdefault(key, out)
+
+    def _schedule_prerender(self):
+        """Once the views rest (1 s), render every image's panels and metrics for the heatmap k and display
+        mode shown, on a low-priority worker thread: a hover then only sends what is ready (a first hover of an
+        image cost 30 ms of overlays and 40 ms of metrics in the kernel). Not without an event loop (scripts,
+        tests: prerender() does it in the calling thread)."""
+        loop = self.dash.event_loop
+        if loop is None:
+            return
+        if self._pending is not None:
+            self._pending.cancel()
+        self._pending = loop.call_later(1.0, self.dash.guard(self._start_prerender, "prepare the image panels"))
+
+    def _start_prerender(self):
+        view, st = self.state.view, self.state
+        if view is None:
+            return
+        if not self.p_ais.seen:        # the page is not built yet: pictures sent now would be lost
+            self._schedule_prerender()
+            return
+        with self._wanted:
+            self._target = (view, derive.heatmap_k(view.result, st.k, st.follow_slider), st.display)
+            self._wanted.notify()
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._prerender_loop, name="aisviz-prerender", daemon=True)
+            self._worker.start()
+
+    def _prerender_loop(self):
+        try:  # Linux: a thread's own nice value; the kernel's main thread (the gestures) goes first
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 5)
+        except (AttributeError, OSError):
+            pass
+        while True:
+            with self._wanted:
+                while self._target is None:
+                    self._wanted.wait()
+                target, self._target = self._target, None
+            try:
+                self.prerender(*target, stop=lambda: self._target is not None)
+            except Exception:  # noqa: BLE001 - a hover renders (and reports) the same image again
+                log.warning("dashboard: could not prepare the image panels ahead", exc_info=True)
+
+    def prerender(self, view, k: int | None, mode: str, stop=lambda: False):
+        """Render every image's panels of view for heatmap k in a display mode and send its pictures to the
+        browser to keep (from the main thread), so that a hover sends keys; then every image's metrics (the
+        pictures first: what the eye follows). Until stop()."""
+        n = view.result.n_images
+        for i in range(n):
+            if stop():
+                return
+            out = self.image_view(view, i, k, mode)
+            self.dash.on_main(lambda out=out: view is self.state.view and self._preload(out))
+        for i in range(n):
+            if stop():
+                return
+            out = self.image_view(view, i, k, mode)
+            if "metrics" not in out:
+                out["metrics"] = derive.image_metrics(view.result, i, out["heat"])
+
+    def _preload(self, out: dict):
+        self.p_image.preload(out["image_png"])
+        self.p_ais.preload(out["ais_png"])
+        if out["saliency_png"] is not None:
+            self.p_sal.preload(out["saliency_png"])
 
     def render(self):
 
@@ -121,12 +194,12 @@ class DetailPanel(Panel):
         i = min(st.image, r.n_images - 1)
         k = derive.heatmap_k(r, st.k, st.follow_slider)
         out = self.image_view(view, i, k, st.display)
-        self.p_image.value = out["image_png"]
-        self.p_ais.value = out["ais_png"]
+        self.p_image.show(out["image_png"])
+        self.p_ais.show(out["ais_png"])
         self.bar_ais.value = out["bar"]
         # a result without saliency shows the grey placeholder, not the previous result's map
         no_saliency = out["saliency_png"] is None
-        self.p_sal.value = self.empty if no_saliency else out["saliency_png"]
+        self.p_sal.show(self.empty if no_saliency else out["saliency_png"])
         self.bar_sal.value = self.empty_bar if no_saliency else out["bar"]
         maps = ("all maps (the paper's heatmap)" if k is None else
                 f"<b>top {k} maps</b> (following the slider)")
