@@ -156,6 +156,10 @@ class Dashboard:
     remaining arguments set the first values of the controls.
     """
 
+    # Every image's pictures go to the browser once the views rest (about 7.5 MB per result for the default
+    # set), so that a hover sends only keys. The shared viewer renders ahead but sends on hover: a class's
+    # pages share one network and one server.
+    SEND_PICTURES_AHEAD = True
     # Adding a panel: one class (see aisviz.app.panels) and one line here. Order = build order.
     PANELS = (StatusPanel, ExportPanel, ControlsPanel, CurvePanel, MapsPanel, BrowserPanel, DetailPanel,
               LayerComparisonPanel)

@@ -162,6 +162,7 @@ class Viewer(Dashboard):
     "field=value,..."; None = the bundle's first, i.e. the generated set's default layer when present)."""
 
     PANELS = (StatusPanel, ExportPanel, ViewerControlsPanel, CurvePanel, MapsPanel, BrowserPanel, DetailPanel)
+    SEND_PICTURES_AHEAD = False     # a class on one network: pictures travel when a visitor hovers
 
     def __init__(self, bundles, default: str | None = None, **options):
         self.catalog = bundles if isinstance(bundles, BundleCatalog) else open_catalog(bundles)

@@ -105,3 +105,25 @@ def test_a_menu_choice_that_switches_other_settings_says_so(result, tmp_path):
     shown = viewer.state.settings
     assert (shown.dataset, shown.layer) == ("synthetic", "_blocks.15")
     assert "these switched too: data set peterson_animals → synthetic" in viewer.state.error
+
+
+def test_the_viewer_renders_pictures_ahead_but_sends_them_on_hover(result, tmp_path, monkeypatch):
+    """Issue 18: the researcher dashboard sends every image's pictures once the views rest; a shared viewer
+    only renders them in its kernel (a class's pages share one network): no bytes go out before a hover."""
+    import ipywidgets as W
+
+    from aisviz.app.panels import DetailPanel
+    from aisviz.app.viewer import Viewer
+
+    _write(result, tmp_path, GUIDE_ORDER[:1])
+    viewer = Viewer(tmp_path, run_async=False)
+    detail = viewer.panel(DetailPanel)
+    for w in (detail.p_image, detail.p_ais, detail.p_sal):
+        w._handle_custom_msg({"want": w.key}, [])      # the page has built the pictures' views
+    sent, send = [], W.Widget._send
+    monkeypatch.setattr(W.Widget, "_send", lambda self, msg, buffers=None: (
+        sent.append(sum(len(b) for b in buffers or [])), send(self, msg, buffers))[1])
+    view = viewer.state.view
+    detail.prerender(view, None, viewer.state.display)
+    assert sum(sent) == 0
+    assert all((i, None, viewer.state.display) in view.memo for i in range(view.result.n_images))

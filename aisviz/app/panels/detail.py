@@ -162,15 +162,16 @@ class DetailPanel(Panel):
                 log.warning("dashboard: could not prepare the image panels ahead", exc_info=True)
 
     def prerender(self, view, k: int | None, mode: str, stop=lambda: False):
-        """Render every image's panels of view for heatmap k in a display mode and send its pictures to the
-        browser to keep (from the main thread), so that a hover sends keys; then every image's metrics (the
-        pictures first: what the eye follows). Until stop()."""
+        """Render every image's panels of view for heatmap k in a display mode and (SEND_PICTURES_AHEAD) send
+        its pictures to the browser to keep (from the main thread), so that a hover sends keys; then every
+        image's metrics (the pictures first: what the eye follows). Until stop()."""
         n = view.result.n_images
         for i in range(n):
             if stop():
                 return
             out = self.image_view(view, i, k, mode)
-            self.dash.on_main(lambda out=out: view is self.state.view and self._preload(out))
+            if self.dash.SEND_PICTURES_AHEAD:
+                self.dash.on_main(lambda out=out: view is self.state.view and self._preload(out))
         for i in range(n):
             if stop():
                 return
