@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -205,38 +206,54 @@ def heatmap_pngs(overlays: Iterable[tuple[PILImage, np.ndarray, str]], mode: str
     """PNG bytes of heatmap_figure for each (image, heatmap, title) (the `demo` and `heatmaps` commands' main
     wait once a result is cached). One figure is laid out per image size and title line count; everything but
     the overlay and the title is drawn once, and each image only redraws those two on a copy of that
-    background (blitting: about ten times faster than a figure each). zlib's fastest level."""
+    background (blitting), while the previous image is PNG-encoded (zlib's fastest level) on another thread."""
+    drawn: dict[tuple, tuple] = {}     # (image size, title lines) -> (figure, canvas, background, moving)
+    with ThreadPoolExecutor(1) as encoder:   # PNG encoding releases the GIL: it overlaps the next drawing
+        pending = None
+        for image, heatmap, title in overlays:
+            text = wrap_to_width(title, 0.94 * 72 * HEATMAP_FIGSIZE[0], 9)    # as heatmap_figure wraps it
+            key = (image.size, text.count("\n"))
+            if key not in drawn:
+                if len(drawn) == 4:               # a set of many sizes: keep memory bounded, the oldest goes
+                    drawn.pop(next(iter(drawn)))
+                drawn[key] = _heatmap_background(image, heatmap, mode, title, dpi)
+            fig, canvas, background, moving = drawn[key]
+            moving[0].set_data(np.asarray(overlay(image, heatmap, mode)))
+            moving[-1].set_text(text)
+            canvas.restore_region(background)
+            for artist in moving:
+                fig.draw_artist(artist)
+            # RGB: the figure is opaque, and a third less to compress than RGBA
+            pixels = np.array(canvas.buffer_rgba())[..., :3]
+            if pending is not None:
+                yield pending.result()
+            pending = encoder.submit(_png, pixels, dpi)
+        if pending is not None:
+            yield pending.result()
+
+
+def _heatmap_background(image: PILImage, heatmap: np.ndarray, mode: str, title: str, dpi: int):
+    """heatmap_figure laid out once, on an Agg canvas, and its picture without the artists each image redraws
+    (in a full draw's order: the frame lies over the overlay): (figure, canvas, background, those artists)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig, picture, caption = _heatmap_parts(image, heatmap, mode, title)
+    fig.set_dpi(dpi)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()                      # the layout engine places everything once
+    fig.set_layout_engine("none")
+    moving = (picture, *fig.axes[0].spines.values(), caption)
+    for artist in moving:
+        artist.set_visible(False)
+    canvas.draw()
+    for artist in moving:
+        artist.set_visible(True)
+    return fig, canvas, canvas.copy_from_bbox(fig.bbox), moving
+
+
+def _png(pixels: np.ndarray, dpi: int) -> bytes:
     from PIL import Image
 
-    drawn: dict[tuple, tuple] = {}     # (image size, title lines) -> (figure, canvas, background)
-    for image, heatmap, title in overlays:
-        text = wrap_to_width(title, 0.94 * 72 * HEATMAP_FIGSIZE[0], 9)    # as heatmap_figure wraps it
-        key = (image.size, text.count("\n"))
-        if key not in drawn:
-            if len(drawn) == 4:               # a set of many sizes: keep memory bounded, the oldest goes
-                drawn.pop(next(iter(drawn)))
-            fig, picture, caption = _heatmap_parts(image, heatmap, mode, title)
-            fig.set_dpi(dpi)
-            canvas = FigureCanvasAgg(fig)
-            canvas.draw()                      # the layout engine places everything once, for this key
-            fig.set_layout_engine("none")
-            # redrawn per image, in a full draw's order: the frame lies over the overlay
-            moving = (picture, *fig.axes[0].spines.values(), caption)
-            for artist in moving:
-                artist.set_visible(False)
-            canvas.draw()
-            for artist in moving:
-                artist.set_visible(True)
-            drawn[key] = (fig, canvas, canvas.copy_from_bbox(fig.bbox), moving)
-        fig, canvas, background, moving = drawn[key]
-        moving[0].set_data(np.asarray(overlay(image, heatmap, mode)))
-        moving[-1].set_text(text)
-        canvas.restore_region(background)
-        for artist in moving:
-            fig.draw_artist(artist)
-        buf = io.BytesIO()
-        # RGB: the figure is opaque, and a third less to compress than RGBA
-        Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]).save(buf, format="PNG", compress_level=1,
-                                                                       dpi=(dpi, dpi))
-        yield buf.getvalue()
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG", compress_level=1, dpi=(dpi, dpi))
+    return buf.getvalue()
