@@ -12,7 +12,7 @@ from aisviz.app.session import Session
 from aisviz.cli import main
 from aisviz.errors import AisvizWarning
 from aisviz.pipeline import compute as compute_module
-from aisviz.pipeline.result_cache import cache_dir
+from aisviz.pipeline.result_cache import cache_dir, result_key
 from aisviz.pipeline.settings import Settings
 
 
@@ -45,7 +45,7 @@ def test_a_second_session_opens_the_result_from_disk(monkeypatch, capsys):
     other = make_tiny_set(n=12, size=48, seed=6)     # same name, other content: not the cached result
     assert _open(settings, other).source == "computed"
 
-    (array,) = [p for p in cache_dir().rglob("ais.npy")][:1]
+    (array,) = (cache_dir() / result_key(settings, dataset)).rglob("ais.npy")     # the first set's entry
     data = bytearray(array.read_bytes())
     data[-1] ^= 0xFF                                 # one flipped byte: the checksum no longer matches
     array.write_bytes(bytes(data))
