@@ -3,13 +3,17 @@ Voila/`aisviz serve` subprocess, and a kernel-websocket client that speaks eithe
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 TINY_SOURCE = ("import ipywidgets as W\n"
@@ -80,6 +84,26 @@ def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 90.0):
         except OSError:
             time.sleep(0.2)
     raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
+
+
+@contextmanager
+def shared_server(bundles: Path, home: Path, ports: Iterable[int], max_kernels: int = 2) -> Iterator[int]:
+    """`aisviz serve --shared` on bundles, this checkout first on PYTHONPATH, its home, dashboard log and
+    serve.log under home; yields its port once it listens, and stops it."""
+    root = Path(__file__).resolve().parents[1]
+    port = next(p for p in ports if port_is_free(p))
+    env = dict(os.environ, AISVIZ_HOME=str(home / "home"), AISVIZ_APP_LOG=str(home / "dashboard.log"))
+    env["PYTHONPATH"] = os.pathsep.join([str(root)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    with open(home / "serve.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "aisviz", "serve", "--shared", "--bundles", str(bundles),
+                                 "--port", str(port), "--max-kernels", str(max_kernels)], env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+    try:
+        wait_listening(port, proc)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
 
 
 def kernel_processes(pid: int) -> list:

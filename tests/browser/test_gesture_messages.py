@@ -11,23 +11,19 @@ framereceived, decoded by dashboard_pages.record_frames).
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import dashboard_pages as dp
 import pytest
 from conftest import make_tiny_set
-from serve_helpers import port_is_free, wait_listening
+from serve_helpers import shared_server
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not Path(dp.CHROMIUM).exists(), reason="needs Debian's chromium"),
               pytest.mark.skipif(any(__import__("importlib").util.find_spec(m) is None
                                      for m in ("voila", "playwright")), reason="needs the app and test extras")]
 
-ROOT = Path(__file__).resolve().parents[2]
 PORTS = range(19550, 19600)
 FIGURE_EDITS = ("_js2py_traceDeltas", "_js2py_widget_layoutDelta", "_py2js_update", "_py2js_restyle",
                 "_py2js_relayout")
@@ -51,16 +47,7 @@ def bundle(tmp_path_factory):
 def page(bundle, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
-    home = tmp_path_factory.mktemp("serve")
-    port = next(p for p in PORTS if port_is_free(p))
-    env = dict(os.environ, AISVIZ_HOME=str(home / "home"), AISVIZ_APP_LOG=str(home / "dashboard.log"))
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    with open(home / "serve.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "aisviz", "serve", "--shared", "--bundles", str(bundle),
-                                 "--port", str(port), "--max-kernels", "2"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
-    try:
-        wait_listening(port, proc)
+    with shared_server(bundle, tmp_path_factory.mktemp("serve"), PORTS) as port:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=dp.CHROMIUM, args=dp.CHROMIUM_ARGS)
             page = dp.new_page(browser, port, 1400, 1000)
@@ -69,9 +56,6 @@ def page(bundle, tmp_path_factory):
             dp.wait_interactive(page)
             yield page
             browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
 
 
 def _quiet(page, seconds: float = 1.5, timeout: float = 60):
